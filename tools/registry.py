@@ -1,0 +1,192 @@
+"""The tool registry: every tool is defined once, here-shaped, and exposed by
+generic adapters to the agent (routing + native tool calling), the CLI, the
+HTTP API and the UI.
+
+A tool module defines ``TOOL = ToolSpec(...)`` with typed pydantic input and
+output models. Output models may implement ``to_markdown()`` (how the result
+reads in chat) and ``images()`` (paths of plots to show).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from llmtutor.errors import (
+    CancelledError,
+    LLMTutorError,
+    ToolExecutionError,
+    ToolInputError,
+    ToolNotFoundError,
+)
+
+# Fixed tool names (see the foundation issue). Only tools that really work are
+# registered; the others join `TOOL_MODULES` as they become real.
+TOOL_MODULES: tuple[str, ...] = (
+    "llmtutor.tools.estimate_memory",
+    "llmtutor.tools.compare_decoding",
+)
+
+
+class ProgressEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stage: str
+    step: int | None = None
+    total: int | None = None
+    message: str = ""
+
+
+@dataclass
+class ToolContext:
+    """Everything a tool may use, passed explicitly (no global settings below entry points)."""
+
+    workspace: Path
+    device: str = "auto"
+    progress: Callable[[ProgressEvent], None] | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.workspace / "outputs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.workspace / "models"
+
+    def report(self, stage: str, step: int | None = None, total: int | None = None, message: str = "") -> None:
+        if self.progress is not None:
+            self.progress(ProgressEvent(stage=stage, step=step, total=total, message=message))
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise CancelledError("cancelled by the user")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    func: Callable[[Any, ToolContext], BaseModel]
+    # Requests (English and Chinese) that should route to this tool: they train
+    # the routing classifier and appear in `tools list` and the docs.
+    examples: tuple[str, ...] = ()
+    expensive: bool = False  # pauses for the learner's approval before running
+    writes: bool = False  # creates or changes files/models/databases
+    # Rule-based argument extraction from a request (English/Chinese), used when
+    # the chat model is too small for native tool calling. Returns only the
+    # fields it found; the input model's defaults fill the rest.
+    extract_args: Callable[[str], dict[str, Any]] | None = None
+
+    def validate(self, args: dict[str, Any] | BaseModel) -> BaseModel:
+        if isinstance(args, self.input_model):
+            return args
+        if isinstance(args, BaseModel):
+            args = args.model_dump()
+        try:
+            return self.input_model.model_validate(args)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'args'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ToolInputError(
+                f"invalid arguments for {self.name}: {problems}",
+                f"see `llmtutor tools list` for the fields of {self.name}",
+            ) from None
+
+    def run(self, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
+        validated = self.validate(args)
+        try:
+            return self.func(validated, ctx)
+        except LLMTutorError:
+            raise
+        except Exception as exc:  # a tool bug or library failure: typed, with the tool named
+            raise ToolExecutionError(
+                f"{self.name} failed: {type(exc).__name__}: {exc}",
+                "check the arguments; `llmtutor doctor` shows the models and libraries in use",
+            ) from exc
+
+    def input_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+    def openai_schema(self) -> dict[str, Any]:
+        """Function-calling schema for backends with native tool calling."""
+        schema = self.input_schema()
+        schema.pop("title", None)
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": schema},
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "expensive": self.expensive,
+            "writes": self.writes,
+            "examples": list(self.examples),
+            "input_schema": self.input_schema(),
+        }
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[ToolSpec] = ()):
+        self._tools: dict[str, ToolSpec] = {}
+        for tool in tools:
+            self.register(tool)
+
+    def register(self, tool: ToolSpec) -> None:
+        if tool.name in self._tools:
+            raise ValueError(f"tool registered twice: {tool.name}")
+        self._tools[tool.name] = tool
+
+    def get(self, name: str) -> ToolSpec:
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise ToolNotFoundError(
+                f"unknown tool: {name!r}", f"available tools: {', '.join(self.names()) or 'none'}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self):
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def subset(self, names: Iterable[str] | None) -> ToolRegistry:
+        """The tools a persona may use (None = all)."""
+        if names is None:
+            return ToolRegistry(self)
+        wanted = set(names)
+        return ToolRegistry(t for t in self if t.name in wanted)
+
+
+def default_registry() -> ToolRegistry:
+    """All real tools. Tool modules import nothing heavy at import time."""
+    return ToolRegistry(importlib.import_module(module).TOOL for module in TOOL_MODULES)
+
+
+def render_markdown(output: BaseModel) -> str:
+    to_md = getattr(output, "to_markdown", None)
+    if callable(to_md):
+        return to_md()
+    return "```json\n" + output.model_dump_json(indent=2) + "\n```"
+
+
+def output_images(output: BaseModel) -> list[str]:
+    images = getattr(output, "images", None)
+    return [str(p) for p in images()] if callable(images) else []

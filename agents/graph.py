@@ -1,0 +1,165 @@
+"""The tutor as a LangGraph StateGraph.
+
+    START → route ─┬─ (no tool) ───────────────────────────→ answer → END
+                   ├─ (cheap tool) ──────────→ run_tool ──→ answer
+                   └─ (expensive tool) → approve ─┬→ run_tool
+                                                   └→ answer (declined)
+
+`approve` holds nothing but the `interrupt`: LangGraph re-runs an interrupted
+node from its start on resume, so the tool's side effect lives in its own node
+(`run_tool`), which only runs once the approval is checkpointed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+from llmtutor.agents.language import detect_language
+from llmtutor.agents.personas import Persona, get_persona
+from llmtutor.agents.state import ToolRun, TutorState
+from llmtutor.errors import LLMTutorError
+from llmtutor.tools.registry import ToolContext, ToolRegistry, output_images, render_markdown
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+
+    from llmtutor.agents.router import RouteDecision
+
+
+@dataclass
+class GraphDeps:
+    registry: ToolRegistry
+    personas: dict[str, Persona]
+    default_persona: str
+    # (text, allowed tool names, history) -> decision
+    route: Callable[[str, list[str], list[AnyMessage]], RouteDecision]
+    # temperature -> chat model
+    llm: Callable[[float], BaseChatModel]
+    tool_context: Callable[[], ToolContext]
+    history_chars: int = 12_000  # ~3k tokens of earlier conversation sent back to the model
+
+
+def last_human_text(messages: list[AnyMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.text if hasattr(message, "text") else str(message.content)
+    return ""
+
+
+def conversation_for_model(messages: list[AnyMessage], budget_chars: int) -> list[AnyMessage]:
+    """Human/AI text turns only, newest first until the budget is spent.
+
+    Tool-call plumbing is dropped: small chat templates (SmolLM2's) have no tool
+    role, and each answer already carries its tool's result in its text.
+    """
+    kept: list[AnyMessage] = []
+    used = 0
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage) or (isinstance(message, AIMessage) and message.tool_calls):
+            continue
+        if not isinstance(message, HumanMessage | AIMessage):
+            continue
+        size = len(str(message.content))
+        if kept and used + size > budget_chars:
+            break
+        kept.append(message)
+        used += size
+    return list(reversed(kept))
+
+
+def build_graph(deps: GraphDeps, checkpointer: Any = None):
+    def persona_of(state: TutorState) -> Persona:
+        return get_persona(deps.personas, state.get("persona") or deps.default_persona)
+
+    def route(state: TutorState) -> dict[str, Any]:
+        persona = persona_of(state)
+        allowed = persona.tool_names(deps.registry.names())
+        decision = deps.route(last_human_text(state["messages"]), allowed, state["messages"])
+        return {"route": decision.model_dump(mode="json"), "approved": None, "tool_run": None}
+
+    def after_route(state: TutorState) -> str:
+        tool = (state.get("route") or {}).get("tool")
+        if not tool:
+            return "answer"
+        return "approve" if deps.registry.get(tool).expensive else "run_tool"
+
+    def approve(state: TutorState) -> dict[str, Any]:
+        decision = state["route"] or {}
+        tool = deps.registry.get(decision["tool"])
+        reply = interrupt(
+            {
+                "type": "approval",
+                "tool": tool.name,
+                "args": decision.get("args", {}),
+                "message": f"{tool.name} is an expensive tool (it may run for minutes and write files). Run it?",
+            }
+        )
+        approved = reply.get("approved", False) if isinstance(reply, dict) else bool(reply)
+        return {"approved": approved}
+
+    def after_approve(state: TutorState) -> str:
+        return "run_tool" if state.get("approved") else "answer"
+
+    def run_tool(state: TutorState) -> dict[str, Any]:
+        decision = state["route"] or {}
+        tool = deps.registry.get(decision["tool"])
+        args = decision.get("args", {})
+        run: ToolRun = {"tool": tool.name, "args": args}
+        ctx = deps.tool_context()
+        writer = get_stream_writer()  # progress events reach Tutor.stream as "progress"
+        ctx.progress = lambda event: writer({"tool": tool.name, **event.model_dump()})
+        try:
+            output = tool.run(args, ctx)
+            run.update(markdown=render_markdown(output), images=output_images(output), output=output.model_dump(mode="json"))
+        except LLMTutorError as exc:
+            run["error"] = str(exc)
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        messages = [
+            AIMessage(content="", tool_calls=[{"name": tool.name, "args": args, "id": call_id}]),
+            ToolMessage(content=run.get("markdown") or f"Error: {run.get('error')}", tool_call_id=call_id, name=tool.name),
+        ]
+        return {"tool_run": run, "messages": messages}
+
+    def answer(state: TutorState, config) -> dict[str, Any]:
+        persona = persona_of(state)
+        language = detect_language(last_human_text(state["messages"]))
+        system = persona.system_message(language)
+        run = state.get("tool_run")
+        decision = state.get("route") or {}
+        if run and run.get("error"):
+            system += f"\n\nThe tool {run['tool']} did not run: {run['error']}\nTell the learner briefly and suggest a fix."
+        elif run:
+            system += (
+                f"\n\nThe tool {run['tool']} was just run for the learner. Its result:\n{run.get('markdown', '')}\n"
+                "Explain in two or three sentences what the result shows. Use only numbers from the result."
+            )
+        elif decision.get("tool") and state.get("approved") is False:
+            system += f"\n\nThe learner declined to run {decision['tool']}. Acknowledge it and offer alternatives."
+        history = conversation_for_model(state["messages"], deps.history_chars)
+        llm = deps.llm(persona.temperature)
+        response = llm.invoke([SystemMessage(content=system), *history], config)
+        text = response.content if isinstance(response.content, str) else str(response.content)
+        if run and run.get("markdown"):
+            # The result itself stays in the answer: exact numbers, whatever the model adds.
+            text = f"{run['markdown']}\n\n{text.strip()}"
+        return {"messages": [AIMessage(content=text.strip(), response_metadata=response.response_metadata)]}
+
+    graph = StateGraph(TutorState)
+    graph.add_node("route", route)
+    graph.add_node("approve", approve)
+    graph.add_node("run_tool", run_tool)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "route")
+    graph.add_conditional_edges("route", after_route, ["answer", "approve", "run_tool"])
+    graph.add_conditional_edges("approve", after_approve, ["run_tool", "answer"])
+    graph.add_edge("run_tool", "answer")
+    graph.add_edge("answer", END)
+    return graph.compile(checkpointer=checkpointer)

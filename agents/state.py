@@ -1,0 +1,25 @@
+"""The tutor graph's state."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+
+class ToolRun(TypedDict, total=False):
+    tool: str
+    args: dict[str, Any]
+    markdown: str  # how the result reads in chat
+    images: list[str]  # plots to show
+    output: dict[str, Any]  # the typed output, dumped
+    error: str  # set instead of output when the tool failed or was declined
+
+
+class TutorState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    persona: str
+    route: dict[str, Any] | None  # RouteDecision for the current turn
+    approved: bool | None
+    tool_run: ToolRun | None  # result of the current turn's tool, if any

@@ -1,0 +1,267 @@
+"""`Tutor`: the Python API over the graph, used by the CLI, the Gradio app,
+the app server and scripts.
+
+    from llmtutor import Tutor
+    tutor = Tutor()                      # settings from LLMTUTOR_* variables
+    reply = tutor.ask("What is LoRA?")
+    for event in tutor.stream("Compare greedy and beam search", thread_id="t1"):
+        ...
+    tutor.run_tool("estimate_memory", model="llama-3-8b", mode="qlora")
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessageChunk, AnyMessage, HumanMessage
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmtutor.agents.graph import GraphDeps, build_graph
+from llmtutor.agents.personas import Persona, get_persona, load_personas
+from llmtutor.agents.router import RouteDecision, Router
+from llmtutor.tools.registry import ToolContext, ToolRegistry, default_registry
+from llmtutor.tools.settings import Settings
+
+EventType = Literal["route", "tool_start", "progress", "tool_result", "approval", "token", "answer"]
+
+
+class TutorEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: EventType
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TutorReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer: str
+    citations: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    persona: str
+    thread_id: str
+    # Set when an expensive tool waits for the learner's approval (`Tutor.resume`).
+    pending_approval: dict[str, Any] | None = None
+    tool_results: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Tutor:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: Any = None,
+        registry: ToolRegistry | None = None,
+        router: Router | None = None,
+        checkpointer: Any = None,
+    ):
+        self.settings = settings or Settings()
+        self.settings.ensure_workspace()
+        self._backend = backend
+        self.registry = registry or default_registry()
+        self._router = router
+        self._checkpointer = checkpointer
+        self._cancel = threading.Event()
+        self._llm_cache: dict[float, Any] = {}
+
+    # ----- components (built on first use) -------------------------------
+    @cached_property
+    def personas(self) -> dict[str, Persona]:
+        return load_personas(self.settings.personas_dir)
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from llmtutor.tools.backends import make_backend
+
+            self._backend = make_backend(self.settings)
+        return self._backend
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            self._router = Router(self.registry, embed_model=self.settings.resolved_embed_model())
+        return self._router
+
+    def uses_native_routing(self) -> bool:
+        if self.settings.router == "native":
+            return True
+        if self.settings.router == "classifier":
+            return False
+        return bool(getattr(self.backend, "supports_native_tools", False)) and not self.settings.uses_default_chat_model()
+
+    @cached_property
+    def graph(self):
+        if self._checkpointer is None:
+            import sqlite3
+
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            conn = sqlite3.connect(self.settings.checkpoint_db, check_same_thread=False)
+            self._checkpointer = SqliteSaver(conn)
+        deps = GraphDeps(
+            registry=self.registry,
+            personas=self.personas,
+            default_persona=self.settings.persona,
+            route=self._route,
+            llm=self._llm,
+            tool_context=self.tool_context,
+        )
+        return build_graph(deps, checkpointer=self._checkpointer)
+
+    def _llm(self, temperature: float):
+        temp = self.settings.temperature if self.settings.temperature is not None else temperature
+        if temp not in self._llm_cache:
+            self._llm_cache[temp] = self.backend.chat_model(temperature=temp, max_tokens=self.settings.max_tokens)
+        return self._llm_cache[temp]
+
+    def _route(self, text: str, allowed: list[str], history: list[AnyMessage]) -> RouteDecision:
+        command = self.router.parse_command(text)
+        if command is not None:
+            decision = command
+        elif self.uses_native_routing():
+            from llmtutor.agents.native_router import native_route
+
+            decision = native_route(self._llm(0.0), self.registry, allowed, history)
+        else:
+            decision = self.router.route(text)
+        if decision.tool and decision.tool not in allowed:
+            return RouteDecision(tool=None, args={}, confidence=decision.confidence, method="none")
+        return decision
+
+    def tool_context(self) -> ToolContext:
+        return ToolContext(workspace=self.settings.workspace, device=self.settings.device, cancel_event=self._cancel)
+
+    # ----- public API ---------------------------------------------------------
+    def persona(self, name: str | None = None) -> Persona:
+        return get_persona(self.personas, name or self.settings.persona)
+
+    def plan(self, text: str, persona: str | None = None) -> RouteDecision:
+        """The routing decision for a message, without running anything."""
+        allowed = self.persona(persona).tool_names(self.registry.names())
+        return self._route(text, allowed, [HumanMessage(content=text)])
+
+    def plan_batch(self, texts: list[str]) -> list[RouteDecision]:
+        if self.uses_native_routing():
+            return [self.plan(text) for text in texts]
+        return self.router.route_batch(texts)
+
+    def run_tool(self, name: str, args: dict[str, Any] | None = None, progress=None, **kwargs: Any) -> BaseModel:
+        """Run a tool directly (no approval: the caller is the approver)."""
+        ctx = self.tool_context()
+        ctx.progress = progress
+        return self.registry.get(name).run({**(args or {}), **kwargs}, ctx)
+
+    def cancel(self) -> None:
+        """Ask the running tool to stop at its next check."""
+        self._cancel.set()
+
+    def stream(
+        self, text: str, *, thread_id: str | None = None, persona: str | None = None, approve: bool | None = None
+    ) -> Iterator[TutorEvent]:
+        """Run one turn, yielding events. With `approve=None` an expensive tool
+        stops the turn at an `approval` event; call `resume` to continue."""
+        name = self.persona(persona).name
+        payload = {"messages": [HumanMessage(content=text)], "persona": name}
+        yield from self._drive(payload, thread_id or new_thread_id(), approve)
+
+    def resume(self, thread_id: str, approved: bool) -> Iterator[TutorEvent]:
+        from langgraph.types import Command
+
+        yield from self._drive(Command(resume={"approved": approved}), thread_id, None)
+
+    def ask(
+        self, text: str, *, thread_id: str | None = None, persona: str | None = None, approve: bool | None = None
+    ) -> TutorReply:
+        thread_id = thread_id or new_thread_id()
+        return self.collect(self.stream(text, thread_id=thread_id, persona=persona, approve=approve), thread_id)
+
+    def collect(self, events: Iterator[TutorEvent], thread_id: str) -> TutorReply:
+        reply = TutorReply(answer="", persona=self.settings.persona, thread_id=thread_id)
+        for event in events:
+            if event.type == "route" and event.data.get("tool"):
+                reply.tool_calls.append({"tool": event.data["tool"], "args": event.data.get("args", {})})
+            elif event.type == "tool_result":
+                reply.tool_results.append(event.data)
+            elif event.type == "approval":
+                reply.pending_approval = event.data
+            elif event.type == "answer":
+                reply.answer = event.data["text"]
+                reply.persona = event.data.get("persona", reply.persona)
+                reply.citations = event.data.get("citations", [])
+                reply.pending_approval = None
+        return reply
+
+    def history(self, thread_id: str) -> list[AnyMessage]:
+        state = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return list(state.values.get("messages", [])) if state and state.values else []
+
+    def _drive(self, payload: Any, thread_id: str, approve: bool | None) -> Iterator[TutorEvent]:
+        from langgraph.types import Command
+
+        config = {"configurable": {"thread_id": thread_id}}
+        self._cancel.clear()
+        while True:
+            pending = None
+            for mode, chunk in self.graph.stream(payload, config, stream_mode=["messages", "updates", "custom"]):
+                if mode == "messages":
+                    message, meta = chunk
+                    if meta.get("langgraph_node") == "answer" and isinstance(message, AIMessageChunk) and message.content:
+                        yield TutorEvent(type="token", data={"text": message.content})
+                elif mode == "custom":
+                    yield TutorEvent(type="progress", data=chunk)
+                else:
+                    for node, update in chunk.items():
+                        if node == "__interrupt__":
+                            pending = update[0].value
+                        else:
+                            yield from self._node_events(node, update or {}, thread_id)
+            if pending is None:
+                return
+            yield TutorEvent(type="approval", data={**pending, "thread_id": thread_id})
+            if approve is None:
+                return
+            payload, approve = Command(resume={"approved": approve}), None
+
+    def _node_events(self, node: str, update: dict[str, Any], thread_id: str) -> Iterator[TutorEvent]:
+        if node == "route":
+            decision = update.get("route") or {}
+            yield TutorEvent(type="route", data=decision)
+            if decision.get("tool") and not self.registry.get(decision["tool"]).expensive:
+                yield TutorEvent(type="tool_start", data={"tool": decision["tool"], "args": decision.get("args", {})})
+        elif node == "approve" and update.get("approved"):
+            route = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("route") or {}
+            yield TutorEvent(type="tool_start", data={"tool": route.get("tool"), "args": route.get("args", {})})
+        elif node == "run_tool":
+            yield TutorEvent(type="tool_result", data=dict(update.get("tool_run") or {}))
+        elif node == "answer":
+            message = update["messages"][-1]
+            state = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values
+            yield TutorEvent(
+                type="answer",
+                data={"text": message.content, "persona": state.get("persona"), "citations": []},
+            )
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+def new_thread_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def langgraph_graph(config: dict | None = None):
+    """Factory named in langgraph.json for `langgraph dev` (it brings its own checkpointer)."""
+    tutor = Tutor(checkpointer=False)
+    deps = GraphDeps(
+        registry=tutor.registry,
+        personas=tutor.personas,
+        default_persona=tutor.settings.persona,
+        route=tutor._route,
+        llm=tutor._llm,
+        tool_context=tutor.tool_context,
+    )
+    return build_graph(deps)

@@ -1,0 +1,198 @@
+"""The Gradio chat app: streaming chat, persona picker, tool steps as
+collapsible messages, approval buttons for expensive tools, plots, and a
+generic "Tools" tab built from the registry."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from llmtutor.errors import LLMTutorError, user_message
+
+if TYPE_CHECKING:
+    from llmtutor.agents.tutor import Tutor
+
+EXAMPLES = [
+    "How much memory does Llama 3 8B need for QLoRA fine-tuning?",
+    'Compare greedy, beam search and nucleus sampling on "The key idea of attention is"',
+    "7B 模型用 fp16 推理需要多少显存？",
+    "What is the difference between LoRA and full fine-tuning?",
+]
+
+CSS = ".tool-step {font-size: 0.9em}"
+
+
+def _tool_step(data: dict[str, Any]) -> dict[str, Any]:
+    args = json.dumps(data.get("args", {}), ensure_ascii=False)
+    body = data.get("markdown") or f"Error: {data.get('error')}"
+    status = "done"
+    return {
+        "role": "assistant",
+        "content": f"`{data.get('tool')}({args})`\n\n{body}",
+        "metadata": {"title": f"🛠 Tool: {data.get('tool')}", "status": status},
+    }
+
+
+def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
+    """Fold tutor events into chat messages; yields (history, pending, plot)."""
+    pending = None
+    plot = None
+    answer_index: int | None = None
+    for event in events:
+        if event.type == "tool_start":
+            history.append(
+                {
+                    "role": "assistant",
+                    "content": f"running `{event.data['tool']}` …",
+                    "metadata": {"title": f"🛠 Tool: {event.data['tool']}", "status": "pending"},
+                }
+            )
+        elif event.type == "progress" and history and history[-1].get("metadata", {}).get("status") == "pending":
+            step = f" {event.data.get('step')}/{event.data.get('total')}" if event.data.get("total") else ""
+            history[-1]["content"] = f"{event.data.get('stage', '')}{step} {event.data.get('message', '')}"
+        elif event.type == "tool_result":
+            step = _tool_step(event.data)
+            if history and history[-1].get("metadata", {}).get("status") == "pending":
+                history[-1] = step
+            else:
+                history.append(step)
+            for image in event.data.get("images", []):
+                plot = image
+                history.append({"role": "assistant", "content": {"path": image}})
+        elif event.type == "token":
+            if answer_index is None:
+                history.append({"role": "assistant", "content": ""})
+                answer_index = len(history) - 1
+            history[answer_index]["content"] += event.data["text"]
+        elif event.type == "answer":
+            text = event.data["text"]
+            if answer_index is None:
+                history.append({"role": "assistant", "content": text})
+                answer_index = len(history) - 1
+            else:
+                # Tool results are already shown as steps; keep the model's explanation.
+                history[answer_index]["content"] = history[answer_index]["content"] or text
+        elif event.type == "approval":
+            pending = event.data
+            history.append(
+                {
+                    "role": "assistant",
+                    "content": f"{event.data['message']}\n\n`{json.dumps(event.data['args'], ensure_ascii=False)}`",
+                    "metadata": {"title": "⏸ Waiting for your approval"},
+                }
+            )
+        yield history, pending, plot
+
+
+def build_app(tutor: Tutor | None = None):
+    import gradio as gr
+
+    from llmtutor.agents.tutor import Tutor, new_thread_id
+
+    tutor = tutor or Tutor()
+    persona_names = sorted(tutor.personas)
+
+    def respond(message: str, history: list, persona: str, thread_id: str):
+        history = list(history or [])
+        if not message.strip():
+            yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
+            return
+        history.append({"role": "user", "content": message})
+        yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
+        try:
+            for hist, pending, plot in apply_events(tutor, tutor.stream(message, thread_id=thread_id, persona=persona), history):
+                yield hist, pending, plot or gr.update(), thread_id, gr.update(visible=pending is not None), ""
+        except LLMTutorError as exc:
+            history.append({"role": "assistant", "content": user_message(exc)})
+            yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
+
+    def decide(approved: bool):
+        def handler(history: list, pending: dict | None, thread_id: str):
+            history = list(history or [])
+            if not pending:
+                yield history, None, gr.update(), gr.update(visible=False)
+                return
+            note = "✅ approved" if approved else "❌ declined"
+            history.append({"role": "user", "content": note})
+            try:
+                for hist, new_pending, plot in apply_events(tutor, tutor.resume(pending["thread_id"], approved), history):
+                    yield hist, new_pending, plot or gr.update(), gr.update(visible=new_pending is not None)
+            except LLMTutorError as exc:
+                history.append({"role": "assistant", "content": user_message(exc)})
+                yield history, None, gr.update(), gr.update(visible=False)
+
+        return handler
+
+    def new_conversation():
+        return [], None, new_thread_id(), gr.update(visible=False)
+
+    def greet(persona: str):
+        p = tutor.persona(persona)
+        return f"**{p.title}** — {p.description}"
+
+    def run_tool(name: str, args_json: str):
+        try:
+            args = json.loads(args_json or "{}")
+            if not isinstance(args, dict):
+                raise LLMTutorError("arguments must be a JSON object", 'e.g. {"model": "7B"}')
+            from llmtutor.tools.registry import output_images, render_markdown
+
+            output = tutor.run_tool(name, args)
+            images = output_images(output)
+            return render_markdown(output), images[0] if images else None
+        except json.JSONDecodeError as exc:
+            return f"Error: arguments are not valid JSON ({exc})", None
+        except LLMTutorError as exc:
+            return user_message(exc), None
+
+    def tool_template(name: str):
+        tool = tutor.registry.get(name)
+        example = tool.extract_args(tool.examples[0]) if tool.extract_args and tool.examples else {}
+        return json.dumps(example, ensure_ascii=False, indent=2), f"{tool.description}\n\nFields: " + ", ".join(
+            tool.input_schema().get("properties", {})
+        )
+
+    with gr.Blocks(title="llmtutor") as demo:
+        thread_state = gr.State(new_thread_id)
+        pending_state = gr.State(None)
+        gr.Markdown("# llmtutor\nA tutor for the LLM Course that runs the labs.")
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(label="Tutor", height=520, buttons=["copy"], group_consecutive_messages=False)
+                    with gr.Row(visible=False) as approval_row:
+                        approve_btn = gr.Button("Approve", variant="primary")
+                        decline_btn = gr.Button("Decline", variant="stop")
+                    box = gr.Textbox(placeholder="Ask about the course, or ask me to run a lab…", show_label=False)
+                    gr.Examples(EXAMPLES, inputs=box)
+                with gr.Column(scale=1):
+                    persona = gr.Dropdown(persona_names, value=tutor.persona().name, label="Persona")
+                    persona_info = gr.Markdown(greet(tutor.persona().name))
+                    new_btn = gr.Button("New conversation")
+                    plot = gr.Image(label="Latest plot", type="filepath", interactive=False)
+        with gr.Tab("Tools"):
+            names = tutor.registry.names()
+            tool_name = gr.Dropdown(names, value=names[0] if names else None, label="Tool")
+            tool_help = gr.Markdown()
+            tool_args = gr.Code(language="json", label="Arguments (JSON)")
+            run_btn = gr.Button("Run", variant="primary")
+            tool_out = gr.Markdown()
+            tool_plot = gr.Image(label="Plot", type="filepath", interactive=False)
+
+        outputs = [chatbot, pending_state, plot, thread_state, approval_row, box]
+        box.submit(respond, [box, chatbot, persona, thread_state], outputs)
+        approve_btn.click(decide(True), [chatbot, pending_state, thread_state], [chatbot, pending_state, plot, approval_row])
+        decline_btn.click(decide(False), [chatbot, pending_state, thread_state], [chatbot, pending_state, plot, approval_row])
+        new_btn.click(new_conversation, None, [chatbot, pending_state, thread_state, approval_row])
+        persona.change(greet, persona, persona_info)
+        tool_name.change(tool_template, tool_name, [tool_args, tool_help])
+        demo.load(tool_template, tool_name, [tool_args, tool_help])
+        run_btn.click(run_tool, [tool_name, tool_args], [tool_out, tool_plot])
+    demo.tutor = tutor  # for tests and embedding in the app server
+    return demo
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
+    demo = build_app()
+    workspace = str(demo.tutor.settings.workspace)
+    demo.queue().launch(server_name=host, server_port=port, share=share, allowed_paths=[workspace], css=CSS)

@@ -12,6 +12,7 @@ node from its start on resume, so the tool's side effect lives in its own node
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
+from llmtutor.agents.grounding import drop_ungrounded_sentences
 from llmtutor.agents.language import detect_language
 from llmtutor.agents.personas import Persona, get_persona
 from llmtutor.agents.state import ToolRun, TutorState
@@ -70,7 +72,8 @@ def conversation_for_model(messages: list[AnyMessage], budget_chars: int) -> lis
         size = len(str(message.content))
         if kept and used + size > budget_chars:
             break
-        kept.append(message)
+        # Fresh messages: metadata and ids stay in the checkpoint, not in the prompt.
+        kept.append(HumanMessage(content=message.content) if isinstance(message, HumanMessage) else AIMessage(content=message.content))
         used += size
     return list(reversed(kept))
 
@@ -146,11 +149,17 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         history = conversation_for_model(state["messages"], deps.history_chars)
         llm = deps.llm(persona.temperature)
         response = llm.invoke([SystemMessage(content=system), *history], config)
-        text = response.content if isinstance(response.content, str) else str(response.content)
+        explanation = (response.content if isinstance(response.content, str) else str(response.content)).strip()
+        text = explanation
         if run and run.get("markdown"):
-            # The result itself stays in the answer: exact numbers, whatever the model adds.
-            text = f"{run['markdown']}\n\n{text.strip()}"
-        return {"messages": [AIMessage(content=text.strip(), response_metadata=response.response_metadata)]}
+            # The result itself stays in the answer (exact numbers); the model's
+            # explanation keeps only sentences whose numbers come from it.
+            explanation = drop_ungrounded_sentences(
+                explanation, run["markdown"], json.dumps(run.get("args", {})), last_human_text(state["messages"])
+            )
+            text = f"{run['markdown']}\n\n{explanation}".strip()
+        metadata = {**response.response_metadata, "explanation": explanation}
+        return {"messages": [AIMessage(content=text, response_metadata=metadata)]}
 
     graph = StateGraph(TutorState)
     graph.add_node("route", route)

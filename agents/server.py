@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.errors import LLMTutorError, PersonaNotFoundError, ToolInputError, ToolNotFoundError, user_message
+from llmtutor.errors import (
+    LLMTutorError,
+    PersonaNotFoundError,
+    ToolInputError,
+    ToolNotFoundError,
+    user_message,
+)
 
 if TYPE_CHECKING:
     from llmtutor.agents.tutor import Tutor

@@ -241,7 +241,12 @@ class Tutor:
             state = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values
             yield TutorEvent(
                 type="answer",
-                data={"text": message.content, "persona": state.get("persona"), "citations": []},
+                data={
+                    "text": message.content,
+                    "explanation": message.response_metadata.get("explanation", message.content),
+                    "persona": state.get("persona"),
+                    "citations": [],
+                },
             )
 
     def close(self) -> None:

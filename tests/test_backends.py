@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
+from ollama_shim import MODEL_TAG, OllamaShim
 from pydantic import BaseModel
 
 from llmtutor.errors import ConfigError, ModelNotFoundError
 from llmtutor.tools.backends.llamacpp import LlamaCppBackend
 from llmtutor.tools.backends.ollama import OllamaBackend
 from llmtutor.tools.backends.openai import OpenAIBackend
-from ollama_shim import MODEL_TAG, OllamaShim
 
 
 class Pick(BaseModel):

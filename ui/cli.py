@@ -59,7 +59,7 @@ def _render_turn(tutor: Tutor, events, console, yes: bool, interactive: bool) ->
 
     while True:
         pending: TutorEvent | None = None
-        streamed = False
+        streamed = tool_shown = False
         for event in events:
             if event.type == "tool_start":
                 console.print(f"[dim]▶ running {event.data['tool']} {json.dumps(event.data.get('args', {}), ensure_ascii=False)}[/dim]")
@@ -69,13 +69,17 @@ def _render_turn(tutor: Tutor, events, console, yes: bool, interactive: bool) ->
             elif event.type == "tool_result":
                 body = event.data.get("markdown") or f"Error: {event.data.get('error')}"
                 console.print(Panel(Markdown(body), title=f"🛠 {event.data.get('tool')}", expand=False))
+                tool_shown = True
                 for image in event.data.get("images", []):
                     console.print(f"[dim]plot: {image}[/dim]")
-            elif event.type == "token":
+            elif event.type == "token" and not tool_shown:
+                # After a tool result the explanation is checked before it is shown.
                 console.print(event.data["text"], end="", markup=False, highlight=False)
                 streamed = True
             elif event.type == "answer" and not streamed:
-                console.print(event.data["text"], markup=False, highlight=False)
+                text = event.data.get("explanation") if tool_shown else event.data["text"]
+                if text:
+                    console.print(text, markup=False, highlight=False)
             elif event.type == "approval":
                 pending = event
         if streamed:

@@ -38,6 +38,7 @@ def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
     pending = None
     plot = None
     answer_index: int | None = None
+    tool_shown = False
     for event in events:
         if event.type == "tool_start":
             history.append(
@@ -52,6 +53,7 @@ def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
             history[-1]["content"] = f"{event.data.get('stage', '')}{step} {event.data.get('message', '')}"
         elif event.type == "tool_result":
             step = _tool_step(event.data)
+            tool_shown = True
             if history and history[-1].get("metadata", {}).get("status") == "pending":
                 history[-1] = step
             else:
@@ -59,19 +61,18 @@ def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
             for image in event.data.get("images", []):
                 plot = image
                 history.append({"role": "assistant", "content": {"path": image}})
-        elif event.type == "token":
+        elif event.type == "token" and not tool_shown:
             if answer_index is None:
                 history.append({"role": "assistant", "content": ""})
                 answer_index = len(history) - 1
             history[answer_index]["content"] += event.data["text"]
         elif event.type == "answer":
-            text = event.data["text"]
-            if answer_index is None:
+            # After a tool step, only the (number-checked) explanation is added.
+            text = event.data.get("explanation", "") if tool_shown else event.data["text"]
+            if answer_index is not None:
+                history[answer_index]["content"] = text
+            elif text:
                 history.append({"role": "assistant", "content": text})
-                answer_index = len(history) - 1
-            else:
-                # Tool results are already shown as steps; keep the model's explanation.
-                history[answer_index]["content"] = history[answer_index]["content"] or text
         elif event.type == "approval":
             pending = event.data
             history.append(

@@ -1,0 +1,127 @@
+"""End to end with the real embedded SmolLM2 (llama.cpp), the real router and
+the real tools: answers, tool runs from chat, resumed threads, approval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from pydantic import BaseModel, ConfigDict
+
+from llmtutor.agents.router import Router
+from llmtutor.agents.tutor import Tutor
+from llmtutor.tools.backends.llamacpp import LlamaCppBackend
+from llmtutor.tools.registry import ToolRegistry, ToolSpec, default_registry
+from llmtutor.tools.settings import Settings
+
+
+class PromptRecorder(BaseCallbackHandler):
+    def __init__(self):
+        self.prompts: list[list] = []
+
+    def on_chat_model_start(self, serialized, messages, **kwargs):
+        self.prompts.append(messages[0])
+
+
+class RecordingLlama(LlamaCppBackend):
+    def __init__(self, recorder: PromptRecorder):
+        super().__init__(n_ctx=4096, n_threads=2)
+        self.recorder = recorder
+
+    def chat_model(self, temperature=None, max_tokens=None):
+        model = super().chat_model(temperature=temperature, max_tokens=max_tokens)
+        model.callbacks = [self.recorder]
+        return model
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e-workspace")
+
+
+@pytest.fixture(scope="module")
+def tutor(workspace) -> Tutor:
+    return Tutor(Settings(workspace=workspace, max_tokens=48, n_ctx=4096))
+
+
+def test_ask_answers_from_the_real_model(tutor):
+    reply = tutor.ask("What is LoRA?")
+    assert reply.answer.strip() and reply.tool_calls == [] and reply.persona == "tutor"
+
+
+def test_memory_question_runs_the_tool_and_explains(tutor):
+    events = list(tutor.stream("How much GPU memory does Llama 2 7B need for inference in fp16?"))
+    kinds = [e.type for e in events]
+    assert "tool_start" in kinds and "tool_result" in kinds and "token" in kinds
+    result = next(e for e in events if e.type == "tool_result").data
+    assert result["tool"] == "estimate_memory" and "error" not in result
+    assert 12 < result["output"]["total_gib"] < 20
+    answer = events[-1].data["text"]
+    assert result["markdown"] in answer and len(answer) > len(result["markdown"])
+
+
+def test_chinese_question_is_answered(tutor):
+    reply = tutor.ask("8B 模型在 fp16 下推理需要多少显存？")
+    assert reply.tool_calls and reply.tool_calls[0]["tool"] == "estimate_memory"
+    assert reply.tool_calls[0]["args"].get("precision") == "fp16"
+
+
+def test_compare_decoding_from_chat_produces_a_plot(tutor):
+    reply = tutor.ask('Compare greedy decoding and beam search on "The capital of France is"')
+    assert [c["tool"] for c in reply.tool_calls] == ["compare_decoding"]
+    result = reply.tool_results[0]
+    assert "error" not in result, result.get("error")
+    assert {r["strategy"] for r in result["output"]["results"]} == {"greedy", "beam"}
+    assert result["images"] and Path(result["images"][0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resumed_thread_sends_the_earlier_conversation(workspace):
+    first = Tutor(Settings(workspace=workspace, max_tokens=32))
+    first_reply = first.ask("My name is Ada and I study quantization.", thread_id="ada")
+
+    recorder = PromptRecorder()
+    second = Tutor(Settings(workspace=workspace, max_tokens=32), backend=RecordingLlama(recorder))
+    reply = second.ask("What is my name?", thread_id="ada")
+    assert reply.answer.strip()
+    sent = [m.content for m in recorder.prompts[-1]]
+    assert "My name is Ada and I study quantization." in sent
+    assert first_reply.answer in sent
+    assert len(second.history("ada")) == 4
+
+
+class SleepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = 2
+
+
+class SleepOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    done: int
+
+    def to_markdown(self) -> str:
+        return f"finished {self.done} training steps"
+
+
+def test_expensive_tool_waits_for_approval_with_the_real_model(workspace):
+    runs: list[int] = []
+
+    def train(cfg: SleepIn, ctx) -> SleepOut:
+        runs.append(cfg.steps)
+        return SleepOut(done=cfg.steps)
+
+    lab = ToolSpec("toy_train", "A toy training job.", SleepIn, SleepOut, train,
+                   examples=("train a toy model",), expensive=True, writes=True)
+    registry = ToolRegistry([*default_registry(), lab])
+    tutor = Tutor(Settings(workspace=workspace, max_tokens=32), registry=registry, router=Router(registry))
+
+    reply = tutor.ask('/tool toy_train {"steps": 3}', thread_id="approve-me")
+    assert reply.pending_approval and reply.pending_approval["tool"] == "toy_train"
+    assert reply.pending_approval["args"] == {"steps": 3}
+    assert runs == []
+
+    done = tutor.collect(tutor.resume("approve-me", approved=True), "approve-me")
+    assert runs == [3]
+    assert "finished 3 training steps" in done.answer
+    list(tutor.resume("approve-me", approved=True))  # a stray second resume
+    assert runs == [3]

@@ -37,8 +37,20 @@ NONE = "none"
 # Keyword baseline: a learner's obvious words for each tool (lower-cased substring match).
 KEYWORDS: dict[str, tuple[str, ...]] = {
     "estimate_memory": ("memory", "vram", "ram", "gpu", " gb", "显存", "内存"),
-    "compare_decoding": ("decoding", "greedy", "beam", "sampling", "top-p", "top-k", "temperature",
-                         "解码", "采样", "贪心", "束搜索", "温度"),
+    "compare_decoding": (
+        "decoding",
+        "greedy",
+        "beam",
+        "sampling",
+        "top-p",
+        "top-k",
+        "temperature",
+        "解码",
+        "采样",
+        "贪心",
+        "束搜索",
+        "温度",
+    ),
 }
 DESCRIPTION_THRESHOLD = 0.35
 
@@ -48,7 +60,9 @@ def load_items(path: Path) -> list[dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             item = json.loads(line)
-            items.append({"id": item.get("id", str(len(items))), "text": item["text"], "tool": item.get("tool")})
+            items.append(
+                {"id": item.get("id", str(len(items))), "text": item["text"], "tool": item.get("tool")}
+            )
     return items
 
 
@@ -185,13 +199,19 @@ def _pct(value: float | None) -> str:
 def print_report(result: dict) -> None:
     names = [*result["registered"], NONE]
     print(f"dev: {result['dev']}   registered: {', '.join(result['registered'])}")
-    print(f"model load {result['model_load_s']:.1f} s, router training (embed examples + fit) {result['router_train_s']:.2f} s\n")
+    print(
+        f"model load {result['model_load_s']:.1f} s, router training (embed examples + fit) {result['router_train_s']:.2f} s\n"
+    )
     first = next(iter(result["systems"].values()))
     print(f"{'system':<16}{'reg+null acc':>14}{'unreg→None':>12}{'p50 ms':>9}{'p95 ms':>9}")
-    print(f"{'':<16}{'(n=' + str(first['n_registered_null']) + ')':>14}{'(n=' + str(first['n_unregistered']) + ')':>12}")
+    print(
+        f"{'':<16}{'(n=' + str(first['n_registered_null']) + ')':>14}{'(n=' + str(first['n_unregistered']) + ')':>12}"
+    )
     for name, res in result["systems"].items():
-        print(f"{name:<16}{_pct(res['accuracy_registered_null']):>14}{_pct(res['unregistered_to_none']):>12}"
-              f"{res['latency_ms_p50']:9.1f}{res['latency_ms_p95']:9.1f}")
+        print(
+            f"{name:<16}{_pct(res['accuracy_registered_null']):>14}{_pct(res['unregistered_to_none']):>12}"
+            f"{res['latency_ms_p50']:9.1f}{res['latency_ms_p95']:9.1f}"
+        )
     router = result["systems"]["router"]
     print("\nrouter per class (none includes unregistered items):")
     print(f"{'class':<20}{'precision':>10}{'recall':>9}{'support':>9}")

@@ -77,7 +77,9 @@ class Embedder:
     The model loads on first use, so constructing an Embedder is free.
     """
 
-    def __init__(self, model_path: str | Path | None = None, *, device: str | None = None, batch_size: int = 64):
+    def __init__(
+        self, model_path: str | Path | None = None, *, device: str | None = None, batch_size: int = 64
+    ):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}", "use e.g. 64")
         if model_path is None or str(model_path) == "":
@@ -98,7 +100,10 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         return int(get_dim())
 
     @property

@@ -42,6 +42,8 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) 
     import torch
     from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 
+    from llmtutor.training.models import quiet_transformers
+
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_dir))
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -64,6 +66,7 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) 
         pad_token_id=tokenizer.pad_token_id,
     )
     path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
+    with quiet_transformers():
+        model.save_pretrained(str(path))
+        tokenizer.save_pretrained(str(path))
     return path

@@ -83,3 +83,19 @@ def test_ollama_unreachable_is_a_clear_error():
     backend = OllamaBackend(base_url="http://127.0.0.1:9")
     info = backend.describe()
     assert info["reachable"] is False and "ollama serve" in info["error"]
+
+
+def test_cli_lists_and_pulls_ollama_models(llama, monkeypatch):
+    from typer.testing import CliRunner
+
+    from llmtutor.ui.cli import app
+
+    with OllamaShim(llama.endpoint()) as shim:
+        monkeypatch.setenv("LLMTUTOR_BASE_URL", shim.url)
+        runner = CliRunner()
+        listed = runner.invoke(app, ["ollama", "list"])
+        assert listed.exit_code == 0 and MODEL_TAG in listed.output
+        pulled = runner.invoke(app, ["ollama", "pull", "phi3:mini"])
+        assert pulled.exit_code == 0 and "success" in pulled.output and "phi3:mini" in shim.pulled
+        missing = runner.invoke(app, ["ollama", "pull", "does-not-exist"])
+        assert missing.exit_code == 2

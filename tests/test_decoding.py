@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_same_seed_gives_the_same_samples(ctx, comparison):
 
 def test_plot_markdown_and_images(comparison, workspace):
     assert comparison.plot_path
-    png = open(comparison.plot_path, "rb").read()
+    png = Path(comparison.plot_path).read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
     assert comparison.plot_path.startswith(str(workspace / "outputs" / "decoding"))
     assert comparison.images() == [comparison.plot_path]
@@ -117,7 +118,10 @@ def test_bad_input_is_a_tool_input_error(args, tmp_path):
             "Show me greedy vs beam search on 'Once upon a time'",
             {"prompt": "Once upon a time", "strategies": ["greedy", "beam"]},
         ),
-        ("What's temperature doing on 'It was late'?", {"prompt": "It was late", "strategies": ["temperature"]}),
+        (
+            "What's temperature doing on 'It was late'?",
+            {"prompt": "It was late", "strategies": ["temperature"]},
+        ),
         ("用 top-p 采样和贪心解码生成同一个提示词", {"strategies": ["greedy", "top_p"]}),
         ("用核采样生成“从前有座山”的续写", {"prompt": "从前有座山", "strategies": ["top_p"]}),
         ("给「今天天气很好」用束搜索续写", {"prompt": "今天天气很好", "strategies": ["beam"]}),
@@ -129,8 +133,14 @@ def test_bad_input_is_a_tool_input_error(args, tmp_path):
             "top-p 0.8 with temperature 1.1, 16 tokens",
             {"top_p": 0.8, "temperature": 1.1, "max_new_tokens": 16, "strategies": ["top_p"]},
         ),
-        ("Generate with temperature 1.5 vs greedy", {"temperature": 1.5, "strategies": ["greedy", "temperature"]}),
-        ("top-k 设为 10，种子 7，生成 20 个 token", {"top_k": 10, "seed": 7, "max_new_tokens": 20, "strategies": ["top_k"]}),
+        (
+            "Generate with temperature 1.5 vs greedy",
+            {"temperature": 1.5, "strategies": ["greedy", "temperature"]},
+        ),
+        (
+            "top-k 设为 10，种子 7，生成 20 个 token",
+            {"top_k": 10, "seed": 7, "max_new_tokens": 20, "strategies": ["top_k"]},
+        ),
         ("prompt: The year 2050 has 3 beams", {"prompt": "The year 2050 has 3 beams"}),
         ("Decode 'In the year 2050' with all five strategies", {"prompt": "In the year 2050"}),
         ("用种子 7 比较几种采样方法", {"seed": 7, "strategies": SAMPLERS}),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
+from fakes import PromptRecorder
 from pydantic import BaseModel, ConfigDict
 
 from llmtutor.agents.router import Router
@@ -14,14 +14,6 @@ from llmtutor.agents.tutor import Tutor
 from llmtutor.tools.backends.llamacpp import LlamaCppBackend
 from llmtutor.tools.registry import ToolRegistry, ToolSpec, default_registry
 from llmtutor.tools.settings import Settings
-
-
-class PromptRecorder(BaseCallbackHandler):
-    def __init__(self):
-        self.prompts: list[list] = []
-
-    def on_chat_model_start(self, serialized, messages, **kwargs):
-        self.prompts.append(messages[0])
 
 
 class RecordingLlama(LlamaCppBackend):

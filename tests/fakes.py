@@ -1,0 +1,87 @@
+"""Scripted stand-ins for graph tests: a fake chat backend, a scripted router,
+and two counting tools (one cheap, one expensive) that record their runs."""
+
+from __future__ import annotations
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from pydantic import BaseModel, ConfigDict
+
+from llmtutor.agents.router import RouteDecision
+from llmtutor.tools.registry import ToolRegistry, ToolSpec
+
+
+class CountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = 1
+
+
+class CountOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    total: int
+
+    def to_markdown(self) -> str:
+        return f"counter total = {self.total}"
+
+
+def make_registry(calls: list[str]) -> ToolRegistry:
+    def cheap(cfg: CountIn, ctx) -> CountOut:
+        calls.append("cheap")
+        ctx.report("counting", 1, 1)
+        return CountOut(total=cfg.n)
+
+    def expensive(cfg: CountIn, ctx) -> CountOut:
+        calls.append("expensive")
+        return CountOut(total=cfg.n * 100)
+
+    return ToolRegistry(
+        [
+            ToolSpec("cheap_count", "Counts cheaply.", CountIn, CountOut, cheap, examples=("count",)),
+            ToolSpec("big_count", "Counts expensively.", CountIn, CountOut, expensive, examples=("big",), expensive=True, writes=True),
+        ]
+    )
+
+
+class ScriptedRouter:
+    """Routes 'cheap …' / 'big …' to the test tools; anything else to no tool."""
+
+    def parse_command(self, text: str):
+        return None
+
+    def route(self, text: str) -> RouteDecision:
+        if text.startswith("cheap"):
+            return RouteDecision(tool="cheap_count", args={"n": 3}, confidence=1.0, method="classifier")
+        if text.startswith("big"):
+            return RouteDecision(tool="big_count", args={"n": 2}, confidence=1.0, method="classifier")
+        return RouteDecision(tool=None, args={}, confidence=1.0, method="classifier")
+
+    def route_batch(self, texts):
+        return [self.route(t) for t in texts]
+
+
+class PromptRecorder(BaseCallbackHandler):
+    def __init__(self):
+        self.prompts: list[list] = []
+
+    def on_chat_model_start(self, serialized, messages, **kwargs):
+        self.prompts.append(messages[0])
+
+
+class FakeBackend:
+    name = "fake"
+    supports_native_tools = False
+
+    def __init__(self, replies, recorder=None):
+        self.replies = replies
+        self.recorder = recorder
+
+    def chat_model(self, temperature=None, max_tokens=None):
+        callbacks = [self.recorder] if self.recorder else None
+        return GenericFakeChatModel(messages=iter(AIMessage(content=r) for r in self.replies), callbacks=callbacks)
+
+    def describe(self):
+        return {"backend": "fake"}
+
+    def close(self):
+        pass

@@ -43,10 +43,11 @@ class GraphDeps:
     default_persona: str
     # (text, allowed tool names, history) -> decision
     route: Callable[[str, list[str], list[AnyMessage]], RouteDecision]
-    # temperature -> chat model
-    llm: Callable[[float], BaseChatModel]
+    # (temperature, max_tokens or None for the default) -> chat model
+    llm: Callable[[float, int | None], BaseChatModel]
     tool_context: Callable[[], ToolContext]
     history_chars: int = 12_000  # ~3k tokens of earlier conversation sent back to the model
+    explanation_tokens: int = 160  # a tool result needs a short explanation, not an essay
 
 
 def last_human_text(messages: list[AnyMessage]) -> str:
@@ -147,7 +148,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         elif decision.get("tool") and state.get("approved") is False:
             system += f"\n\nThe learner declined to run {decision['tool']}. Acknowledge it and offer alternatives."
         history = conversation_for_model(state["messages"], deps.history_chars)
-        llm = deps.llm(persona.temperature)
+        llm = deps.llm(persona.temperature, deps.explanation_tokens if run else None)
         response = llm.invoke([SystemMessage(content=system), *history], config)
         explanation = (response.content if isinstance(response.content, str) else str(response.content)).strip()
         text = explanation

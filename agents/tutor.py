@@ -64,7 +64,7 @@ class Tutor:
         self._router = router
         self._checkpointer = checkpointer
         self._cancel = threading.Event()
-        self._llm_cache: dict[float, Any] = {}
+        self._llm_cache: dict[tuple[float, int], Any] = {}
 
     # ----- components (built on first use) -------------------------------
     @cached_property
@@ -111,11 +111,13 @@ class Tutor:
         )
         return build_graph(deps, checkpointer=self._checkpointer)
 
-    def _llm(self, temperature: float):
+    def _llm(self, temperature: float, max_tokens: int | None = None):
         temp = self.settings.temperature if self.settings.temperature is not None else temperature
-        if temp not in self._llm_cache:
-            self._llm_cache[temp] = self.backend.chat_model(temperature=temp, max_tokens=self.settings.max_tokens)
-        return self._llm_cache[temp]
+        tokens = min(max_tokens or self.settings.max_tokens, self.settings.max_tokens)
+        key = (temp, tokens)
+        if key not in self._llm_cache:
+            self._llm_cache[key] = self.backend.chat_model(temperature=temp, max_tokens=tokens)
+        return self._llm_cache[key]
 
     def _route(self, text: str, allowed: list[str], history: list[AnyMessage]) -> RouteDecision:
         command = self.router.parse_command(text)

@@ -27,11 +27,8 @@ class RecordingLlama(LlamaCppBackend):
         return model
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("e2e-workspace")
-
-
+# `workspace` is the session fixture from conftest.py: its models/ already holds
+# the converted SmolLM2, so compare_decoding does not convert it again.
 @pytest.fixture(scope="module")
 def tutor(workspace) -> Tutor:
     return Tutor(Settings(workspace=workspace, max_tokens=48, n_ctx=4096))

@@ -117,6 +117,11 @@ class LlamaCppBackend(OpenAIBackend):
         assert self.model_path is not None
         return EmbeddedLlamaServer.get(self.model_path, self.n_ctx, self.n_threads, self.n_gpu_layers).base_url
 
+    def sampling_extras(self) -> dict[str, Any]:
+        # Small models loop ("X is a variant of X…") without a repetition
+        # penalty; DRY penalises repeated n-grams without hurting the wording.
+        return {"repeat_penalty": 1.1, "dry_multiplier": 0.8}
+
     def describe(self) -> dict[str, Any]:
         info = {
             "backend": self.name,

@@ -44,7 +44,13 @@ class OpenAIBackend(ChatBackend):
             kwargs["temperature"] = temperature
         if max_tokens is not None:
             kwargs["max_completion_tokens"] = max_tokens
+        if self.sampling_extras():
+            kwargs["extra_body"] = self.sampling_extras()
         return ChatOpenAI(**kwargs)
+
+    def sampling_extras(self) -> dict[str, Any]:
+        """Server-specific sampling fields sent with every request."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model, "base_url": self.base_url or "https://api.openai.com/v1"}

@@ -68,17 +68,31 @@ class PromptRecorder(BaseCallbackHandler):
         self.prompts.append(messages[0])
 
 
-class FakeBackend:
-    name = "fake"
-    supports_native_tools = False
+class ToolCallingFake(GenericFakeChatModel):
+    """A scripted model that accepts `bind_tools` (as capable backends do)."""
 
-    def __init__(self, replies, recorder=None):
-        self.replies = replies
+    def bind_tools(self, tools, **kwargs):
+        self.__dict__["bound_tools"] = tools
+        # The fake cannot stream tool calls; the copy shares the script iterator.
+        return self.model_copy(update={"disable_streaming": True})
+
+
+class FakeBackend:
+    """Every chat model it hands out reads the same script, in order."""
+
+    name = "fake"
+
+    def __init__(self, replies, recorder=None, native_tools: bool = False):
+        self._script = iter(r if isinstance(r, AIMessage) else AIMessage(content=r) for r in replies)
         self.recorder = recorder
+        self.supports_native_tools = native_tools
+        self.models: list[ToolCallingFake] = []
 
     def chat_model(self, temperature=None, max_tokens=None):
         callbacks = [self.recorder] if self.recorder else None
-        return GenericFakeChatModel(messages=iter(AIMessage(content=r) for r in self.replies), callbacks=callbacks)
+        model = ToolCallingFake(messages=self._script, callbacks=callbacks)
+        self.models.append(model)
+        return model
 
     def describe(self):
         return {"backend": "fake"}

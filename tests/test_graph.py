@@ -117,3 +117,38 @@ def test_thread_resumes_from_sqlite_checkpoint(tmp_path, calls):
     assert len(second.history("resume-me")) == 4
     # Another thread knows nothing of it.
     assert second.history("other") == []
+
+
+def test_native_tool_calling_on_a_capable_backend(tmp_path, calls):
+    from langchain_core.messages import AIMessage
+
+    script = [
+        AIMessage(content="", tool_calls=[{"name": "cheap_count", "args": {"n": 7}, "id": "c1"}]),
+        "Seven it is.",
+        AIMessage(content="", tool_calls=[{"name": "cheap_count", "args": {"n": "lots"}, "id": "c2"}]),
+        "Counted with defaults.",
+        "Just chatting.",  # no tool call: answer directly
+        "Hello!",
+    ]
+    backend = FakeBackend(script, native_tools=True)
+    settings = Settings(workspace=tmp_path, backend="openai", chat_model="big-model")
+    tutor = Tutor(settings, backend=backend, registry=make_registry(calls), router=ScriptedRouter(),
+                  checkpointer=InMemorySaver())
+    assert tutor.uses_native_routing()
+
+    reply = tutor.ask("please count to seven")
+    assert reply.tool_results[0]["output"] == {"total": 7} and reply.answer.endswith("Seven it is.")
+    bound = backend.models[0].__dict__["bound_tools"]
+    assert {t["function"]["name"] for t in bound} == {"cheap_count", "big_count"}
+
+    # Bad arguments from the model fall back to the tool's defaults instead of failing.
+    reply = tutor.ask("count a lot")
+    assert reply.tool_results[0]["output"] == {"total": 1}
+
+    reply = tutor.ask("how are you?")
+    assert reply.tool_calls == [] and reply.answer == "Hello!"
+
+
+def test_auto_router_keeps_the_classifier_for_the_small_default_model(tmp_path, calls):
+    tutor = make_tutor(tmp_path, calls, [])
+    assert not tutor.uses_native_routing()

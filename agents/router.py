@@ -8,7 +8,8 @@ for almost anything), so routing is done here, in two steps:
    `ToolNotFoundError` listing the commands that exist.
 2. `ToolClassifier`, trained at start-up on the registered tools' `examples`
    plus "no tool" sentences (`routing_examples`). Design, chosen by measuring
-   (benchmarks/routing.py; numbers in its docstring):
+   (numbers in benchmarks/routing.py's docstring; 97% on held-out phrasings
+   vs 91% for the embedding alone, ~15 ms a message on two CPU cores):
 
    * Features: the normalised MiniLM sentence embedding concatenated with a
      character 1–3-gram TF-IDF vector (``analyzer="char_wb"``). MiniLM carries

@@ -108,15 +108,6 @@ CONCEPT_QUESTIONS: tuple[str, ...] = (
     "Can you recommend resources for learning about RAG?",
     "Explain gradient checkpointing",
     "Why do LLMs hallucinate?",
-    "Is beam search better than sampling for chatbots?",
-    "What does the repetition penalty do?",
-    "How does contrastive search work?",
-    "When should I use a low temperature?",
-    "Why are sampled outputs more diverse than greedy ones?",
-    "How is GPU memory split between weights and activations?",
-    "Why does the Adam optimizer need so much memory?",
-    "What is mixed-precision training?",
-    "How does gradient checkpointing save memory?",
     "什么是注意力机制？",
     "解释一下 Transformer 的结构",
     "LoRA 的原理是什么？",
@@ -135,14 +126,10 @@ CONCEPT_QUESTIONS: tuple[str, ...] = (
     "预训练和指令微调有什么区别？",
     "介绍一下 RAG 的基本流程",
     "什么是分词器？",
-    "重复惩罚是做什么的？",
-    "什么时候应该用较低的温度？",
-    "核采样的原理是什么？",
-    "为什么采样的结果比贪心解码更多样？",
-    "混合精度训练是什么？",
-    "梯度检查点为什么能省显存？",
-    "Adam 优化器为什么占内存？",
 )
+
+# The "no tool" sentences proper (chat + concepts), in English and Chinese.
+NO_TOOL_EXAMPLES: tuple[str, ...] = SMALL_TALK + CONCEPT_QUESTIONS
 
 # Requests for tools that are planned (fixed names) but not registered yet.
 # Until a tool is registered, its requests must route to "no tool" rather
@@ -173,11 +160,14 @@ PLANNED_TOOL_REQUESTS: dict[str, tuple[str, ...]] = {
         "Continue training my adapter with a lower learning rate",
         "Run ORPO on the chat pairs",
         "Launch SFT with batch size 8",
+        "Fine-tune a 7B model on my instructions",
+        "Train Llama 3 8B with LoRA on the support tickets",
         "微调这个模型",
         "用我的数据集做一次 SFT",
         "开始 QLoRA 训练，rank 设为 8",
         "用偏好数据做 DPO 对齐",
         "把学习率改成 1e-4 再训练一次",
+        "用 QLoRA 把 Qwen 14B 微调一下",
     ),
     "quantize_model": (
         "Quantize the model to 4-bit",
@@ -187,11 +177,13 @@ PLANNED_TOOL_REQUESTS: dict[str, tuple[str, ...]] = {
         "Apply AWQ to the merged model",
         "Load the model in 8-bit with bitsandbytes",
         "Compress my model with int4 weights",
+        "Quantize Mistral 7B to 4-bit GGUF",
         "把模型量化成 4 位",
         "导出 GGUF 格式",
         "用 GPTQ 量化我的模型",
         "把模型转成 int8",
         "对微调后的模型做 AWQ 量化",
+        "把 8B 模型量化成 Q4_K_M",
     ),
     "merge_models": (
         "Merge my two fine-tuned models",
@@ -243,7 +235,8 @@ PLANNED_TOOL_REQUESTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-PLANNED_TOOL_REQUESTS_CONCEPTS_KEY = "search_course"
+# The tool that will own CONCEPT_QUESTIONS once registered.
+CONCEPTS_TOOL = "search_course"
 
 NO_TOOL_PREFIX = "-"  # class labels starting with this mean "no tool"; tool names never do
 
@@ -252,7 +245,7 @@ def no_tool_classes(registered: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Training classes that all mean "no tool", given the registered tool names."""
     registered = set(registered)
     classes: dict[str, tuple[str, ...]] = {f"{NO_TOOL_PREFIX}small_talk": SMALL_TALK}
-    if PLANNED_TOOL_REQUESTS_CONCEPTS_KEY not in registered:
+    if CONCEPTS_TOOL not in registered:
         classes[f"{NO_TOOL_PREFIX}concepts"] = CONCEPT_QUESTIONS
     for name, examples in PLANNED_TOOL_REQUESTS.items():
         if name not in registered:

@@ -16,6 +16,16 @@ p50 ≤ 50 ms. Rows:
 * example-1nn: nearest training sentence by MiniLM cosine (same training data).
 * description-nn: nearest tool description by MiniLM cosine, None below 0.35.
 * keywords: hand-written keyword lists per tool.
+
+Measured (2 CPU cores, tools estimate_memory + compare_decoding registered):
+shared dev set 100% on registered+null (n=7), 100% unregistered → None
+(n=23), p50 15 ms; example-1nn 86% / 91%, description-nn 71% / 91%,
+keywords 100% / 96%. On three extra held-out sets written apart from the
+training sentences (236 items, tools and none), mean accuracy: router 97.2%,
+char-only 96.3%, embed-only 90.7%, example-1nn ~86%, keywords ~85%,
+description-nn ~72%; "no tool" as one lumped class instead of several: 93.8%.
+5-fold CV on the training sentences: router 94.9%, char-only 91.4%,
+embed-only 90.8%.
 """
 
 from __future__ import annotations

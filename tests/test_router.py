@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmtutor.agents.language import detect_language
 from llmtutor.agents.router import RouteDecision, Router, ToolClassifier, lenient_args
-from llmtutor.agents.routing_examples import CONCEPT_QUESTIONS, SMALL_TALK, no_tool_classes
+from llmtutor.agents.routing_examples import NO_TOOL_EXAMPLES, no_tool_classes
 from llmtutor.errors import ConfigError, ToolInputError, ToolNotFoundError
 from llmtutor.knowledge.embeddings import Embedder
 from llmtutor.tools.registry import ToolRegistry, ToolSpec
@@ -266,7 +266,7 @@ def test_broken_extractor_gives_empty_args(embedder):
 
 # ----- training data ------------------------------------------------------------
 def test_no_tool_data_is_bilingual_and_steps_aside_for_registered_tools():
-    chat = SMALL_TALK + CONCEPT_QUESTIONS
+    chat = NO_TOOL_EXAMPLES
     assert len(chat) >= 60
     languages = [detect_language(text) for text in chat]
     assert languages.count("zh") >= 20 and languages.count("en") >= 20

@@ -67,6 +67,9 @@ def load_sentence_model(path: str | Path, device: str | None = None) -> Sentence
         try:
             # local_files_only: a local folder must never trigger a hub lookup
             # (the tutor runs offline); hub ids resolve from the cache only too.
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar on the CLI's stderr
             model = SentenceTransformer(key[0], device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(

@@ -117,10 +117,12 @@ EXAMPLES: tuple[str, ...] = (
     "What does temperature do to the output? Try it on my prompt",
     "Run the decoding strategies lab",
     'Compare top-k and top-p sampling on "The meaning of life is"',
-    "How does beam search differ from greedy decoding? Show me with a real model",
+    "Show me beam search next to greedy decoding with a real model",
     "Generate text with temperature 1.2 and compare it to greedy",
     "Try nucleus sampling with p=0.95 on my prompt",
-    "Which decoding strategy gives the most likely sequence?",
+    "Open the decoding lab",
+    "Show me what temperature 0.2 vs 1.5 looks like on the same prompt",
+    "用 SmolLM2 试试各种解码策略",
     "Sample from SmolLM2 with top-k 50 and show the token probabilities",
     "Plot per-token probabilities for different decoding methods",
     "Beam search with 8 beams on 'The capital of France is'",
@@ -128,7 +130,7 @@ EXAMPLES: tuple[str, ...] = (
     "Compare the log-likelihood of greedy, beam and sampled outputs",
     "Show how a low versus a high temperature changes generated text",
     "Decode 'In the year 2050' with all five strategies, 40 tokens",
-    "What is top-p sampling? Run it on an example",
+    "Run top-p sampling on an example prompt",
     "Use seed 42 and compare sampling strategies",
     "Show the perplexity of different generation strategies",
     # 简体中文
@@ -144,12 +146,12 @@ EXAMPLES: tuple[str, ...] = (
     "画出每种解码策略的逐词概率曲线",
     "贪心解码为什么容易重复？演示一下",
     "用随机采样和贪心解码分别生成 20 个 token",
-    "贪心、束搜索和温度采样，哪个困惑度最低？",
+    "打开解码实验",
     "top-k 设为 10 生成一段文本",
     "演示不同的文本生成策略",
     "用种子 7 比较几种采样方法",
     "给「今天天气很好」这句话用束搜索续写",
-    "核采样和温度采样有什么不同？用模型跑一下",
+    "用模型跑一下核采样和温度采样",
 )
 
 

@@ -16,6 +16,9 @@ from llmtutor.training.model_shapes import FAMILY_DEFAULTS, FAMILY_WORDS, lookup
 # Requests that should route here. Written for this tool; about half Chinese.
 EXAMPLES: tuple[str, ...] = (
     "How much VRAM do I need to run Llama 3 8B in fp16?",
+    "What are the hardware requirements to fine-tune a 7 billion parameter model?",
+    "What's the largest model I can train on one T4?",
+    "我只有一张 T4，能训练多大的模型？",
     "Will Mistral 7B fit on a 24 GB GPU for LoRA training?",
     "Estimate memory for a 3B model full fine-tune",
     "How many GB of GPU memory does Qwen2.5-7B need for inference at 8k context?",

@@ -65,21 +65,21 @@ def main() -> None:
     list(raw_llm.stream("Hello!"))
 
     rows: dict[str, list[tuple[float, float, int]]] = {"raw backend": [], "agent": []}
+
+    def raw_path(question: str, run: int) -> None:
+        system = persona.system_message(detect_language(question))
+        raw = raw_llm.stream([SystemMessage(content=system), HumanMessage(content=question)])
+        rows["raw backend"].append(measure(chunk.content for chunk in raw))
+
+    def agent_path(question: str, run: int) -> None:
+        events = tutor.stream(question, thread_id=f"bench-{run}-{question[:10]}")
+        rows["agent"].append(measure(e.data["text"] for e in events if e.type == "token"))
+
     for run in range(args.runs):
         for question in QUESTIONS:
-            system = persona.system_message(detect_language(question))
-
-            def raw_path():
-                raw = raw_llm.stream([SystemMessage(content=system), HumanMessage(content=question)])
-                rows["raw backend"].append(measure(chunk.content for chunk in raw))
-
-            def agent_path():
-                events = tutor.stream(question, thread_id=f"bench-{run}-{question[:10]}")
-                rows["agent"].append(measure(e.data["text"] for e in events if e.type == "token"))
-
             # Alternate the order: the second call of a pair reuses llama.cpp's prompt cache.
             for path in (raw_path, agent_path) if run % 2 == 0 else (agent_path, raw_path):
-                path()
+                path(question, run)
 
     summary = {
         name: {

@@ -9,12 +9,12 @@ import subprocess
 import sys
 
 import pytest
+
+from llmtutor.errors import ToolInputError
 from llmtutor.tools.estimate_memory import EXAMPLES, TOOL, extract_memory_args
 from llmtutor.tools.registry import ToolContext
 from llmtutor.training.memory import GIB, MemoryEstimate, MemoryEstimateConfig, run
 from llmtutor.training.model_shapes import known_models, lookup, parse_param_count
-
-from llmtutor.errors import ToolInputError
 
 
 def estimate(**kwargs) -> MemoryEstimate:

@@ -166,8 +166,20 @@ class Tutor:
         """Run one turn, yielding events. With `approve=None` an expensive tool
         stops the turn at an `approval` event; call `resume` to continue."""
         name = self.persona(persona).name
+        if text.strip() in ("/help", "/?"):
+            yield TutorEvent(type="answer", data={"text": self.help_text(), "explanation": self.help_text(), "persona": name})
+            return
+        if text.lstrip().startswith("/"):
+            self.router.parse_command(text)  # a bad command fails here, before anything is checkpointed
         payload = {"messages": [HumanMessage(content=text)], "persona": name}
         yield from self._drive(payload, thread_id or new_thread_id(), approve)
+
+    def help_text(self) -> str:
+        lines = ["Ask a question, or ask me to run a lab. Commands:"]
+        lines += [f"- `/{tool.name} …` — {tool.description}" for tool in self.registry]
+        lines.append("- `/tool NAME {json}` — run a tool with exact arguments")
+        lines.append(f"Personas: {', '.join(sorted(self.personas))}")
+        return "\n".join(lines)
 
     def resume(self, thread_id: str, approved: bool) -> Iterator[TutorEvent]:
         from langgraph.types import Command

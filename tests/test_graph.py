@@ -152,3 +152,18 @@ def test_native_tool_calling_on_a_capable_backend(tmp_path, calls):
 def test_auto_router_keeps_the_classifier_for_the_small_default_model(tmp_path, calls):
     tutor = make_tutor(tmp_path, calls, [])
     assert not tutor.uses_native_routing()
+
+
+def test_help_and_bad_commands_touch_no_state(tmp_path, calls):
+    from llmtutor.agents.router import Router
+    from llmtutor.errors import ToolNotFoundError
+
+    settings = Settings(workspace=tmp_path)
+    registry = make_registry(calls)
+    tutor = Tutor(settings, backend=FakeBackend([]), registry=registry, router=Router(registry),
+                  checkpointer=InMemorySaver())
+    reply = tutor.ask("/help", thread_id="h")
+    assert "/cheap_count" in reply.answer and "socratic_coach" in reply.answer
+    with pytest.raises(ToolNotFoundError):
+        tutor.ask("/make_coffee now", thread_id="h")
+    assert tutor.history("h") == [] and calls == []

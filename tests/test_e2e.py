@@ -9,6 +9,7 @@ import pytest
 from fakes import PromptRecorder
 from pydantic import BaseModel, ConfigDict
 
+from llmtutor.agents.grounding import drop_ungrounded_sentences
 from llmtutor.agents.router import Router
 from llmtutor.agents.tutor import Tutor
 from llmtutor.tools.backends.llamacpp import LlamaCppBackend
@@ -46,8 +47,11 @@ def test_memory_question_runs_the_tool_and_explains(tutor):
     result = next(e for e in events if e.type == "tool_result").data
     assert result["tool"] == "estimate_memory" and "error" not in result
     assert 12 < result["output"]["total_gib"] < 20
-    answer = events[-1].data["text"]
-    assert result["markdown"] in answer and len(answer) > len(result["markdown"])
+    answer, explanation = events[-1].data["text"], events[-1].data["explanation"]
+    assert answer.startswith(result["markdown"])
+    # The model did write an explanation (tokens streamed); what is kept of it
+    # quotes no number that the tool result does not contain.
+    assert explanation == drop_ungrounded_sentences(explanation, result["markdown"], "Llama 2 7B fp16")
 
 
 def test_chinese_question_is_answered(tutor):

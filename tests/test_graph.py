@@ -167,3 +167,16 @@ def test_help_and_bad_commands_touch_no_state(tmp_path, calls):
     with pytest.raises(ToolNotFoundError):
         tutor.ask("/make_coffee now", thread_id="h")
     assert tutor.history("h") == [] and calls == []
+
+
+def test_langgraph_json_factory_builds_the_graph(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from llmtutor.agents.tutor import langgraph_graph
+
+    config = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())
+    assert config["graphs"]["tutor"].endswith("agents/tutor.py:langgraph_graph")
+    monkeypatch.setenv("LLMTUTOR_WORKSPACE", str(tmp_path))
+    graph = langgraph_graph()
+    assert {"route", "approve", "run_tool", "answer"} <= set(graph.get_graph().nodes)

@@ -12,7 +12,6 @@ node from its start on resume, so the tool's side effect lives in its own node
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +22,18 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
-from llmtutor.agents.grounding import drop_ungrounded_sentences
+from llmtutor.agents import answering
 from llmtutor.agents.language import detect_language
 from llmtutor.agents.personas import Persona, get_persona
 from llmtutor.agents.state import ToolRun, TutorState
 from llmtutor.errors import LLMTutorError
-from llmtutor.tools.registry import ToolContext, ToolRegistry, output_images, render_markdown
+from llmtutor.tools.registry import (
+    ToolContext,
+    ToolRegistry,
+    output_citations,
+    output_images,
+    render_markdown,
+)
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -122,7 +127,14 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         ctx.progress = lambda event: writer({"tool": tool.name, **event.model_dump()})
         try:
             output = tool.run(args, ctx)
-            run.update(markdown=render_markdown(output), images=output_images(output), output=output.model_dump(mode="json"))
+            run.update(
+                markdown=render_markdown(output),
+                images=output_images(output),
+                output=output.model_dump(mode="json"),
+                citations=output_citations(output),
+            )
+            if getattr(output, "found", None) is False:
+                run["found"] = False
         except LLMTutorError as exc:
             run["error"] = str(exc)
         call_id = f"call_{uuid.uuid4().hex[:12]}"
@@ -134,33 +146,22 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
 
     def answer(state: TutorState, config) -> dict[str, Any]:
         persona = persona_of(state)
-        language = detect_language(last_human_text(state["messages"]))
-        system = persona.system_message(language)
+        question = last_human_text(state["messages"])
+        language = detect_language(question)
         run = state.get("tool_run")
         decision = state.get("route") or {}
-        if run and run.get("error"):
-            system += f"\n\nThe tool {run['tool']} did not run: {run['error']}\nTell the learner briefly and suggest a fix."
-        elif run:
-            system += (
-                f"\n\nThe tool {run['tool']} was just run for the learner. Its result:\n{run.get('markdown', '')}\n"
-                "Explain in two or three sentences what the result shows. Use only numbers from the result."
-            )
-        elif decision.get("tool") and state.get("approved") is False:
-            system += f"\n\nThe learner declined to run {decision['tool']}. Acknowledge it and offer alternatives."
-        history = conversation_for_model(state["messages"], deps.history_chars)
-        llm = deps.llm(persona.temperature, deps.explanation_tokens if run else None)
-        response = llm.invoke([SystemMessage(content=system), *history], config)
-        explanation = (response.content if isinstance(response.content, str) else str(response.content)).strip()
-        text = explanation
-        if run and run.get("markdown"):
-            # The result itself stays in the answer (exact numbers); the model's
-            # explanation keeps only sentences whose numbers come from it.
-            explanation = drop_ungrounded_sentences(
-                explanation, run["markdown"], json.dumps(run.get("args", {})), last_human_text(state["messages"])
-            )
-            text = f"{run['markdown']}\n\n{explanation}".strip()
-        metadata = {**response.response_metadata, "explanation": explanation}
-        return {"messages": [AIMessage(content=text, response_metadata=metadata)]}
+        declined = decision.get("tool") if state.get("approved") is False else None
+        model_text, metadata = "", {}
+        if answering.needs_model(run):
+            system = persona.system_message(language) + answering.system_addition(run, declined)
+            history = conversation_for_model(state["messages"], deps.history_chars)
+            budget = deps.explanation_tokens if run and not answering.is_cited(run) else None
+            response = deps.llm(persona.temperature, budget).invoke([SystemMessage(content=system), *history], config)
+            model_text = response.content if isinstance(response.content, str) else str(response.content)
+            metadata = dict(response.response_metadata)
+        composed = answering.compose(run, model_text, question, language)
+        metadata.update(explanation=composed.explanation, citations=composed.citations)
+        return {"messages": [AIMessage(content=composed.text, response_metadata=metadata)]}
 
     graph = StateGraph(TutorState)
     graph.add_node("route", route)

@@ -15,6 +15,8 @@ class ToolRun(TypedDict, total=False):
     images: list[str]  # plots to show
     output: dict[str, Any]  # the typed output, dumped
     error: str  # set instead of output when the tool failed or was declined
+    citations: list[dict[str, Any]]  # numbered passages a cited answer may refer to
+    found: bool  # False when a search found nothing relevant
 
 
 class TutorState(TypedDict, total=False):

@@ -259,7 +259,7 @@ class Tutor:
                     "text": message.content,
                     "explanation": message.response_metadata.get("explanation", message.content),
                     "persona": state.get("persona"),
-                    "citations": [],
+                    "citations": message.response_metadata.get("citations", []),
                 },
             )
 

@@ -4,7 +4,9 @@ HTTP API and the UI.
 
 A tool module defines ``TOOL = ToolSpec(...)`` with typed pydantic input and
 output models. Output models may implement ``to_markdown()`` (how the result
-reads in chat) and ``images()`` (paths of plots to show).
+reads in chat), ``images()`` (paths of plots to show), ``citations()``
+(numbered passages for a cited answer) and a ``found: bool`` field (False: the
+tutor says the course does not cover it instead of answering).
 """
 
 from __future__ import annotations
@@ -185,6 +187,12 @@ def render_markdown(output: BaseModel) -> str:
     if callable(to_md):
         return to_md()
     return "```json\n" + output.model_dump_json(indent=2) + "\n```"
+
+
+def output_citations(output: BaseModel) -> list[dict[str, Any]]:
+    """Numbered passages ({n, source, heading, text, …}) for outputs that cite sources."""
+    citations = getattr(output, "citations", None)
+    return list(citations()) if callable(citations) else []
 
 
 def output_images(output: BaseModel) -> list[str]:

@@ -1,0 +1,94 @@
+"""Cited answers: inline [n] citations, Sources lists, extractive fallback,
+and "not in the course" without a model call."""
+
+from __future__ import annotations
+
+from fakes import FakeBackend, ScriptedRouter
+from langgraph.checkpoint.memory import InMemorySaver
+from pydantic import BaseModel, ConfigDict
+
+from llmtutor.agents.answering import NOT_FOUND, compose, extractive_answer
+from llmtutor.agents.router import RouteDecision
+from llmtutor.agents.tutor import Tutor
+from llmtutor.tools.registry import ToolRegistry, ToolSpec
+from llmtutor.tools.settings import Settings
+
+PASSAGES = [
+    {"n": 1, "source": "scientist-4-sft.md", "heading": "Supervised Fine-Tuning › LoRA",
+     "text": "LoRA freezes the base weights. It trains two low-rank matrices A and B of rank r, often 8 or 16. "
+             "Only about 0.1% of the parameters are trained."},
+    {"n": 2, "source": "scientist-7-quantization.md", "heading": "Quantization › GGUF",
+     "text": "GGUF is the file format of llama.cpp. It stores quantized weights such as Q4_K_M."},
+    {"n": 3, "source": "scientist-4-sft.md", "heading": "监督微调 › LoRA",
+     "text": "LoRA 冻结原始权重，只训练两个低秩矩阵。秩 r 通常取 8 或 16。"},
+]
+
+
+def test_model_answer_with_citations_is_kept_and_sources_listed():
+    answer = compose({"tool": "search", "citations": PASSAGES}, "LoRA trains two low-rank matrices [1].", "What is LoRA?", "en")
+    assert answer.text.startswith("LoRA trains two low-rank matrices [1].")
+    assert "**Sources**\n[1] scientist-4-sft.md — Supervised Fine-Tuning › LoRA" in answer.text
+    assert [c["n"] for c in answer.citations] == [1]
+
+
+def test_uncited_or_invented_model_text_falls_back_to_extractive():
+    for model_text in ["LoRA is a radio protocol.", "LoRA uses rank 512 [1].", "See [7]."]:
+        answer = compose({"tool": "search", "citations": PASSAGES}, model_text, "What is LoRA and what rank does it use?", "en")
+        assert "low-rank matrices" in answer.text and "[1]" in answer.text
+        assert "512" not in answer.text and "[7]" not in answer.text
+
+
+def test_extractive_prefers_the_learner_language():
+    text = extractive_answer("LoRA 的秩通常取多少？", PASSAGES, "zh", max_sentences=1)
+    assert text == "秩 r 通常取 8 或 16。 [3]"
+
+
+def test_not_found_answers_in_the_learner_language():
+    assert compose({"tool": "search", "found": False, "citations": []}, "", "最好的披萨？", "zh").text == NOT_FOUND["zh"]
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str
+
+
+class SearchOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    found: bool
+    passages: list[dict]
+
+    def to_markdown(self) -> str:
+        return "\n".join(f"[{p['n']}] {p['text']}" for p in self.passages)
+
+    def citations(self) -> list[dict]:
+        return self.passages
+
+
+def search(cfg: SearchIn, ctx) -> SearchOut:
+    hits = [p for p in PASSAGES if "lora" in cfg.query.lower()]
+    return SearchOut(found=bool(hits), passages=hits)
+
+
+class SearchRouter(ScriptedRouter):
+    def route(self, text: str) -> RouteDecision:
+        return RouteDecision(tool="search", args={"query": text}, confidence=1.0, method="classifier")
+
+
+def make(tmp_path, replies) -> Tutor:
+    registry = ToolRegistry([ToolSpec("search", "Search the course.", SearchIn, SearchOut, search)])
+    return Tutor(Settings(workspace=tmp_path), backend=FakeBackend(replies), registry=registry,
+                 router=SearchRouter(), checkpointer=InMemorySaver())
+
+
+def test_cited_answer_through_the_graph(tmp_path):
+    tutor = make(tmp_path, ["LoRA trains low-rank matrices [1] and keeps the base frozen [3]."])
+    reply = tutor.ask("What is LoRA?")
+    assert reply.answer.startswith("LoRA trains low-rank matrices [1]")
+    assert [c["n"] for c in reply.citations] == [1, 3]
+    assert {"source", "heading", "text"} <= set(reply.citations[0])
+
+
+def test_nothing_found_makes_no_model_call(tmp_path):
+    tutor = make(tmp_path, [])  # an empty script: any model call would fail
+    reply = tutor.ask("Where is the best pizza in Naples?")
+    assert reply.answer == NOT_FOUND["en"] and reply.citations == []

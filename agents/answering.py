@@ -40,7 +40,7 @@ _STOP = frozenset(
 @dataclass
 class ComposedAnswer:
     text: str
-    explanation: str
+    explanation: str  # what the UIs show after a tool step (the tool's result is already on screen)
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -94,7 +94,8 @@ def _cited(citations: list[dict[str, Any]], model_text: str, question: str, lang
         cited = {int(n) for n in _CITE.findall(body)}
     used = [c for c in citations if c["n"] in cited]
     footer = "\n".join(f"[{c['n']}] {c['source']} — {c['heading']}" for c in used)
-    return ComposedAnswer(f"{body}\n\n**{SOURCES[language]}**\n{footer}", body, used)
+    text = f"{body}\n\n**{SOURCES[language]}**\n{footer}"
+    return ComposedAnswer(text, text, used)  # shown whole after the search step
 
 
 def _terms(text: str) -> set[str]:

@@ -101,7 +101,10 @@ class Tutor:
 
             conn = sqlite3.connect(self.settings.checkpoint_db, check_same_thread=False)
             self._checkpointer = SqliteSaver(conn)
-        deps = GraphDeps(
+        return build_graph(self.graph_deps(), checkpointer=self._checkpointer)
+
+    def graph_deps(self) -> GraphDeps:
+        return GraphDeps(
             registry=self.registry,
             personas=self.personas,
             default_persona=self.settings.persona,
@@ -109,7 +112,6 @@ class Tutor:
             llm=self._llm,
             tool_context=self.tool_context,
         )
-        return build_graph(deps, checkpointer=self._checkpointer)
 
     def _llm(self, temperature: float, max_tokens: int | None = None):
         temp = self.settings.temperature if self.settings.temperature is not None else temperature
@@ -274,13 +276,4 @@ def new_thread_id() -> str:
 
 def langgraph_graph(config: dict | None = None):
     """Factory named in langgraph.json for `langgraph dev` (it brings its own checkpointer)."""
-    tutor = Tutor(checkpointer=False)
-    deps = GraphDeps(
-        registry=tutor.registry,
-        personas=tutor.personas,
-        default_persona=tutor.settings.persona,
-        route=tutor._route,
-        llm=tutor._llm,
-        tool_context=tutor.tool_context,
-    )
-    return build_graph(deps)
+    return build_graph(Tutor(checkpointer=False).graph_deps())

@@ -9,7 +9,9 @@ Three shapes:
   cites nothing (small models rarely do), the answer is extractive instead:
   the passages' sentences that best match the question, each with its number;
 - nothing relevant found: a plain "not in the course notes" in the learner's
-  language, with no model call, so nothing gets invented.
+  language, with no model call, so nothing gets invented;
+- final results (a quiz question or its grading): shown exactly as the tool
+  wrote them, with no model call (an explanation could leak the next answer).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def is_cited(run: dict[str, Any] | None) -> bool:
 
 def needs_model(run: dict[str, Any] | None) -> bool:
     """Whether the answer needs a model call at all."""
-    return not (run and run.get("found") is False)
+    return not (run and not run.get("error") and (run.get("found") is False or run.get("final")))
 
 
 def system_addition(run: dict[str, Any] | None, declined_tool: str | None) -> str:
@@ -78,6 +80,8 @@ def compose(run: dict[str, Any] | None, model_text: str, question: str, language
         return ComposedAnswer(model_text, model_text)
     if run.get("found") is False:
         return ComposedAnswer(NOT_FOUND[language], NOT_FOUND[language])
+    if run.get("final"):
+        return ComposedAnswer(run.get("markdown", ""), run.get("markdown", ""))
     if is_cited(run):
         return _cited(run["citations"], model_text, question, language)
     # A lab tool: the exact result first, then the explanation of it.

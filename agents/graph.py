@@ -32,6 +32,7 @@ from llmtutor.tools.registry import (
     ToolRegistry,
     output_citations,
     output_images,
+    output_is_final,
     render_markdown,
 )
 
@@ -135,6 +136,8 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             )
             if getattr(output, "found", None) is False:
                 run["found"] = False
+            if output_is_final(output):
+                run["final"] = True
         except LLMTutorError as exc:
             run["error"] = str(exc)
         call_id = f"call_{uuid.uuid4().hex[:12]}"

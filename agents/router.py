@@ -49,7 +49,7 @@ from llmtutor.tools.registry import ToolRegistry, ToolSpec
 if TYPE_CHECKING:
     from llmtutor.knowledge.embeddings import Embedder
 
-RouteMethod = Literal["command", "classifier", "native", "none"]
+RouteMethod = Literal["command", "classifier", "native", "continuation", "none"]
 NONE_LABEL = "none"  # the key of the aggregated "no tool" probability in `scores`
 
 

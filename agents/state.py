@@ -17,6 +17,7 @@ class ToolRun(TypedDict, total=False):
     error: str  # set instead of output when the tool failed or was declined
     citations: list[dict[str, Any]]  # numbered passages a cited answer may refer to
     found: bool  # False when a search found nothing relevant
+    final: bool  # the result is the whole answer (a quiz question), shown as it is
 
 
 class TutorState(TypedDict, total=False):

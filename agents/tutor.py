@@ -123,8 +123,11 @@ class Tutor:
 
     def _route(self, text: str, allowed: list[str], history: list[AnyMessage]) -> RouteDecision:
         command = self.router.parse_command(text)
+        continued = None if command else self._continuation(text, allowed)
         if command is not None:
             decision = command
+        elif continued is not None:
+            decision = continued
         elif self.uses_native_routing():
             from llmtutor.agents.native_router import native_route
 
@@ -134,6 +137,15 @@ class Tutor:
         if decision.tool and decision.tool not in allowed:
             return RouteDecision(tool=None, args={}, confidence=decision.confidence, method="none")
         return decision
+
+    def _continuation(self, text: str, allowed: list[str]) -> RouteDecision | None:
+        """An open session (a quiz waiting for an answer) takes the message first."""
+        for name in allowed:
+            tool = self.registry.get(name)
+            args = tool.continues(self.settings.workspace, text) if tool.continues else None
+            if args:
+                return RouteDecision(tool=name, args=args, confidence=1.0, method="continuation")
+        return None
 
     def tool_context(self) -> ToolContext:
         return ToolContext(workspace=self.settings.workspace, device=self.settings.device, cancel_event=self._cancel)

@@ -118,3 +118,18 @@ def test_expensive_tool_waits_for_approval_with_the_real_model(workspace):
     assert "finished 3 training steps" in done.answer
     list(tutor.resume("approve-me", approved=True))  # a stray second resume
     assert runs == [3]
+
+
+def test_quiz_in_chat_asks_grades_and_records(tutor, workspace):
+    import sqlite3
+
+    first = tutor.ask("Quiz me on quantization, 1 multiple choice question", thread_id="quiz", persona="quiz_master")
+    assert first.tool_calls[0]["tool"] == "quiz" and "**A)**" in first.answer
+    second = tutor.ask("A", thread_id="quiz", persona="quiz_master")
+    assert second.tool_calls[0]["args"]["action"] == "answer"  # the open quiz took the message
+    assert "Right answer" in second.answer or "Correct" in second.answer
+    with sqlite3.connect(workspace / "course.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM quiz_attempts").fetchone()[0] >= 1
+    # The quiz is over: the next message is routed normally again.
+    third = tutor.ask("Hello!", thread_id="quiz")
+    assert third.tool_calls == []

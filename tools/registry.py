@@ -5,8 +5,9 @@ HTTP API and the UI.
 A tool module defines ``TOOL = ToolSpec(...)`` with typed pydantic input and
 output models. Output models may implement ``to_markdown()`` (how the result
 reads in chat), ``images()`` (paths of plots to show), ``citations()``
-(numbered passages for a cited answer) and a ``found: bool`` field (False: the
-tutor says the course does not cover it instead of answering).
+(numbered passages for a cited answer), a ``found: bool`` field (False: the
+tutor says the course does not cover it instead of answering) and a
+``final_answer`` class attribute (True: the markdown is the whole answer).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from llmtutor.errors import (
 TOOL_MODULES: tuple[str, ...] = (
     "llmtutor.tools.estimate_memory",
     "llmtutor.tools.compare_decoding",
+    "llmtutor.tools.quiz",
 )
 
 
@@ -86,6 +88,9 @@ class ToolSpec:
     # the chat model is too small for native tool calling. Returns only the
     # fields it found; the input model's defaults fill the rest.
     extract_args: Callable[[str], dict[str, Any]] | None = None
+    # For tools with open sessions (a quiz): given the workspace and the
+    # learner's next message, the arguments that continue the session, or None.
+    continues: Callable[[Path, str], dict[str, Any] | None] | None = None
 
     def validate(self, args: dict[str, Any] | BaseModel) -> BaseModel:
         if isinstance(args, self.input_model):
@@ -193,6 +198,11 @@ def output_citations(output: BaseModel) -> list[dict[str, Any]]:
     """Numbered passages ({n, source, heading, text, …}) for outputs that cite sources."""
     citations = getattr(output, "citations", None)
     return list(citations()) if callable(citations) else []
+
+
+def output_is_final(output: BaseModel) -> bool:
+    """Outputs that are the whole answer (a quiz question): shown as they are, no model call."""
+    return bool(getattr(output, "final_answer", False))
 
 
 def output_images(output: BaseModel) -> list[str]:

@@ -68,6 +68,8 @@ def _render_turn(tutor: Tutor, events, console, yes: bool, interactive: bool) ->
             elif event.type == "progress":
                 step = f" {event.data.get('step')}/{event.data.get('total')}" if event.data.get("total") else ""
                 console.print(f"[dim]  … {event.data.get('stage', '')}{step} {event.data.get('message', '')}[/dim]")
+            elif event.type == "tool_result" and event.data.get("final"):
+                continue  # the result is the answer itself (a quiz question): printed below
             elif event.type == "tool_result":
                 body = event.data.get("markdown") or f"Error: {event.data.get('error')}"
                 console.print(Panel(Markdown(body), title=f"🛠 {event.data.get('tool')}", expand=False))
@@ -358,6 +360,16 @@ def serve(
         uvicorn.run(api, host=host, port=port)
     except LLMTutorError as exc:
         _fail(exc)
+
+
+def _mount_subcommands() -> None:
+    # Each lives in its own module and imports only typer at load time.
+    from llmtutor.ui import cli_quiz
+
+    cli_quiz.register(app)
+
+
+_mount_subcommands()
 
 
 def main() -> None:

@@ -53,7 +53,11 @@ def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
             history[-1]["content"] = f"{event.data.get('stage', '')}{step} {event.data.get('message', '')}"
         elif event.type == "tool_result":
             step = _tool_step(event.data)
-            tool_shown = True
+            if event.data.get("final"):
+                # The result is the answer itself (a quiz question): a compact step, the text follows.
+                step["content"] = step["content"].split("\n\n", 1)[0]
+            else:
+                tool_shown = True
             if history and history[-1].get("metadata", {}).get("status") == "pending":
                 history[-1] = step
             else:

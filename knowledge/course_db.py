@@ -1,0 +1,471 @@
+"""The course database: the catalog as SQLite tables, plus the learner's quiz history.
+
+One SQLite file (`Settings.catalog_db`, i.e. `<workspace>/course.sqlite`) holds two kinds of
+tables. Catalog tables are a copy of `knowledge/course/catalog.yaml` and are rebuilt whenever
+the catalog changes; learner tables are only ever written through `record_quiz_attempt` and
+`update_mastery` (the quiz tool) and survive every rebuild. Questions are answered on a
+separate read-only connection (`run_readonly`); text-to-SQL can never write.
+
+Schema (the current edition of the course; `legacy_*` items stay in the YAML only):
+
+- ``course(title, title_zh, author, url, edition)`` - one row about the course itself.
+- ``tracks(id, position, title, title_zh, aliases, summary, summary_zh)`` - the three parts
+  of the course: ``fundamentals`` (LLM Fundamentals), ``scientist`` (The LLM Scientist),
+  ``engineer`` (The LLM Engineer); ``position`` is the course order (1-3).
+- ``modules(id, track_id, position, ordinal, code, title, title_zh, aliases, summary, summary_zh)``
+  - one row per module, e.g. id ``engineer.rag``; ``position`` is the order inside its track,
+  ``ordinal`` the order in the whole course (1-19) and ``code`` the "track.module" number
+  (``3.3``). ``aliases`` are other names, ``; ``-separated.
+- ``module_topics(module_id, position, topic, topic_zh)`` - the key topics of each module.
+- ``resources(id, module_id, position, title, author, url, kind)`` - the resources each
+  module lists; ``id`` follows course order, ``position`` is the order inside the module. ``kind`` is one of article, book, course, dataset,
+  documentation, leaderboard, model, notebook, paper, repo, tool, video, website;
+  ``author`` may be NULL.
+- ``module_references(id, module_id, position, title, author, url, kind)`` - papers and tools
+  linked from a module's key ideas (not part of its resource list).
+- ``notebooks(id, position, name, category, aliases, description, description_zh,
+  article_url, colab_url, repo_url)`` - the course's Colab notebooks in README order;
+  ``category`` is one of tools, fine-tuning, quantization, other; ``aliases`` other names.
+- ``notebook_modules(notebook_id, module_id)`` - which modules each notebook belongs to.
+- ``glossary(id, en, zh, en_alt, zh_alt, definition)`` - bilingual terms; ``en_alt`` /
+  ``zh_alt`` hold abbreviations and other spellings, ``; ``-separated.
+- ``glossary_modules(term_id, module_id)`` - which modules use each term.
+- ``quiz_attempts(id, taken_at, module_id, topic, question, answer, expected, correct, score)``
+  - one row per answered quiz question; ``taken_at`` is UTC ISO-8601 text
+  (``2025-01-31T14:05:00``), ``correct`` is 0/1, ``score`` is 0.0-1.0, ``module_id`` may be NULL.
+- ``module_mastery(module_id, attempts, correct, mastery, last_attempt_at, updated_at)`` -
+  one row per module the learner was quizzed on; ``mastery`` is 0.0-1.0.
+- ``schema_version(version, description, applied_at)`` and ``catalog_build(key, value)`` -
+  bookkeeping: applied migrations and the hash of the catalog the tables were built from.
+
+Migrations are append-only: a new schema version is a new entry at the end of `MIGRATIONS`;
+an applied one is never edited, so an old workspace upgrades in place without losing rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from llmtutor.errors import ConfigError
+from llmtutor.knowledge.catalog import Catalog, Resource, load_catalog
+from llmtutor.knowledge.sql_guard import QueryTimeoutError, SQLExecutionError, UnsafeSQLError
+
+CATALOG_TABLES = ("course", "tracks", "modules", "module_topics", "resources", "module_references",
+                  "notebooks", "notebook_modules", "glossary", "glossary_modules")  # fmt: skip
+LEARNER_TABLES = ("quiz_attempts", "module_mastery")
+QUERYABLE_TABLES = CATALOG_TABLES + LEARNER_TABLES
+
+# (version, description, SQL). Append only; never edit an entry once released.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "catalog and learner tables", """
+CREATE TABLE course (title TEXT NOT NULL, title_zh TEXT NOT NULL, author TEXT NOT NULL,
+    url TEXT, edition TEXT NOT NULL);
+CREATE TABLE tracks (id TEXT PRIMARY KEY, position INTEGER NOT NULL, title TEXT NOT NULL,
+    title_zh TEXT NOT NULL, aliases TEXT NOT NULL, summary TEXT NOT NULL, summary_zh TEXT NOT NULL);
+CREATE TABLE modules (id TEXT PRIMARY KEY, track_id TEXT NOT NULL REFERENCES tracks(id),
+    position INTEGER NOT NULL, ordinal INTEGER NOT NULL UNIQUE, code TEXT NOT NULL, title TEXT NOT NULL, title_zh TEXT NOT NULL,
+    aliases TEXT NOT NULL, summary TEXT NOT NULL, summary_zh TEXT NOT NULL);
+CREATE TABLE module_topics (module_id TEXT NOT NULL REFERENCES modules(id), position INTEGER NOT NULL,
+    topic TEXT NOT NULL, topic_zh TEXT NOT NULL, PRIMARY KEY (module_id, position));
+CREATE TABLE resources (id INTEGER PRIMARY KEY, module_id TEXT NOT NULL REFERENCES modules(id),
+    position INTEGER NOT NULL, title TEXT NOT NULL, author TEXT, url TEXT, kind TEXT NOT NULL);
+CREATE TABLE module_references (id INTEGER PRIMARY KEY, module_id TEXT NOT NULL REFERENCES modules(id),
+    position INTEGER NOT NULL, title TEXT NOT NULL, author TEXT, url TEXT, kind TEXT NOT NULL);
+CREATE TABLE notebooks (id INTEGER PRIMARY KEY, position INTEGER NOT NULL, name TEXT NOT NULL,
+    category TEXT NOT NULL, aliases TEXT NOT NULL, description TEXT NOT NULL,
+    description_zh TEXT NOT NULL, article_url TEXT, colab_url TEXT, repo_url TEXT);
+CREATE TABLE notebook_modules (notebook_id INTEGER NOT NULL REFERENCES notebooks(id),
+    module_id TEXT NOT NULL REFERENCES modules(id), PRIMARY KEY (notebook_id, module_id));
+CREATE TABLE glossary (id INTEGER PRIMARY KEY, en TEXT NOT NULL, zh TEXT NOT NULL,
+    en_alt TEXT NOT NULL, zh_alt TEXT NOT NULL, definition TEXT NOT NULL);
+CREATE TABLE glossary_modules (term_id INTEGER NOT NULL REFERENCES glossary(id),
+    module_id TEXT NOT NULL REFERENCES modules(id), PRIMARY KEY (term_id, module_id));
+CREATE TABLE quiz_attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, taken_at TEXT NOT NULL,
+    module_id TEXT, topic TEXT, question TEXT NOT NULL, answer TEXT NOT NULL, expected TEXT,
+    correct INTEGER NOT NULL CHECK (correct IN (0, 1)),
+    score REAL NOT NULL CHECK (score >= 0 AND score <= 1));
+CREATE INDEX quiz_attempts_by_module ON quiz_attempts (module_id, taken_at);
+CREATE TABLE module_mastery (module_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL,
+    correct INTEGER NOT NULL, mastery REAL NOT NULL CHECK (mastery >= 0 AND mastery <= 1),
+    last_attempt_at TEXT, updated_at TEXT NOT NULL);
+CREATE TABLE catalog_build (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# Pure functions a read-only query may call (lower-case, as SQLite's authorizer names them).
+# Anything else - load_extension, zeroblob, randomblob, fts3_tokenizer, ... - is denied.
+ALLOWED_FUNCTIONS = frozenset({
+    "count", "sum", "total", "avg", "min", "max", "group_concat", "string_agg",
+    "lower", "upper", "length", "substr", "substring", "trim", "ltrim", "rtrim", "replace", "instr",
+    "like", "glob", "coalesce", "ifnull", "nullif", "iif", "if", "round", "abs", "typeof", "printf",
+    "format", "char", "unicode", "date", "time", "datetime", "julianday", "strftime", "unixepoch",
+    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+    "first_value", "last_value", "nth_value",
+})  # fmt: skip
+MASTERY_DECAY = 0.7  # weight of an answer relative to the next, more recent one
+
+
+def describe_schema() -> str:
+    """The schema description (this module's docstring section), for the README and prompts."""
+    doc = __doc__ or ""
+    start, end = doc.index("Schema ("), doc.index("Migrations are")
+    return doc[start:end].strip()
+
+
+# ----- building -------------------------------------------------------------------
+class BuildReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Path
+    schema_version: int
+    rebuilt: bool  # False: the catalog tables were already up to date (nothing was written)
+    catalog_sha256: str
+
+
+def catalog_fingerprint(catalog: Catalog) -> str:
+    return hashlib.sha256(catalog.model_dump_json().encode()).hexdigest()
+
+
+def ensure_course_db(db_path: Path, catalog: Catalog | None = None) -> Path:
+    """The database at `db_path`, created or refreshed from the catalog first if needed."""
+    build_course_db(db_path, catalog)
+    return Path(db_path)
+
+
+def build_course_db(db_path: Path, catalog: Catalog | None = None) -> BuildReport:
+    """Create/migrate the database and (re)load the catalog tables. Idempotent.
+
+    The catalog tables are replaced only when the catalog's fingerprint changed, inside one
+    transaction, so readers never see a half-built catalog; learner tables are never touched.
+    """
+    catalog = catalog or load_catalog()
+    fingerprint = catalog_fingerprint(catalog)
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with _writer(db_path) as con:
+        version = _migrate(con)
+        if _stored_fingerprint(con) == fingerprint:  # checked before taking the write lock
+            return BuildReport(path=db_path, schema_version=version, rebuilt=False, catalog_sha256=fingerprint)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if _stored_fingerprint(con) != fingerprint:  # another process may have just built it
+                _load_catalog_tables(con, catalog)
+                built_at = _now()
+                con.executemany("INSERT OR REPLACE INTO catalog_build (key, value) VALUES (?, ?)",
+                                [("catalog_sha256", fingerprint), ("built_at", built_at),
+                                 ("edition", catalog.course.edition)])  # fmt: skip
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return BuildReport(path=db_path, schema_version=version, rebuilt=True, catalog_sha256=fingerprint)
+
+
+@contextmanager
+def _writer(db_path: Path) -> Iterator[sqlite3.Connection]:
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), never implicit.
+    con = sqlite3.connect(db_path, timeout=10.0, isolation_level=None)
+    try:
+        con.execute("PRAGMA foreign_keys = ON")
+        yield con
+    finally:
+        con.close()
+
+
+def _migrate(con: sqlite3.Connection) -> int:
+    has_table = con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    current = con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] if has_table else None
+    if current is not None and current > SCHEMA_VERSION:
+        raise ConfigError(
+            f"{_db_name(con)} has schema version {current}, newer than this llmtutor ({SCHEMA_VERSION})",
+            "upgrade llmtutor, or point LLMTUTOR_WORKSPACE at another folder",
+        )
+    pending = [m for m in MIGRATIONS if current is None or m[0] > current]
+    for version, description, sql in pending:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                        "description TEXT NOT NULL, applied_at TEXT NOT NULL)")  # fmt: skip
+            if con.execute("SELECT 1 FROM schema_version WHERE version = ?", (version,)).fetchone() is None:
+                for statement in filter(str.strip, sql.split(";")):
+                    con.execute(statement)
+                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, description, _now()))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION
+
+
+def _db_name(con: sqlite3.Connection) -> str:
+    return con.execute("PRAGMA database_list").fetchone()[2] or "the course database"
+
+
+def _stored_fingerprint(con: sqlite3.Connection) -> str | None:
+    row = con.execute("SELECT value FROM catalog_build WHERE key = 'catalog_sha256'").fetchone()
+    return row[0] if row else None
+
+
+def _load_catalog_tables(con: sqlite3.Connection, catalog: Catalog) -> None:
+    for table in reversed(CATALOG_TABLES):  # children before parents
+        con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+    c = catalog.course
+    con.execute("INSERT INTO course VALUES (?, ?, ?, ?, ?)", (c.title, c.title_zh, c.author, c.url, c.edition))
+    ordinal = 0
+    for track in sorted(catalog.tracks, key=lambda t: t.order):
+        con.execute("INSERT INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (track.id, track.order, track.title, track.title_zh, _join(track.aliases),
+                     track.summary, track.summary_zh))  # fmt: skip
+        for mod in sorted(track.modules, key=lambda m: m.order):
+            ordinal += 1
+            con.execute("INSERT INTO modules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (mod.id, track.id, mod.order, ordinal, f"{track.order}.{mod.order}", mod.title, mod.title_zh,
+                         _join(mod.aliases), mod.summary, mod.summary_zh))  # fmt: skip
+            con.executemany("INSERT INTO module_topics VALUES (?, ?, ?, ?)",
+                            [(mod.id, i, en, zh) for i, (en, zh) in enumerate(zip(mod.topics, mod.topics_zh), 1)])
+            _insert_resources(con, "resources", mod.id, mod.resources)
+            _insert_resources(con, "module_references", mod.id, mod.references)
+    for position, nb in enumerate(catalog.notebooks, 1):
+        cur = con.execute(
+            "INSERT INTO notebooks (position, name, category, aliases, description, description_zh, "
+            "article_url, colab_url, repo_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (position, nb.name, nb.category, _join(nb.aliases), nb.description, nb.description_zh,
+             nb.article_url, nb.colab_url, nb.repo_url),
+        )  # fmt: skip
+        con.executemany("INSERT INTO notebook_modules VALUES (?, ?)", [(cur.lastrowid, m) for m in nb.modules])
+    for term in catalog.glossary:
+        cur = con.execute("INSERT INTO glossary (en, zh, en_alt, zh_alt, definition) VALUES (?, ?, ?, ?, ?)",
+                          (term.en, term.zh, _join(term.en_alt), _join(term.zh_alt), term.definition))
+        con.executemany("INSERT INTO glossary_modules VALUES (?, ?)", [(cur.lastrowid, m) for m in term.modules])
+
+
+def _insert_resources(con: sqlite3.Connection, table: str, module_id: str, items: Sequence[Resource]) -> None:
+    con.executemany(
+        f"INSERT INTO {table} (module_id, position, title, author, url, kind) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+        [(module_id, i, r.title, r.author, r.url, r.kind) for i, r in enumerate(items, 1)],
+    )
+
+
+def _join(values: Sequence[str]) -> str:
+    return "; ".join(values)
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+# ----- learner write API (the only writes to learner tables) ----------------------------
+class MasteryRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    module_id: str
+    attempts: int
+    correct: int
+    mastery: float
+    last_attempt_at: str | None
+
+
+def record_quiz_attempt(
+    db_path: Path,
+    *,
+    question: str,
+    answer: str,
+    correct: bool,
+    module_id: str | None = None,
+    topic: str | None = None,
+    expected: str | None = None,
+    score: float | None = None,
+    taken_at: datetime | None = None,
+) -> int:
+    """Store one answered quiz question (and refresh that module's mastery); returns its id.
+
+    `score` defaults to 1.0/0.0 from `correct`; `taken_at` to now (UTC). The catalog tables are
+    built first if the database is new, so `module_id` can be checked against them.
+    """
+    if score is None:
+        score = 1.0 if correct else 0.0
+    if not 0.0 <= score <= 1.0:
+        raise ConfigError(f"quiz score must be between 0 and 1, got {score}", "pass score=correct answers/total")
+    ensure_course_db(db_path)
+    when = _utc_text(taken_at) if taken_at else _now()
+    with _writer(Path(db_path)) as con:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            _check_module(con, module_id)
+            cur = con.execute(
+                "INSERT INTO quiz_attempts (taken_at, module_id, topic, question, answer, expected, correct, score) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (when, module_id, topic, question, answer, expected, int(bool(correct)), float(score)),
+            )
+            if module_id is not None:
+                _refresh_mastery(con, module_id, None)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return int(cur.lastrowid or 0)
+
+
+def update_mastery(db_path: Path, module_id: str, mastery: float | None = None) -> MasteryRow:
+    """Recompute a module's mastery from its quiz attempts, or set it (0-1) explicitly.
+
+    Recomputed mastery is a recency-weighted mean of the scores (each older answer weighs
+    `MASTERY_DECAY` times the next): what the learner knows now matters more than their
+    first tries.
+    """
+    if mastery is not None and not 0.0 <= mastery <= 1.0:
+        raise ConfigError(f"mastery must be between 0 and 1, got {mastery}", "pass a fraction such as 0.75")
+    ensure_course_db(db_path)
+    with _writer(Path(db_path)) as con:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            _check_module(con, module_id)
+            row = _refresh_mastery(con, module_id, mastery)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return row
+
+
+def _check_module(con: sqlite3.Connection, module_id: str | None) -> None:
+    if module_id is not None and con.execute("SELECT 1 FROM modules WHERE id = ?", (module_id,)).fetchone() is None:
+        known = ", ".join(r[0] for r in con.execute("SELECT id FROM modules ORDER BY id"))
+        raise ConfigError(f"unknown course module {module_id!r}", f"use one of: {known}")
+
+
+def _refresh_mastery(con: sqlite3.Connection, module_id: str, explicit: float | None) -> MasteryRow:
+    scores = con.execute(
+        "SELECT score, correct, taken_at FROM quiz_attempts WHERE module_id = ? ORDER BY taken_at DESC, id DESC",
+        (module_id,),
+    ).fetchall()
+    weights = [MASTERY_DECAY**i for i in range(len(scores))]
+    value = explicit if explicit is not None else (
+        sum(w * s for w, (s, _, _) in zip(weights, scores)) / sum(weights) if scores else 0.0
+    )  # fmt: skip
+    row = MasteryRow(module_id=module_id, attempts=len(scores), correct=sum(c for _, c, _ in scores),
+                     mastery=round(value, 4), last_attempt_at=scores[0][2] if scores else None)  # fmt: skip
+    con.execute(
+        "INSERT OR REPLACE INTO module_mastery VALUES (?, ?, ?, ?, ?, ?)",
+        (row.module_id, row.attempts, row.correct, row.mastery, row.last_attempt_at, _now()),
+    )
+    return row
+
+
+def _utc_text(when: datetime) -> str:
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when.isoformat(timespec="seconds")
+
+
+# ----- read-only access -------------------------------------------------------------
+class QueryResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool = False  # more rows existed than max_rows
+
+
+def table_columns(db_path: Path) -> dict[str, list[str]]:
+    """{table: [columns]} of the queryable tables, read from the file (read-only)."""
+    con = _open_readonly(db_path)
+    try:
+        return {t: [r[1] for r in con.execute(f"PRAGMA table_info({t})")] for t in QUERYABLE_TABLES}
+    finally:
+        con.close()
+
+
+def schema_prompt(db_path: Path, sample_rows: int = 2, width: int = 40) -> str:
+    """The schema for a model: the description above, then each table's columns and sample rows."""
+    lines = ["Tables (SQLite):", describe_schema(), "", "Sample rows:"]
+    con = _open_readonly(db_path)
+    try:
+        for table in QUERYABLE_TABLES:
+            cur = con.execute(f"SELECT * FROM {table} LIMIT {int(sample_rows)}")  # noqa: S608 - fixed names
+            columns = [d[0] for d in cur.description]
+            lines.append(f"{table}({', '.join(columns)})")
+            for row in cur.fetchall():
+                cells = [repr(v if not isinstance(v, str) or len(v) <= width else v[: width - 1] + "…") for v in row]
+                lines.append("  (" + ", ".join(cells) + ")")
+        lines.append("Module ids: " + "; ".join(
+            f"{i} = {t} / {z}" for i, t, z in con.execute("SELECT id, title, title_zh FROM modules ORDER BY ordinal")))
+    finally:
+        con.close()
+    return "\n".join(lines)
+
+
+def _open_readonly(db_path: Path) -> sqlite3.Connection:
+    path = Path(db_path).resolve()
+    if not path.is_file():
+        raise ConfigError(f"course database not found: {path}", "build it with ensure_course_db() first")
+    con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+    con.execute("PRAGMA query_only = ON")
+    return con
+
+
+@contextmanager
+def readonly_connection(db_path: Path, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
+    """A connection that cannot change anything, however the SQL was written.
+
+    Layers, each sufficient for writes on its own: the file is opened `mode=ro`; `query_only`
+    is on; and an authorizer allows only SELECT, reads of the known tables and pure functions
+    (no PRAGMA, ATTACH, DDL/DML, load_extension). Limits keep one query from eating memory,
+    and a progress handler interrupts it after `timeout_s`.
+    """
+    con = _open_readonly(db_path)
+    try:
+        con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
+        con.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 20_000)
+        con.set_authorizer(_authorize)
+        if timeout_s is not None:
+            deadline = time.monotonic() + timeout_s
+            con.set_progress_handler(lambda: int(time.monotonic() > deadline), 2_000)
+        yield con
+    finally:
+        con.close()
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, _trigger: str | None) -> int:
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_READ and arg1 in QUERYABLE_TABLES and db in ("main", None):  # None: COUNT(*)
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in ALLOWED_FUNCTIONS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def run_readonly(db_path: Path, sql: str, *, timeout_s: float = 2.0, max_rows: int = 200) -> QueryResult:
+    """Execute one query on a read-only connection; typed errors say what went wrong."""
+    with readonly_connection(db_path, timeout_s=timeout_s) as con:
+        try:
+            cur = con.execute(sql)
+            rows = cur.fetchmany(max_rows + 1)
+        except (sqlite3.Warning, sqlite3.DatabaseError) as exc:
+            message = str(exc)
+            if "one statement at a time" in message:
+                raise UnsafeSQLError(f"refused: {message}", "send exactly one SELECT statement") from None
+            if message == "interrupted":
+                raise QueryTimeoutError(
+                    f"the query ran longer than {timeout_s:g} s and was stopped",
+                    "simplify it: fewer joins, no recursive CTE",
+                ) from None
+            if "not authorized" in message or "readonly" in message or "read-only" in message:
+                raise UnsafeSQLError(
+                    f"refused: the course database is read-only ({message})",
+                    "ask a question about the catalog or your quiz history; only SELECT queries run here",
+                ) from None
+            raise SQLExecutionError(f"SQLite error: {message}", "fix the query and try again") from None
+        columns = [d[0] for d in cur.description or ()]
+    return QueryResult(columns=columns, rows=[list(r) for r in rows[:max_rows]], truncated=len(rows) > max_rows)

@@ -36,8 +36,27 @@ def tutor(workspace) -> Tutor:
 
 
 def test_ask_answers_from_the_real_model(tutor):
-    reply = tutor.ask("What is LoRA?")
+    reply = tutor.ask("Hello! Who are you?")
     assert reply.answer.strip() and reply.tool_calls == [] and reply.persona == "tutor"
+
+
+def test_course_question_gets_a_cited_answer(tutor):
+    reply = tutor.ask("What is LoRA?")
+    assert [c["tool"] for c in reply.tool_calls] == ["search_course"]
+    assert reply.citations and all({"source", "heading", "text"} <= set(c) for c in reply.citations)
+    assert any("lora" in c["text"].lower() for c in reply.citations)
+    assert "[1]" in reply.answer or "[2]" in reply.answer
+    assert "**Sources**" in reply.answer
+
+
+def test_chinese_course_question_is_cited_in_chinese(tutor):
+    reply = tutor.ask("什么是 LoRA？")
+    assert reply.citations and "**来源**" in reply.answer
+
+
+def test_off_topic_question_is_not_invented(tutor):
+    reply = tutor.ask("Where can I find the best pizza in Naples?")
+    assert reply.citations == []
 
 
 def test_memory_question_runs_the_tool_and_explains(tutor):

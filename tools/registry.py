@@ -35,6 +35,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "llmtutor.tools.estimate_memory",
     "llmtutor.tools.compare_decoding",
     "llmtutor.tools.quiz",
+    "llmtutor.tools.search_course",
 )
 
 

@@ -89,6 +89,21 @@ def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
         yield history, pending, plot
 
 
+def _prepare_course_index(tutor: Tutor) -> None:
+    """Index the bundled course notes on first start (incremental afterwards), so the
+    first course question does not wait for it."""
+    if "search_course" not in tutor.registry:
+        return
+    from llmtutor.tools.search_course import ensure_course_index
+
+    def report(stage: str, step: int | None = None, total: int | None = None, message: str = "") -> None:
+        if step is not None and total and step == total:
+            print(f"course index: {stage} {step}/{total} {message}".strip(), flush=True)
+
+    print(f"Preparing the course index in {tutor.settings.index_dir} …", flush=True)
+    ensure_course_index(tutor.settings.index_dir, progress=report)
+
+
 def build_app(tutor: Tutor | None = None):
     import gradio as gr
 
@@ -199,5 +214,6 @@ def build_app(tutor: Tutor | None = None):
 
 def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
     demo = build_app()
+    _prepare_course_index(demo.tutor)
     workspace = str(demo.tutor.settings.workspace)
     demo.queue().launch(server_name=host, server_port=port, share=share, allowed_paths=[workspace], css=CSS)

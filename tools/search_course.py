@@ -98,9 +98,12 @@ class SearchCourseResult(BaseModel):
             parts.append(f"**[{number}]** {text}\n\n*— {where}*")
         return "\n\n".join(parts)
 
-    def citations(self) -> list[str]:
-        """"[n] source › heading" lines, in passage order."""
-        return [f"[{i}] {p.source}" + (f" › {p.heading}" if p.heading else "") for i, p in enumerate(self.passages, 1)]
+    def citations(self) -> list[dict[str, Any]]:
+        """Numbered passages for a cited answer: {n, source, heading, text, chunk_id}."""
+        return [
+            {"n": i, "source": p.source, "heading": p.heading, "text": p.text, "chunk_id": p.chunk_id}
+            for i, p in enumerate(self.passages, 1)
+        ]
 
 
 # ----- the index, built on first use, and opened retrievers ------------------------

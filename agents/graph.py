@@ -63,6 +63,13 @@ def last_human_text(messages: list[AnyMessage]) -> str:
     return ""
 
 
+def last_ai_text(messages: list[AnyMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, AIMessage) and not message.tool_calls:
+            return message.text if hasattr(message, "text") else str(message.content)
+    return ""
+
+
 def conversation_for_model(messages: list[AnyMessage], budget_chars: int) -> list[AnyMessage]:
     """Human/AI text turns only, newest first until the budget is spent.
 

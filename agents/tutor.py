@@ -20,7 +20,7 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessageChunk, AnyMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.agents.graph import GraphDeps, build_graph
+from llmtutor.agents.graph import GraphDeps, build_graph, last_ai_text
 from llmtutor.agents.personas import Persona, get_persona, load_personas
 from llmtutor.agents.router import RouteDecision, Router
 from llmtutor.tools.registry import ToolContext, ToolRegistry, default_registry
@@ -123,7 +123,7 @@ class Tutor:
 
     def _route(self, text: str, allowed: list[str], history: list[AnyMessage]) -> RouteDecision:
         command = self.router.parse_command(text)
-        continued = None if command else self._continuation(text, allowed)
+        continued = None if command else self._continuation(text, allowed, history)
         if command is not None:
             decision = command
         elif continued is not None:
@@ -138,11 +138,16 @@ class Tutor:
             return RouteDecision(tool=None, args={}, confidence=decision.confidence, method="none")
         return decision
 
-    def _continuation(self, text: str, allowed: list[str]) -> RouteDecision | None:
-        """An open session (a quiz waiting for an answer) takes the message first."""
+    def _continuation(self, text: str, allowed: list[str], history: list[AnyMessage]) -> RouteDecision | None:
+        """An open session (a quiz waiting for an answer) takes the message first.
+
+        Only a session this conversation's last reply showed (its id is printed there): a quiz
+        opened in another thread, tab or the CLI must not swallow this thread's messages.
+        """
+        shown = last_ai_text(history)
         for name in allowed:
             tool = self.registry.get(name)
-            args = tool.continues(self.settings.workspace, text) if tool.continues else None
+            args = tool.continues(self.settings.workspace, text, shown) if tool.continues else None
             if args:
                 return RouteDecision(tool=name, args=args, confidence=1.0, method="continuation")
         return None

@@ -57,6 +57,12 @@ def _clean(text: str) -> str:
     return re.sub(r"[\s\"'“”‘’`.,;:!?。，；：！？、()（）\[\]]+", " ", text).strip()
 
 
+def _few_words(rest: str, limit: int = 3) -> bool:
+    """At most `limit` words (or, without spaces, 6 CJK characters) outside the named option."""
+    rest = rest.strip()
+    return len(rest.split()) <= limit and (" " in rest or len(rest) <= 6 or rest.isascii())
+
+
 def parse_choice(answer: str, options: list[str]) -> int | None:
     """The option index an answer names, or None when it names none."""
     if match := _LETTER.match(answer):
@@ -72,9 +78,13 @@ def parse_choice(answer: str, options: list[str]) -> int | None:
     cleaned = [_clean(o) for o in options]
     if said in cleaned:
         return cleaned.index(said)
-    # Part of one option only ("absmax" for "absmax quantization"); never a word shared by several.
+    # Part of one option only ("absmax" for "absmax quantization"), or one option inside a short
+    # reply ("I think absmax"); never a word shared by several, and never an option word inside a
+    # longer message ("quiz me on quantization" is a request, not the answer "quantization").
     inside = [
-        i for i, o in enumerate(cleaned) if len(said) >= 3 and (said in o or (len(o) >= 3 and o in said))
+        i
+        for i, o in enumerate(cleaned)
+        if len(said) >= 3 and (said in o or (len(o) >= 3 and o in said and _few_words(said.replace(o, " "))))
     ]
     if len(inside) == 1:
         return inside[0]

@@ -145,6 +145,11 @@ def test_quiz_in_chat_asks_grades_and_records(tutor, workspace):
 
     first = tutor.ask("Quiz me on quantization, 1 multiple choice question", thread_id="quiz", persona="quiz_master")
     assert first.tool_calls[0]["tool"] == "quiz" and "**A)**" in first.answer
+    # Another conversation (a second tab) is not an answer to this thread's open quiz.
+    elsewhere = tutor.plan("A")
+    assert elsewhere.method != "continuation"
+    again = tutor.ask("Quiz me on quantization, 1 multiple choice question", thread_id="quiz-tab2", persona="quiz_master")
+    assert again.tool_calls[0]["args"].get("action", "start") == "start" and "**A)**" in again.answer
     second = tutor.ask("A", thread_id="quiz", persona="quiz_master")
     assert second.tool_calls[0]["args"]["action"] == "answer"  # the open quiz took the message
     assert "Right answer" in second.answer or "Correct" in second.answer

@@ -242,10 +242,12 @@ def test_session_survives_a_restart(ctx, tmp_path):
     assert status.question and status.question.prompt == q.prompt and status.question.number == 1
     after = fresh.run({"action": "answer", "answer": q.answer}, ctx2)
     assert after.feedback and after.feedback.correct and after.question and after.question.number == 2
-    # Starting another quiz closes this one.
+    # Starting another quiz (another tab) leaves this one open; the newest is the active one.
     other = TOOL.run({"topic": "GGUF", "n": 1}, ctx)
-    assert store.load(ctx.workspace, out.session_id).status == "stopped"
+    assert store.load(ctx.workspace, out.session_id).status == "asking"
     assert store.active_session(ctx.workspace) == other.session_id
+    assert store.continuation(ctx.workspace, "skip", shown=f"... _Quiz {out.session_id}_")["session_id"] == out.session_id  # type: ignore[index]
+    assert store.continuation(ctx.workspace, "skip", shown="an answer about LoRA") is None
     with pytest.raises(ToolInputError):
         TOOL.run({"action": "status", "session_id": "../../etc"}, ctx)
 

@@ -8,7 +8,7 @@ Stateless per call; the session lives in `<workspace>/quizzes/<id>.json` (tools/
 - ``action="status"`` → the open question again, or the summary; ``action="stop"`` ends the quiz.
 
 How the chat continues an open quiz: before routing a message, call
-``continuation(workspace, text)``; when it returns arguments, run this tool with them and show
+``continuation(workspace, text, shown)``; when it returns arguments, run this tool with them and show
 its markdown as is (the feedback already holds the right answer and its source).
 
 Questions come from knowledge/quiz_bank.py (no model needed). With an LLM factory
@@ -204,7 +204,6 @@ def _start(cfg: QuizInput, ctx: ToolContext, llm: Callable[[], Any] | None) -> Q
     )  # fmt: skip
     notes = [] if len(questions) == cfg.n else [f"only {len(questions)} questions available"]
     notes += _prepare(session, llm)
-    store.close_open_sessions(ctx.workspace, keep=session.id)
     store.save(ctx.workspace, session)
     return _output(session, "start", notes=notes)
 

@@ -68,7 +68,7 @@ class QuizSession(BaseModel):
 
 
 def now_text() -> str:
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def new_session_id() -> str:
@@ -129,20 +129,8 @@ def _headers(workspace: Path) -> list[tuple[str, dict]]:
 
 def active_session(workspace: Path, max_age: timedelta | None = MAX_OPEN_AGE) -> str | None:
     """Id of the open quiz (the newest one still asking, updated within `max_age`), else None."""
-    cutoff = (datetime.now(UTC).replace(tzinfo=None) - max_age).isoformat() if max_age else ""
-    for session_id, data in _headers(workspace):
-        if data.get("status") == "asking" and str(data.get("updated_at", "")) >= cutoff:
-            return session_id if SESSION_ID.match(session_id) else None
-    return None
-
-
-def close_open_sessions(workspace: Path, keep: str | None = None) -> None:
-    """Mark every other open quiz as stopped (a new quiz replaces them)."""
-    for session_id, data in _headers(workspace):
-        if session_id != keep and data.get("status") == "asking" and SESSION_ID.match(session_id):
-            session = load(workspace, session_id)
-            session.status = "stopped"
-            save(workspace, session)
+    found = open_sessions(workspace, max_age)
+    return found[0] if found else None
 
 
 def asked_before(workspace: Path, limit: int = 50) -> frozenset[str]:
@@ -156,16 +144,33 @@ def is_stop(text: str) -> bool:
     return _STOP.match(text or "") is not None
 
 
-def continuation(workspace: Path, text: str) -> dict | None:
-    """Arguments for the quiz tool when the learner's message answers the open quiz, else None.
+def open_sessions(workspace: Path, max_age: timedelta | None = MAX_OPEN_AGE) -> list[str]:
+    """Ids of the quizzes still asking, updated within `max_age`, newest first."""
+    cutoff = (datetime.now(UTC).replace(tzinfo=None) - max_age).isoformat() if max_age else ""
+    return [
+        session_id
+        for session_id, data in _headers(workspace)
+        if data.get("status") == "asking" and str(data.get("updated_at", "")) >= cutoff and SESSION_ID.match(session_id)
+    ]
 
+
+def continuation(workspace: Path, text: str, shown: str | None = None) -> dict | None:
+    """Arguments for the quiz tool when the learner's message answers an open quiz, else None.
+
+    `shown` is the conversation's last reply: when given, only a quiz whose id it shows can take
+    the message (several tabs or threads may each have a quiz open); without it, the newest.
     A multiple-choice question takes a letter, an option's text, "skip" or "stop"; anything
     else (a new question to the tutor) is left to the router and the quiz stays open. A short
     -answer question takes any message except a /command.
     """
-    session_id = active_session(workspace)
-    if session_id is None or not text.strip() or text.lstrip().startswith("/") and not is_stop(text):
+    if not text.strip() or text.lstrip().startswith("/") and not is_stop(text):
         return None
+    candidates = open_sessions(workspace)
+    if shown is not None:
+        candidates = [session_id for session_id in candidates if session_id in shown]
+    if not candidates:
+        return None
+    session_id = candidates[0]
     question = load(workspace, session_id).question
     if question is None:
         return None

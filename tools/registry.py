@@ -89,9 +89,10 @@ class ToolSpec:
     # the chat model is too small for native tool calling. Returns only the
     # fields it found; the input model's defaults fill the rest.
     extract_args: Callable[[str], dict[str, Any]] | None = None
-    # For tools with open sessions (a quiz): given the workspace and the
-    # learner's next message, the arguments that continue the session, or None.
-    continues: Callable[[Path, str], dict[str, Any] | None] | None = None
+    # For tools with open sessions (a quiz): given the workspace, the learner's next
+    # message and the conversation's last reply (which shows the session's id), the
+    # arguments that continue the session, or None.
+    continues: Callable[[Path, str, str | None], dict[str, Any] | None] | None = None
 
     def validate(self, args: dict[str, Any] | BaseModel) -> BaseModel:
         if isinstance(args, self.input_model):

@@ -10,8 +10,10 @@ Three shapes:
   the passages' sentences that best match the question, each with its number;
 - nothing relevant found: a plain "not in the course notes" in the learner's
   language, with no model call, so nothing gets invented;
-- final results (a quiz question or its grading): shown exactly as the tool
-  wrote them, with no model call (an explanation could leak the next answer).
+- final results (a quiz question or its grading, a database answer with its SQL): shown
+  exactly as the tool wrote them, with no model call (an explanation could leak the next
+  answer or misread the rows);
+- a tool error (a refused write, an unknown name): its message, which names the fix.
 """
 
 from __future__ import annotations
@@ -52,7 +54,11 @@ def is_cited(run: dict[str, Any] | None) -> bool:
 
 def needs_model(run: dict[str, Any] | None) -> bool:
     """Whether the answer needs a model call at all."""
-    return not (run and not run.get("error") and (run.get("found") is False or run.get("final")))
+    if run and run.get("error"):
+        # The typed error already says what went wrong and how to fix it (a refused write, an
+        # unknown module); a small model retelling it tends to contradict it.
+        return False
+    return not (run and (run.get("found") is False or run.get("final")))
 
 
 def system_addition(run: dict[str, Any] | None, declined_tool: str | None) -> str:
@@ -76,7 +82,10 @@ def system_addition(run: dict[str, Any] | None, declined_tool: str | None) -> st
 
 def compose(run: dict[str, Any] | None, model_text: str, question: str, language: str) -> ComposedAnswer:
     model_text = model_text.strip()
-    if not run or run.get("error"):
+    if run and run.get("error"):
+        text = f"⚠️ {run['tool']}: {run['error']}"
+        return ComposedAnswer(f"{text}\n\n{model_text}".strip(), text)
+    if not run:
         return ComposedAnswer(model_text, model_text)
     if run.get("found") is False:
         return ComposedAnswer(NOT_FOUND[language], NOT_FOUND[language])

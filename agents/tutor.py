@@ -153,7 +153,12 @@ class Tutor:
         return None
 
     def tool_context(self) -> ToolContext:
-        return ToolContext(workspace=self.settings.workspace, device=self.settings.device, cancel_event=self._cancel)
+        return ToolContext(workspace=self.settings.workspace, device=self.settings.device, cancel_event=self._cancel,
+                           llm_factory=self._tool_llm if self.uses_native_routing() else None)  # fmt: skip
+
+    def _tool_llm(self):
+        """Deterministic chat model for tools (one stable factory: tools cache per factory)."""
+        return self._llm(0.0, 256)
 
     # ----- public API ---------------------------------------------------------
     def persona(self, name: str | None = None) -> Persona:

@@ -36,6 +36,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "llmtutor.tools.compare_decoding",
     "llmtutor.tools.quiz",
     "llmtutor.tools.search_course",
+    "llmtutor.tools.query_course_db",
 )
 
 
@@ -55,6 +56,9 @@ class ToolContext:
     device: str = "auto"
     progress: Callable[[ProgressEvent], None] | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    # A chat-model factory for tools that can use a capable model (text-to-SQL writes SQL with
+    # it); None on the default 135M model, which tools must not rely on for free-form work.
+    llm_factory: Callable[[], Any] | None = None
 
     @property
     def outputs_dir(self) -> Path:

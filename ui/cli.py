@@ -364,11 +364,11 @@ def serve(
 
 def _mount_subcommands() -> None:
     # Each lives in its own module and imports only typer at load time.
-    from llmtutor.ui import cli_knowledge, cli_quiz
+    from llmtutor.ui import cli_knowledge, cli_quiz, cli_sql
 
     cli_knowledge.register(app)
     cli_quiz.register(app)
-    # `llmtutor sql` (text-to-SQL over the course database) joins when its pipeline lands.
+    cli_sql.register(app)
 
 
 _mount_subcommands()

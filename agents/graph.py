@@ -100,23 +100,43 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         persona = persona_of(state)
         allowed = persona.tool_names(deps.registry.names())
         decision = deps.route(last_human_text(state["messages"]), allowed, state["messages"])
-        return {"route": decision.model_dump(mode="json"), "approved": None, "tool_run": None}
+        return {"route": decision.model_dump(mode="json"), "approved": None, "tool_run": None, "plan": None}
 
     def after_route(state: TutorState) -> str:
         tool = (state.get("route") or {}).get("tool")
         if not tool:
             return "answer"
-        return "approve" if deps.registry.get(tool).expensive else "run_tool"
+        return "prepare" if deps.registry.get(tool).expensive else "run_tool"
+
+    def prepare(state: TutorState) -> dict[str, Any]:
+        """The plan to approve; a run that cannot work is refused here, before asking."""
+        decision = state["route"] or {}
+        tool = deps.registry.get(decision["tool"])
+        args = decision.get("args", {})
+        if tool.preview is None:
+            return {"plan": None}
+        try:
+            plan = tool.preview(tool.validate(args), deps.tool_context())
+        except LLMTutorError as exc:
+            run: ToolRun = {"tool": tool.name, "args": args, "error": str(exc)}
+            return {"plan": None, "tool_run": run}
+        return {"plan": plan}
+
+    def after_prepare(state: TutorState) -> str:
+        return "answer" if state.get("tool_run") else "approve"
 
     def approve(state: TutorState) -> dict[str, Any]:
         decision = state["route"] or {}
         tool = deps.registry.get(decision["tool"])
+        plan = state.get("plan")
+        question = f"{tool.name} is an expensive tool (it may run for minutes and write files). Run it?"
         reply = interrupt(
             {
                 "type": "approval",
                 "tool": tool.name,
                 "args": decision.get("args", {}),
-                "message": f"{tool.name} is an expensive tool (it may run for minutes and write files). Run it?",
+                "plan": plan,
+                "message": f"{plan}\n\n{question}" if plan else question,
             }
         )
         approved = reply.get("approved", False) if isinstance(reply, dict) else bool(reply)
@@ -175,11 +195,13 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
 
     graph = StateGraph(TutorState)
     graph.add_node("route", route)
+    graph.add_node("prepare", prepare)
     graph.add_node("approve", approve)
     graph.add_node("run_tool", run_tool)
     graph.add_node("answer", answer)
     graph.add_edge(START, "route")
-    graph.add_conditional_edges("route", after_route, ["answer", "approve", "run_tool"])
+    graph.add_conditional_edges("route", after_route, ["answer", "prepare", "run_tool"])
+    graph.add_conditional_edges("prepare", after_prepare, ["answer", "approve"])
     graph.add_conditional_edges("approve", after_approve, ["run_tool", "answer"])
     graph.add_edge("run_tool", "answer")
     graph.add_edge("answer", END)

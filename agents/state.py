@@ -24,5 +24,6 @@ class TutorState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     persona: str
     route: dict[str, Any] | None  # RouteDecision for the current turn
+    plan: str | None  # what an expensive tool will do, shown when asking for approval
     approved: bool | None
     tool_run: ToolRun | None  # result of the current turn's tool, if any

@@ -272,6 +272,8 @@ class Tutor:
         elif node == "approve" and update.get("approved"):
             route = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("route") or {}
             yield TutorEvent(type="tool_start", data={"tool": route.get("tool"), "args": route.get("args", {})})
+        elif node == "prepare" and update.get("tool_run"):  # refused before asking (bad data, no memory)
+            yield TutorEvent(type="tool_result", data=dict(update["tool_run"]))
         elif node == "run_tool":
             yield TutorEvent(type="tool_result", data=dict(update.get("tool_run") or {}))
         elif node == "answer":

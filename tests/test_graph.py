@@ -12,6 +12,7 @@ from fakes import FakeBackend, PromptRecorder, ScriptedRouter, make_registry
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from llmtutor.agents.router import RouteDecision
 from llmtutor.agents.tutor import Tutor
 from llmtutor.tools.settings import Settings
 
@@ -69,6 +70,32 @@ def test_expensive_tool_waits_for_approval_and_runs_once(tmp_path, calls):
     # Resuming a finished turn again must not repeat the side effect.
     list(tutor.resume("t1", approved=True))
     assert calls == ["expensive"]
+
+
+def test_expensive_tool_shows_its_plan_or_is_refused_before_asking(tmp_path, calls):
+    import dataclasses
+
+    from llmtutor.errors import ToolInputError
+    from llmtutor.tools.registry import ToolRegistry
+
+    def preview(cfg, ctx) -> str:
+        if cfg.n > 5:
+            raise ToolInputError(f"n={cfg.n} needs 9.0 GB, 2.0 GB free", "use n <= 5")
+        return f"**Plan**: count to {cfg.n * 100}; needs 0.1 GB of 2.0 GB free"
+
+    registry = make_registry(calls)
+    big = dataclasses.replace(registry.get("big_count"), preview=preview)
+    tutor = Tutor(Settings(workspace=tmp_path), backend=FakeBackend(["Done."]),
+                  registry=ToolRegistry([registry.get("cheap_count"), big]), router=ScriptedRouter(),
+                  checkpointer=InMemorySaver())  # fmt: skip
+    asked = tutor.ask("big job", thread_id="plan")
+    assert asked.pending_approval and "count to 200" in asked.pending_approval["message"]
+    assert asked.pending_approval["plan"].startswith("**Plan**")
+    # A run that cannot fit is refused with the numbers; nothing is asked, nothing runs.
+    tutor.router.route = lambda text: RouteDecision(tool="big_count", args={"n": 9}, confidence=1.0, method="classifier")
+    refused = tutor.ask("big job", thread_id="plan-2")
+    assert refused.pending_approval is None and calls == []
+    assert "9.0 GB" in refused.answer and "use n <= 5" in refused.answer
 
 
 def test_declined_tool_never_runs(tmp_path, calls):

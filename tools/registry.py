@@ -97,6 +97,10 @@ class ToolSpec:
     # message and the conversation's last reply (which shows the session's id), the
     # arguments that continue the session, or None.
     continues: Callable[[Path, str, str | None], dict[str, Any] | None] | None = None
+    # For expensive tools: the plan the learner approves (settings, data, memory estimate
+    # against free memory), as Markdown. Side-effect free; raises a typed error when the run
+    # cannot work (bad dataset, does not fit), so nothing is asked or started.
+    preview: Callable[[Any, ToolContext], str] | None = None
 
     def validate(self, args: dict[str, Any] | BaseModel) -> BaseModel:
         if isinstance(args, self.input_model):

@@ -154,7 +154,8 @@ class Tutor:
 
     def tool_context(self) -> ToolContext:
         return ToolContext(workspace=self.settings.workspace, device=self.settings.device, cancel_event=self._cancel,
-                           llm_factory=self._tool_llm if self.uses_native_routing() else None)  # fmt: skip
+                           llm_factory=self._tool_llm if self.uses_native_routing() else None,
+                           allowed_dirs=tuple(self.settings.allowed_dirs))  # fmt: skip
 
     def _tool_llm(self):
         """Deterministic chat model for tools (one stable factory: tools cache per factory)."""

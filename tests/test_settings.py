@@ -50,3 +50,12 @@ def test_registering_twice_is_refused():
     tool = next(iter(default_registry()))
     with pytest.raises(ValueError):
         ToolRegistry([tool, tool])
+
+
+def test_allowed_dirs_from_env(monkeypatch, tmp_path):
+    from llmtutor.tools.settings import Settings
+
+    monkeypatch.setenv("LLMTUTOR_ALLOWED_DIRS", f"{tmp_path}/data, {tmp_path}/models")
+    assert Settings().allowed_dirs == [tmp_path / "data", tmp_path / "models"]
+    monkeypatch.setenv("LLMTUTOR_ALLOWED_DIRS", f'["{tmp_path}/data"]')
+    assert Settings().allowed_dirs == [tmp_path / "data"]

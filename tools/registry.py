@@ -59,6 +59,8 @@ class ToolContext:
     # A chat-model factory for tools that can use a capable model (text-to-SQL writes SQL with
     # it); None on the default 135M model, which tools must not rely on for free-form work.
     llm_factory: Callable[[], Any] | None = None
+    # Folders outside the workspace the learner allowed tools to read (LLMTUTOR_ALLOWED_DIRS).
+    allowed_dirs: tuple[Path, ...] = ()
 
     @property
     def outputs_dir(self) -> Path:

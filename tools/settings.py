@@ -7,12 +7,13 @@ below takes explicit arguments.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmtutor.errors import ModelNotFoundError
 
@@ -89,6 +90,19 @@ class Settings(BaseSettings):
     n_gpu_layers: int = Field(-1, description="llama.cpp layers on GPU when one is present (-1 = all).")
     device: str = Field("auto", description="Torch device for transformers work: auto, cpu, cuda, mps.")
     request_timeout: float = Field(120.0, gt=0, description="Seconds before a backend request times out.")
+    allowed_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders outside the workspace that tools may read datasets/models from (JSON list or "
+        "comma-separated); everything else outside the workspace is refused.",
+    )
+
+    @field_validator("allowed_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: object) -> object:
+        if isinstance(value, str):  # a JSON list or comma-separated folders
+            items = json.loads(value) if value.strip().startswith("[") else value.split(",")
+            return [Path(os.path.expanduser(str(v).strip())) for v in items if str(v).strip()]
+        return value
 
     # ----- derived paths -------------------------------------------------
     def ensure_workspace(self) -> Path:

@@ -110,10 +110,30 @@ def resolve_hf_model(name: str | None, models_dir: Path, progress: ProgressFn | 
             raise _not_found(raw, "a file that is not a .gguf")
         target = _gguf_target(path, models_dir)
         return target if _is_hf_folder(target) else convert_gguf(path, target, progress)
+    if (registered := _registered_path(raw, models_dir)) is not None:
+        return registered
     looks_like_path = raw.lower().endswith(".gguf") or raw.startswith(("/", ".", "~")) or "\\" in raw
     if looks_like_path or not _HUB_ID.match(raw):
         raise _not_found(raw, "no such file or folder")
     return raw  # a hub id: from_pretrained fetches it (online only)
+
+
+def _registered_path(name: str, models_dir: Path) -> Path | None:
+    """A model the learner made (fine-tuned, merged, exported), by its registered name."""
+    from llmtutor.training.model_registry import find_model
+
+    found = find_model(models_dir, name)
+    if found is None:
+        return None
+    path = Path(found.path)
+    if found.kind == "adapter":
+        raise _not_found(name, "it is a LoRA adapter; use its merged model (fine-tune with merge=True)")
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        target = _gguf_target(path, models_dir)
+        return target if _is_hf_folder(target) else convert_gguf(path, target)
+    if not _is_hf_folder(path):
+        raise _not_found(name, f"its folder {path} is gone")
+    return path.resolve()
 
 
 # ----- GGUF → HF conversion -------------------------------------------------

@@ -1,0 +1,204 @@
+"""Model merging through mergekit: linear, SLERP, TIES, DARE (TIES and linear), task
+arithmetic and passthrough (layer stacking), as in the course's LazyMergekit notebook.
+
+    result = run(MergeConfig(method="slerp", models=[MergeModel(model="base"),
+                                                     MergeModel(model="my-finetune")], t=0.5))
+
+Before anything is written: per-method parameters are validated (`config.py`), the models
+must share architecture and shapes, and their tokenizers must have the same vocabulary
+(merging rows of embedding matrices that mean different tokens produces a model that
+silently emits garbage, the most reported merge failure). mergekit loads tensors lazily, one
+at a time, so peak memory stays near a few tensors per model rather than whole models.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from llmtutor.errors import ToolInputError
+from llmtutor.training.merge.config import TASK_VECTOR_METHODS, MergeConfig, MergeModel, to_mergekit_yaml
+from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
+
+__all__ = ["MergeConfig", "MergeModel", "MergeResult", "IncompatibleModelsError", "check_compatible", "run"]
+
+_SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+               "vocab_size", "head_dim")  # fmt: skip
+
+
+class IncompatibleModelsError(ToolInputError):
+    """The models cannot be merged (architecture, shapes or vocabulary differ)."""
+
+
+class MergeResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    output_dir: str
+    model_dir: str  # relative to output_dir
+    mergekit_yaml: str  # relative to output_dir
+    method: str
+    parents: list[str]
+    parameters: dict[str, Any]
+    checks: list[str]
+    peak_memory_estimate_mb: float
+    seconds: float
+    similarity: dict[str, float]  # cosine similarity of all weights, merged vs each parent
+    registration: dict[str, Any]  # what the job runner registers: name, kind, path, base, lineage
+
+    def to_markdown(self) -> str:
+        lines = [f"**Merged {len(self.parents)} models with {self.method}** in {self.seconds:.1f} s "
+                 f"(peak memory estimate {self.peak_memory_estimate_mb:.0f} MB, lazy loading)", "",
+                 "| parent | cosine similarity to the merge |", "|---|---:|"]  # fmt: skip
+        lines += [f"| {name} | {value:.4f} |" for name, value in self.similarity.items()]
+        params = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
+        lines += ["", f"Parameters: {params or 'defaults'}", "", "Checks: " + "; ".join(self.checks)]
+        return "\n".join(lines)
+
+
+def _resolve(names: list[str], models_dir: Path) -> dict[str, Path]:
+    from llmtutor.training.models import resolve_hf_model
+
+    paths: dict[str, Path] = {}
+    for name in names:
+        path = resolve_hf_model(name, models_dir)
+        if not isinstance(path, Path):  # a hub id: mergekit would download it; keep runs local and explicit
+            raise ToolInputError(f"{name!r} is not a local model", "download it first or give a local folder path")
+        paths[name] = path
+    return paths
+
+
+def _config(path: Path) -> dict[str, Any]:
+    return json.loads((path / "config.json").read_text(encoding="utf-8"))
+
+
+def check_compatible(paths: dict[str, Path], same_depth: bool = True) -> list[str]:
+    """Refuse models that cannot be merged; returns the checks that passed, for the report."""
+    from transformers import AutoTokenizer
+
+    names = list(paths)
+    configs = {n: _config(paths[n]) for n in names}
+    first = names[0]
+    keys = _SHAPE_KEYS + (("num_hidden_layers",) if same_depth else ())
+    for name in names[1:]:
+        diffs = [f"{k}: {configs[first].get(k)} vs {configs[name].get(k)}" for k in keys
+                 if configs[first].get(k) != configs[name].get(k)]  # fmt: skip
+        if diffs:
+            raise IncompatibleModelsError(
+                f"{first} and {name} have different architectures ({'; '.join(diffs)})",
+                "merge models fine-tuned from the same base model (same family and size)",
+            )
+    vocabs = {n: AutoTokenizer.from_pretrained(str(paths[n])).get_vocab() for n in names}
+    for name in names[1:]:
+        if vocabs[name] != vocabs[first]:
+            extra = len(set(vocabs[name]) ^ set(vocabs[first]))
+            raise IncompatibleModelsError(
+                f"{first} and {name} have different tokenizers ({len(vocabs[first])} vs {len(vocabs[name])} tokens, "
+                f"{extra} differ): their embedding rows mean different tokens",
+                "merge models that share a tokenizer (fine-tunes of the same base)",
+            )
+    return [f"same architecture ({configs[first].get('model_type')}, hidden {configs[first].get('hidden_size')})",
+            f"same vocabulary ({len(vocabs[first])} tokens)"]  # fmt: skip
+
+
+def _weights_bytes(path: Path) -> tuple[int, int]:
+    """(total bytes of the weights, bytes of the largest tensor) from safetensors headers."""
+    from safetensors import safe_open
+
+    total, largest = 0, 0
+    for file in path.glob("*.safetensors"):
+        with safe_open(str(file), "pt") as handle:
+            for key in handle.keys():
+                info = handle.get_slice(key)
+                n = 1
+                for dim in info.get_shape():
+                    n *= dim
+                size = n * 4  # worst case float32
+                total += size
+                largest = max(largest, size)
+    return total, largest
+
+
+def estimate_peak_bytes(paths: dict[str, Path]) -> int:
+    """Lazy merging holds about one tensor per input plus the output's and a write buffer."""
+    largest = max(_weights_bytes(p)[1] for p in paths.values())
+    return largest * (len(paths) + 3) + 300 * 2**20  # + interpreter/torch overhead
+
+
+def _cosine_to_parents(merged: Path, paths: dict[str, Path]) -> dict[str, float]:
+    from safetensors.torch import load_file
+
+    def flat(folder: Path):
+        import torch
+
+        tensors: dict[str, Any] = {}
+        for file in sorted(folder.glob("*.safetensors")):
+            tensors.update(load_file(str(file)))
+        return {k: v.float().flatten() for k, v in tensors.items()}, torch
+
+    out, torch = flat(merged)
+    result = {}
+    for name, path in paths.items():
+        parent, _ = flat(path)
+        common = [k for k in out if k in parent and parent[k].shape == out[k].shape]
+        a = torch.cat([out[k] for k in common])
+        b = torch.cat([parent[k] for k in common])
+        result[name] = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+    return result
+
+
+def run(config: MergeConfig, progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None) -> MergeResult:  # fmt: skip
+    import yaml
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+
+    start = time.perf_counter()
+    names = list(dict.fromkeys(([config.base_model] if config.base_model else []) + [m.model for m in config.models]))
+    emit(progress, "check", f"resolving {len(names)} models")
+    paths = _resolve(names, config.models_dir)
+    checks = check_compatible(paths, same_depth=config.method != "passthrough")
+    peak = estimate_peak_bytes(paths)
+    check_cancelled(cancel)
+    yaml_paths: dict[str, Any] = {n: str(p) for n, p in paths.items()}
+    yaml_paths["__layers__"] = _config(paths[names[0]]).get("num_hidden_layers", 0)
+    text = to_mergekit_yaml(config, yaml_paths)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_dir = out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    (out / "mergekit_config.yml").write_text(text, encoding="utf-8")
+    emit(progress, "merge", f"{config.method} merge of {', '.join(names)}", step=0, total=1)
+    options = MergeOptions(copy_tokenizer=True, lazy_unpickle=True, random_seed=config.seed, quiet=True,
+                           write_model_card=True, device="cpu")  # fmt: skip
+    # mergekit runs tensor by tensor with no hook between them; a merge of small models
+    # takes seconds, so cancel is honoured before and after it.
+    run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), str(model_dir), options=options)
+    check_cancelled(cancel)
+    emit(progress, "merge", "merged", step=1, total=1)
+    similarity = _cosine_to_parents(model_dir, paths)
+    parameters: dict[str, Any] = {}
+    if config.method == "slerp":
+        parameters["t"] = config.t
+    if config.normalize is not None:
+        parameters["normalize"] = config.normalize
+    for m in config.models:
+        for key in ("weight", "density", "layer_range"):
+            if getattr(m, key) is not None:
+                parameters[f"{m.model}.{key}"] = getattr(m, key)
+    lineage = {"parents": names, "method": config.method, "parameters": parameters,
+               "base": config.base_model if config.method in TASK_VECTOR_METHODS or config.method == "slerp" else None}  # fmt: skip
+    name = config.name or f"merge-{config.method}"
+    result = MergeResult(
+        output_dir=str(out), model_dir="model", mergekit_yaml="mergekit_config.yml", method=config.method,
+        parents=names, parameters=parameters, checks=checks, peak_memory_estimate_mb=peak / 2**20,
+        seconds=time.perf_counter() - start, similarity=similarity,
+        registration={"name": name, "kind": "merged", "path": "model", "base": names[0], "lineage": lineage},
+    )  # fmt: skip
+    (out / "merge_result.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    return result

@@ -46,3 +46,18 @@ def test_registry_names_are_checked_and_missing_folders_reported(tmp_path):
     register_model(tmp_path, RegisteredModel(name="gone", path=str(tmp_path / "gone"), kind="merged"))
     with pytest.raises(ModelNotFoundError):
         require_model(tmp_path, "gone")
+
+
+def test_models_cli_lists_and_draws(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from llmtutor.ui.cli import app
+
+    monkeypatch.setenv("LLMTUTOR_WORKSPACE", str(tmp_path))
+    _register(tmp_path / "models", "course-sft", "merged", ["SmolLM2-135M-Instruct"], "sft-lora", r=8)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["models", "list", "--json"])
+    assert listed.exit_code == 0 and [m["name"] for m in __import__("json").loads(listed.stdout)] == ["course-sft"]
+    tree = runner.invoke(app, ["models", "tree", "course-sft", "--png", str(tmp_path / "t.png")])
+    assert tree.exit_code == 0 and "sft-lora r=8" in tree.stdout and (tmp_path / "t.png").is_file()
+    assert runner.invoke(app, ["models", "tree", "missing"]).exit_code == 2

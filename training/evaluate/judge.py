@@ -1,0 +1,148 @@
+"""LLM-as-judge, the two MT-Bench protocols (Zheng et al., 2023):
+
+- single: each answer graded 1-10 against the reference with a fixed rubric;
+- pairwise: a candidate's answer and the baseline's on the same prompt, "A", "B" or "tie".
+  Judges favour the first position, so every pair is judged twice with the answers swapped;
+  a model wins an item only if it wins in both orders, loses only if it loses in both, and
+  anything else (a tie, or the verdict following the position) counts as a tie.
+
+The judge is any LangChain chat model; verdicts come through `with_structured_output` with a
+pydantic schema. A call that fails (unparsable output, schema violation, backend error) is
+retried, then recorded as a failure: one bad verdict never sinks a whole evaluation.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
+
+RUBRIC = """Grade the assistant's answer to a question from an LLM course, comparing it with the reference answer.
+10: correct and complete, as good as the reference.
+7-9: correct, with minor omissions or imprecision.
+4-6: partly correct, vague, or missing key points.
+2-3: mostly wrong or off-topic, with a little relevant content.
+1: wrong, empty, or nonsense.
+Judge meaning, not wording; an answer in English or Chinese is equally fine. Do not reward length."""
+
+PAIRWISE = """Compare two assistants' answers to a question from an LLM course, using the reference answer.
+Prefer the answer that is more correct and complete; ignore length, style and which answer comes first.
+Answer "A", "B", or "tie" when they are equally good or equally bad."""
+
+
+class JudgeGrade(BaseModel):
+    reason: str = Field(description="One or two sentences on correctness and completeness.")
+    score: int = Field(ge=1, le=10, description="1-10 by the rubric.")
+
+
+class PairwiseVerdict(BaseModel):
+    reason: str = Field(description="One or two sentences comparing the answers.")
+    winner: Literal["A", "B", "tie"]
+
+
+def _ask(runnable: Any, schema: type[BaseModel], messages: list[tuple[str, str]], retries: int) -> tuple[Any, list[str]]:
+    """(verdict or None, errors of the failed attempts)."""
+    errors: list[str] = []
+    for _ in range(retries + 1):
+        try:
+            out = runnable.invoke(messages)
+            if out is None:
+                raise ValueError("the judge returned nothing parsable")
+            return (schema.model_validate(out) if isinstance(out, dict) else out), errors
+        except Exception as exc:  # parse errors have many types (OutputParserException, ValidationError, ...)
+            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+    return None, errors
+
+
+def _structured(judge: Any, schema: type[BaseModel], method: str) -> Any:
+    try:
+        return judge.with_structured_output(schema, method=method)
+    except TypeError:  # chat models without a `method` keyword
+        return judge.with_structured_output(schema)
+
+
+def grade_single(
+    judge: Any,
+    items: list[dict[str, str]],
+    retries: int = 2,
+    method: str = "json_schema",
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    label: str = "",
+) -> dict[str, Any]:
+    """items: {id, prompt, reference, answer}. → judge_score (mean 1-10), failures, per-item records."""
+    runnable = _structured(judge, JudgeGrade, method)
+    records: list[dict[str, Any]] = []
+    for n, item in enumerate(items, 1):
+        check_cancelled(cancel)
+        user = (f"Question: {item['prompt']}\n\nReference answer: {item['reference']}\n\n"
+                f"Assistant's answer: {item['answer'] or '(empty)'}")  # fmt: skip
+        verdict, errors = _ask(runnable, JudgeGrade, [("system", RUBRIC), ("human", user)], retries)
+        record: dict[str, Any] = {"id": item["id"], "attempts": len(errors) + (verdict is not None)}
+        if verdict is not None:
+            record.update(score=verdict.score, reason=verdict.reason)
+        else:
+            record["error"] = errors[-1]
+        records.append(record)
+        emit(progress, "eval", f"{label}: judge grading", step=n, total=len(items))
+    scores = [r["score"] for r in records if "score" in r]
+    return {
+        "judge_score": sum(scores) / len(scores) if scores else None,
+        "judge_graded": len(scores),
+        "judge_failures": len(records) - len(scores),
+        "records": records,
+    }
+
+
+def compare_pairwise(
+    judge: Any,
+    items: list[dict[str, str]],
+    retries: int = 2,
+    method: str = "json_schema",
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    label: str = "",
+) -> dict[str, Any]:
+    """items: {id, prompt, reference, answer (candidate), baseline_answer}. → wins/losses/ties
+    of the candidate against the baseline, judge_win_rate = (wins + ties / 2) / judged items."""
+    runnable = _structured(judge, PairwiseVerdict, method)
+    records: list[dict[str, Any]] = []
+    for n, item in enumerate(items, 1):
+        check_cancelled(cancel)
+        record: dict[str, Any] = {"id": item["id"]}
+        orders = {"candidate_first": (item["answer"], item["baseline_answer"]),
+                  "baseline_first": (item["baseline_answer"], item["answer"])}  # fmt: skip
+        verdicts: dict[str, str] = {}
+        for order, (a, b) in orders.items():
+            user = (f"Question: {item['prompt']}\n\nReference answer: {item['reference']}\n\n"
+                    f"Answer A: {a or '(empty)'}\n\nAnswer B: {b or '(empty)'}")  # fmt: skip
+            verdict, errors = _ask(runnable, PairwiseVerdict, [("system", PAIRWISE), ("human", user)], retries)
+            if verdict is None:
+                record["error"] = f"{order}: {errors[-1]}"
+                break
+            # Map the positional verdict back to who won.
+            first, second = ("candidate", "baseline") if order == "candidate_first" else ("baseline", "candidate")
+            verdicts[order] = {"A": first, "B": second, "tie": "tie"}[verdict.winner]
+        if "error" not in record:
+            outcomes = set(verdicts.values())
+            record["verdicts"] = verdicts
+            record["outcome"] = ("win" if outcomes == {"candidate"} else "loss" if outcomes == {"baseline"}
+                                 else "tie")  # fmt: skip
+            record["position_consistent"] = len(outcomes) == 1
+        records.append(record)
+        emit(progress, "eval", f"{label}: judge comparing with the baseline", step=n, total=len(items))
+    judged = [r for r in records if "outcome" in r]
+    count = {k: sum(r["outcome"] == k for r in judged) for k in ("win", "loss", "tie")}
+    return {
+        "judge_win_rate": (count["win"] + count["tie"] / 2) / len(judged) if judged else None,
+        "judge_wins": count["win"],
+        "judge_losses": count["loss"],
+        "judge_ties": count["tie"],
+        "judge_position_consistency": (sum(r["position_consistent"] for r in judged) / len(judged)
+                                       if judged else None),  # fmt: skip
+        "judge_failures": len(records) - len(judged),
+        "records": records,
+    }

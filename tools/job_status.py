@@ -1,0 +1,100 @@
+"""The `job_status` tool: how the learner's jobs are going (status, progress, last log lines), or cancel one."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmtutor.tools.registry import ToolContext, ToolSpec
+
+EXAMPLES: tuple[str, ...] = (
+    "What's the status of my jobs?",
+    "How is my fine-tuning job going?",
+    "Is the training finished?",
+    "Show the progress of the running job",
+    "Cancel the training job",
+    "Stop the running job",
+    "Show the logs of my last job",
+    "List my jobs",
+    "训练进度怎么样了？",
+    "停止正在运行的训练任务",
+    "取消这个任务",
+    "我的任务完成了吗？",
+    "查看任务日志",
+    "列出我的所有任务",
+)
+
+
+class JobStatusInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["status", "list", "cancel", "logs"] = "status"
+    job_id: str | None = Field(None, description="Job id; empty = the most recent job.")
+
+
+class JobStatusOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: str
+    jobs: list[dict[str, Any]]
+    log_tail: list[str] = Field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        if not self.jobs:
+            return "No jobs yet. Start one, e.g. “Fine-tune the model on the course dataset”."
+        lines = ["| job | kind | status | progress | started | result |", "|---|---|---|---|---|---|"]
+        for j in self.jobs:
+            p = j.get("progress") or {}
+            prog = f"{p.get('stage', '')} {p.get('step', '')}/{p.get('total', '')}".strip(" /")
+            if p.get("loss") is not None:
+                prog += f", loss {p['loss']:.3g}"
+            result = j.get("model_name") or j.get("output_dir") or j.get("error") or ""
+            lines.append(f"| `{j['id']}` | {j['kind']} | {j['status']} | {prog} | {j.get('started_at') or ''} | {result} |")
+        if self.log_tail:
+            lines += ["", "```", *self.log_tail, "```"]
+        return "\n".join(lines)
+
+
+def run_status(cfg: JobStatusInput, ctx: ToolContext) -> JobStatusOutput:
+    from llmtutor.tools import runner
+
+    fields = ("id", "kind", "status", "progress", "started_at", "finished_at", "output_dir", "model_name", "error")
+    jobs = runner.list_jobs(ctx.workspace, limit=20)
+    if cfg.action == "list":
+        return JobStatusOutput(action="list", jobs=[j.model_dump(include=set(fields)) for j in jobs])
+    job_id = cfg.job_id or (jobs[0].id if jobs else None)
+    if job_id is None:
+        return JobStatusOutput(action=cfg.action, jobs=[])
+    if cfg.action == "cancel":
+        active = cfg.job_id or next((j.id for j in jobs if j.status in ("running", "queued")), job_id)
+        job = runner.cancel(ctx.workspace, active)
+    else:
+        job = runner.get(ctx.workspace, job_id)
+    tail = runner.tail_log(ctx.workspace, job.id, 15 if cfg.action == "logs" else 5)
+    return JobStatusOutput(action=cfg.action, jobs=[job.model_dump(include=set(fields))], log_tail=tail)
+
+
+def extract_status_args(text: str) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if re.search(r"cancel|stop|kill|abort|取消|停止|终止", text, re.I):
+        args["action"] = "cancel"
+    elif re.search(r"\blogs?\b|日志", text, re.I):
+        args["action"] = "logs"
+    elif re.search(r"\blist\b|all (?:my )?jobs|所有任务|列出", text, re.I):
+        args["action"] = "list"
+    if match := re.search(r"\b([0-9a-f]{10})\b", text):
+        args["job_id"] = match.group(1)
+    return args
+
+
+TOOL = ToolSpec(
+    name="job_status",
+    description="Status, progress and last log lines of the learner's long jobs (fine-tuning, evaluation, merging); "
+    "list them, show logs, or cancel the running one.",
+    input_model=JobStatusInput,
+    output_model=JobStatusOutput,
+    func=run_status,
+    examples=EXAMPLES,
+    writes=True,  # cancel
+    extract_args=extract_status_args,
+)

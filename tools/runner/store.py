@@ -1,0 +1,137 @@
+"""The job table: SQLite in the workspace, shared by the tutor process and job workers.
+
+WAL mode and a busy timeout let a worker append progress while the server reads it.
+Migrations are append-only (`schema_version`), like the course database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled", "interrupted")
+DB_FILE = "jobs.sqlite"
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "jobs and their progress events", """
+CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
+    progress TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, pid INTEGER,
+    log_file TEXT NOT NULL, output_dir TEXT, artifacts TEXT, result TEXT, summary TEXT, model_name TEXT,
+    error TEXT, attempts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE job_events (job_id TEXT NOT NULL REFERENCES jobs(id), seq INTEGER NOT NULL, at TEXT NOT NULL,
+    event TEXT NOT NULL, PRIMARY KEY (job_id, seq));
+"""),
+)
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    kind: str
+    config: dict[str, Any]
+    status: Status
+    progress: dict[str, Any] | None = None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    pid: int | None = None
+    log_file: str
+    output_dir: str | None = None
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    summary: str | None = None
+    model_name: str | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+def now() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+@contextmanager
+def connect(workspace: Path) -> Iterator[sqlite3.Connection]:
+    path = Path(workspace) / DB_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA busy_timeout=30000")
+        _migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT, applied_at TEXT)")
+    done = {row[0] for row in con.execute("SELECT version FROM schema_version")}
+    for version, description, sql in MIGRATIONS:
+        if version in done:
+            continue
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if con.execute("SELECT 1 FROM schema_version WHERE version = ?", (version,)).fetchone() is None:
+                for statement in filter(str.strip, sql.split(";")):
+                    con.execute(statement)
+                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, description, now()))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+_JSON = ("config", "progress", "artifacts", "result")
+
+
+def _row(con: sqlite3.Connection, row: tuple) -> Job:
+    names = [d[0] for d in con.execute("SELECT * FROM jobs LIMIT 0").description]
+    data = dict(zip(names, row, strict=True))
+    for key in _JSON:
+        data[key] = json.loads(data[key]) if data[key] else ({} if key == "artifacts" else None)
+    return Job.model_validate(data)
+
+
+def insert(workspace: Path, job: Job) -> None:
+    with connect(workspace) as con:
+        con.execute("INSERT INTO jobs (id, kind, config, status, created_at, log_file, attempts) VALUES (?,?,?,?,?,?,?)",
+                    (job.id, job.kind, json.dumps(job.config), job.status, job.created_at, job.log_file, job.attempts))
+
+
+def update(workspace: Path, job_id: str, **fields: Any) -> None:
+    values = {k: json.dumps(v) if k in _JSON and v is not None else v for k, v in fields.items()}
+    with connect(workspace) as con:
+        con.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?", (*values.values(), job_id))
+
+
+def get(workspace: Path, job_id: str) -> Job | None:
+    with connect(workspace) as con:
+        row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _row(con, row) if row else None
+
+
+def list_jobs(workspace: Path, limit: int = 20) -> list[Job]:
+    with connect(workspace) as con:
+        rows = con.execute("SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [_row(con, r) for r in rows]
+
+
+def add_event(workspace: Path, job_id: str, event: dict[str, Any]) -> None:
+    with connect(workspace) as con:
+        seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?", (job_id,)).fetchone()[0]
+        con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?)", (job_id, seq, now(), json.dumps(event)))
+        con.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(event), job_id))
+
+
+def events_after(workspace: Path, job_id: str, seq: int) -> list[tuple[int, dict[str, Any]]]:
+    with connect(workspace) as con:
+        rows = con.execute("SELECT seq, event FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq",
+                           (job_id, seq)).fetchall()  # fmt: skip
+    return [(s, json.loads(e)) for s, e in rows]

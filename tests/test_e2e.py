@@ -179,3 +179,27 @@ def test_database_writes_from_chat_are_refused_and_change_nothing(tutor, workspa
         reply = tutor.ask(attack, thread_id="sql-attack")
         assert "refused" in reply.answer.lower() or not reply.tool_calls, reply.answer
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_finetune_from_chat_plans_asks_runs_and_reports(tutor, workspace, tiny_llama_dir):
+    import shutil
+
+    from llmtutor.training.model_registry import RegisteredModel, register_model
+
+    models = workspace / "models"
+    if not (models / "tiny-e2e").exists():
+        shutil.copytree(tiny_llama_dir, models / "tiny-e2e")
+    register_model(models, RegisteredModel(name="tiny-e2e", path=str(models / "tiny-e2e"), kind="merged"))
+    asked = tutor.ask("Fine-tune tiny-e2e on the course dataset with LoRA rank 16 for 2 steps, batch size 2",
+                      thread_id="lab", persona="lab_engineer")  # fmt: skip
+    pending = asked.pending_approval
+    assert pending and pending["tool"] == "finetune_model" and pending["args"]["lora_r"] == 16
+    assert "GiB needed" in pending["message"] and "r=16" in pending["plan"]
+    events = list(tutor.resume("lab", approved=True))
+    assert any(e.type == "progress" and e.data.get("stage") == "train" for e in events)
+    done = tutor.collect(iter(events), "lab")
+    result = done.tool_results[0]
+    assert result["output"]["status"] == "succeeded" and result["images"]  # the loss curve
+    assert "Registered as" in done.answer and "llmtutor chat" in done.answer
+    status = tutor.ask("What's the status of my jobs?", thread_id="lab-status")
+    assert status.tool_calls[0]["tool"] == "job_status" and "succeeded" in status.answer

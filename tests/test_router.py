@@ -157,9 +157,8 @@ def test_dev_accuracy(router, real_registry, dev_items):
     "text",
     [
         "Quantize my model to int8",
-        "What's the status of my jobs?",
-        "Merge my two adapters",
-        "帮我微调一下模型",
+        "Export my model to GGUF Q4_K_M",
+        "用 bitsandbytes 把模型量化成 4 位",
         "谢谢，再见",
     ],
 )

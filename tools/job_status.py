@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmtutor.tools.registry import ToolContext, ToolSpec
 
 EXAMPLES: tuple[str, ...] = (
-    "What's the status of my jobs?",
+    "Are my jobs done yet?",
+    "Check on the running job",
+    "What is the loss of the current training run?",
+    "Resume status: did the job fail?",
     "How is my fine-tuning job going?",
     "Is the training finished?",
     "Show the progress of the running job",
@@ -19,7 +22,10 @@ EXAMPLES: tuple[str, ...] = (
     "Show the logs of my last job",
     "List my jobs",
     "训练进度怎么样了？",
-    "停止正在运行的训练任务",
+    "把训练停下来",
+    "训练任务现在到哪一步了？",
+    "任务失败了吗？看看状态",
+    "当前训练的损失是多少？",
     "取消这个任务",
     "我的任务完成了吗？",
     "查看任务日志",

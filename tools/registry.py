@@ -37,6 +37,10 @@ TOOL_MODULES: tuple[str, ...] = (
     "llmtutor.tools.quiz",
     "llmtutor.tools.search_course",
     "llmtutor.tools.query_course_db",
+    "llmtutor.tools.finetune_model",
+    "llmtutor.tools.evaluate_model",
+    "llmtutor.tools.merge_models",
+    "llmtutor.tools.job_status",
 )
 
 

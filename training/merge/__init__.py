@@ -26,7 +26,8 @@ from llmtutor.errors import ToolInputError
 from llmtutor.training.merge.config import TASK_VECTOR_METHODS, MergeConfig, MergeModel, to_mergekit_yaml
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
-__all__ = ["MergeConfig", "MergeModel", "MergeResult", "IncompatibleModelsError", "check_compatible", "run"]
+__all__ = ["MergeConfig", "MergeModel", "MergeResult", "IncompatibleModelsError", "check_compatible",
+           "estimate_peak_bytes", "resolve_models", "run"]
 
 _SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
                "vocab_size", "head_dim")  # fmt: skip
@@ -60,14 +61,15 @@ class MergeResult(BaseModel):
         return "\n".join(lines)
 
 
-def _resolve(names: list[str], models_dir: Path) -> dict[str, Path]:
+def resolve_models(names: list[str], models_dir: Path) -> dict[str, Path]:
     from llmtutor.training.models import resolve_hf_model
 
     paths: dict[str, Path] = {}
     for name in names:
         path = resolve_hf_model(name, models_dir)
         if not isinstance(path, Path):  # a hub id: mergekit would download it; keep runs local and explicit
-            raise ToolInputError(f"{name!r} is not a local model", "download it first or give a local folder path")
+            raise ToolInputError(f"{name!r} is not a registered model, a local folder or a .gguf file",
+                                 "see `llmtutor models list`, or download hub models first (merges run offline)")
         paths[name] = path
     return paths
 
@@ -112,7 +114,7 @@ def _weights_bytes(path: Path) -> tuple[int, int]:
     total, largest = 0, 0
     for file in path.glob("*.safetensors"):
         with safe_open(str(file), "pt") as handle:
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                 info = handle.get_slice(key)
                 n = 1
                 for dim in info.get_shape():
@@ -160,7 +162,7 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
     start = time.perf_counter()
     names = list(dict.fromkeys(([config.base_model] if config.base_model else []) + [m.model for m in config.models]))
     emit(progress, "check", f"resolving {len(names)} models")
-    paths = _resolve(names, config.models_dir)
+    paths = resolve_models(names, config.models_dir)
     checks = check_compatible(paths, same_depth=config.method != "passthrough")
     peak = estimate_peak_bytes(paths)
     check_cancelled(cancel)

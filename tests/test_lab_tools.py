@@ -1,0 +1,106 @@
+"""The lab tools as jobs, end to end on tiny local models: preview (plan, checks, refusals),
+the job in its own process, registration with lineage, and the chat's approval flow."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from llmtutor.errors import ToolInputError
+from llmtutor.tools.registry import ToolContext
+from llmtutor.training.model_registry import RegisteredModel, find_model, register_model
+
+
+@pytest.fixture
+def lab(tmp_path, tiny_llama_dir) -> ToolContext:
+    """A workspace whose registry holds two 'fine-tunes' of the tiny model."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    models = tmp_path / "models"
+    for name, seed in (("tiny-a", 1), ("tiny-b", 2)):
+        folder = models / name
+        shutil.copytree(tiny_llama_dir, folder)
+        generator = torch.Generator().manual_seed(seed)
+        for file in folder.glob("*.safetensors"):
+            tensors = {k: (v + 0.02 * torch.randn(v.shape, generator=generator)).contiguous()
+                       for k, v in load_file(str(file)).items()}  # fmt: skip
+            save_file(tensors, str(file), metadata={"format": "pt"})
+        register_model(models, RegisteredModel(name=name, path=str(folder), kind="merged",
+                                               meta={"lineage": {"parents": ["tiny"], "method": "sft-lora"}}))  # fmt: skip
+    return ToolContext(workspace=tmp_path)
+
+
+def test_merge_tool_previews_then_runs_as_a_job_and_registers_lineage(lab):
+    from llmtutor.tools.merge_models import TOOL
+
+    args = {**TOOL.extract_args("SLERP merge them at t=0.3"), "models": ["tiny-a", "tiny-b"], "name": "tiny-slerp"}  # type: ignore[misc]
+    plan = TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
+    assert "slerp merge" in plan and "same vocabulary" in plan and "GiB free" in plan
+    out = TOOL.run(args, lab)
+    assert out.status == "succeeded", out.error
+    assert out.model_name == "tiny-slerp" and "cosine similarity" in out.summary
+    registered = find_model(lab.models_dir, "tiny-slerp")
+    assert registered and Path(registered.path, "config.json").is_file()
+    assert registered.meta["lineage"]["parents"] == ["tiny-a", "tiny-b"] and registered.meta["lineage"]["method"] == "slerp"
+    assert "llmtutor chat" in out.to_markdown()
+
+
+def test_merge_of_incompatible_models_is_refused_in_the_preview(lab, tmp_path):
+    from llmtutor.tools.merge_models import TOOL
+
+    with pytest.raises(ToolInputError, match="density"):
+        TOOL.preview(TOOL.validate({"method": "ties", "models": ["tiny-a"], "base_model": "tiny-b",  # type: ignore[misc]
+                                    "density": None}), lab)  # fmt: skip
+    with pytest.raises(ToolInputError, match="not a registered model"):
+        TOOL.preview(TOOL.validate({"models": ["tiny-a", "no-such-model"]}), lab)  # type: ignore[misc]
+
+
+def test_evaluate_tool_compares_two_models_in_a_job(lab):
+    from llmtutor.tools.evaluate_model import TOOL
+
+    text = lab.workspace / "notes.txt"
+    text.write_text("Quantization maps weights to fewer bits. LoRA trains small adapters. " * 20, encoding="utf-8")
+    args = {"models": ["tiny-a", "tiny-b"], "metrics": ["perplexity"], "text": "notes.txt"}
+    assert "evaluate 2 model(s)" in TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
+    out = TOOL.run(args, lab)
+    assert out.status == "succeeded", out.error
+    assert "perplexity" in out.summary and out.images()  # the eval card's plot
+    with pytest.raises(ToolInputError, match="outside the workspace"):
+        TOOL.preview(TOOL.validate({**args, "text": "/etc/passwd"}), lab)  # type: ignore[misc]
+
+
+def test_finetune_tool_plans_runs_and_registers_a_chat_ready_model(lab):
+    from llmtutor.tools.finetune_model import TOOL
+
+    args = {**TOOL.extract_args("Fine-tune the model with LoRA rank 4 for 3 steps"),  # type: ignore[misc]
+            "base_model": "tiny-a", "batch_size": 2, "max_seq_len": 64, "name": "tiny-course"}  # fmt: skip
+    assert args["lora_r"] == 4 and args["max_steps"] == 3
+    plan = TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
+    assert "course_sft.jsonl" in plan and "GiB needed" in plan and "r=4" in plan
+    events = []
+    lab.progress = events.append
+    out = TOOL.run(args, lab)
+    assert out.status == "succeeded", out.error
+    assert out.model_name == "tiny-course" and out.images() and any(e.stage == "train" for e in events)
+    registered = find_model(lab.models_dir, "tiny-course")
+    assert registered and registered.meta["lineage"]["parents"]
+    from llmtutor.training.models import resolve_hf_model
+
+    assert (resolve_hf_model("tiny-course", lab.models_dir) / "config.json").is_file()  # type: ignore[operator]
+
+
+def test_finetune_tool_refuses_bad_data_and_escapes_before_asking(lab):
+    from llmtutor.tools.finetune_model import TOOL
+
+    bad = lab.workspace / "bad.jsonl"
+    bad.write_text('{"instruction": "hi", "output": ""}\n{"instruction": "x"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(ToolInputError, match="line 3|row 3|line 1|row 1"):
+        TOOL.preview(TOOL.validate({"dataset": "bad.jsonl", "base_model": "tiny-a"}), lab)  # type: ignore[misc]
+    with pytest.raises(ToolInputError, match="outside the workspace"):
+        TOOL.preview(TOOL.validate({"dataset": "../../etc/passwd", "base_model": "tiny-a"}), lab)  # type: ignore[misc]
+    with pytest.raises(ToolInputError, match="preference"):
+        TOOL.preview(TOOL.validate({"method": "dpo", "dataset": str(__import__("llmtutor.training.finetune", fromlist=["x"]).BUNDLED_SFT),  # type: ignore[misc]
+                                    "base_model": "tiny-a"}), lab)  # fmt: skip

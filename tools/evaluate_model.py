@@ -1,0 +1,132 @@
+"""The `evaluate_model` tool: compare models (base, fine-tuned, merged, quantized) on the same data
+in one job and produce an eval card — perplexity, BLEU/ROUGE, the course quiz through
+lm-evaluation-harness, and optionally an LLM judge on the configured backend.
+
+Model references as in merge_models: registered names, folders, .gguf files, "base", "latest".
+The recipe is `llmtutor.training.evaluate`; `run_job` is the job entry point, which builds the
+judge from the settings (training code never builds backends).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmtutor.tools.lab_jobs import JobOutput, run_lab_job
+from llmtutor.tools.merge_models import resolve_ref
+from llmtutor.tools.registry import ToolContext, ToolSpec
+
+EXAMPLES: tuple[str, ...] = (
+    "What is the perplexity of my GGUF export compared to the original?",
+    "Score my model on the course quiz with lm-eval",
+    "Check whether the merged model got worse than its parents",
+    "Measure my model's accuracy on the multiple-choice course questions",
+    "Compare the base model and my fine-tuned model",
+    "Evaluate my fine-tuned model on the course quiz",
+    "How good is my model now? Run the eval",
+    "Compute BLEU and ROUGE of my model on the reference answers",
+    "Make an eval card comparing base, fine-tuned and merged models",
+    "Benchmark the merged model against the base",
+    "Run lm-evaluation-harness on my model",
+    "Use an LLM judge to grade my fine-tuned model's answers",
+    "Did fine-tuning improve the model? Evaluate it",
+    "微调以后模型变好了吗？帮我评估一下",
+    "测一下合并后模型的困惑度",
+    "评估一下量化后模型的困惑度",
+    "用课程测验评估我的模型",
+    "给微调后的模型做评测",
+    "计算模型的 BLEU 和 ROUGE",
+    "对比合并模型和基础模型的效果",
+    "用大模型当裁判给我的模型打分",
+)
+_METRIC_WORDS = {"perplexity": r"perplexity|ppl|困惑度", "bleu_rouge": r"bleu|rouge",
+                 "lm_eval": r"lm[- ]?eval|harness|quiz|测验|accuracy", "judge": r"judge|裁判|grade"}  # fmt: skip
+
+
+class EvaluateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[str] = Field(default_factory=lambda: ["base", "latest"], min_length=1, max_length=8,
+                              description="Models to compare, the first is the baseline: names, folders, .gguf, "
+                              "'base' or 'latest'.")  # fmt: skip
+    metrics: list[Literal["perplexity", "bleu_rouge", "lm_eval", "judge"]] = Field(
+        default_factory=lambda: ["perplexity", "lm_eval", "bleu_rouge"])
+    judge_mode: Literal["single", "pairwise"] = "single"
+    quick: bool = Field(True, description="Bounded CPU run: 2k tokens of perplexity, 12 references, 30 quiz items.")
+    text: str = Field("course", description="Perplexity text: a file in the workspace, or 'course'.")
+
+
+def extract_evaluate_args(text: str) -> dict[str, Any]:
+    lowered = text.lower()
+    metrics = [m for m, pattern in _METRIC_WORDS.items() if re.search(pattern, lowered)]
+    args: dict[str, Any] = {"metrics": metrics} if metrics else {}
+    if re.search(r"quantiz|量化|gguf", lowered):
+        args["models"] = ["latest"] if "base" not in lowered else ["base", "latest"]
+    return args
+
+
+def build_config(req: EvaluateRequest, ctx: ToolContext, output_dir: Path) -> Any:
+    from llmtutor.training.evaluate import EvalConfig, ModelSpec
+
+    refs = list(dict.fromkeys(resolve_ref(r, ctx) for r in req.models))
+    text = req.text
+    if text.strip().lower() != "course":
+        from llmtutor.tools.lab_jobs import resolve_input_path
+
+        text = str(resolve_input_path(text, ctx))
+    quick = {"max_eval_tokens": 2048, "max_references": 12, "lm_eval_limit": 30, "max_new_tokens": 64} if req.quick else {}
+    return EvalConfig(models=[ModelSpec(model="" if r == "smollm2" else r) for r in refs], models_dir=ctx.models_dir,
+                      metrics=req.metrics, judge_mode=req.judge_mode, perplexity_text=text, device=ctx.device,
+                      output_dir=output_dir, **quick)  # fmt: skip
+
+
+def preview(req: EvaluateRequest, ctx: ToolContext) -> str:
+    cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
+    if "judge" in req.metrics and ctx.llm_factory is None:
+        from llmtutor.errors import ToolInputError
+
+        raise ToolInputError("an LLM judge needs a capable chat model; the bundled 135M model cannot grade",
+                             "set LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL to a bigger model, or drop 'judge'")  # fmt: skip
+    rows = "\n".join(f"| {i + 1} | {m.display()} | {'baseline' if i == 0 else ''} |" for i, m in enumerate(cfg.models))
+    return (f"**Plan: evaluate {len(cfg.models)} model(s) on {', '.join(cfg.metrics)}**\n\n| # | model | |\n|---|---|---|\n"
+            f"{rows}\n\nPerplexity on {'the course notes' if req.text == 'course' else req.text} "
+            f"({cfg.max_eval_tokens or 'all'} tokens), {cfg.max_references or 'all'} reference answers, "
+            f"{cfg.lm_eval_limit or 'all'} course-quiz questions. Result: an eval card (table, JSON, plot).")  # fmt: skip
+
+
+def run_job(config: Any, progress: Any = None, cancel: threading.Event | None = None) -> Any:
+    """Job entry point: the judge (when asked for) is the configured chat backend."""
+    from llmtutor.training.evaluate import run
+
+    judge = None
+    if "judge" in config.metrics:
+        from llmtutor.tools.backends import make_backend
+        from llmtutor.tools.settings import Settings
+
+        judge = make_backend(Settings()).chat_model(temperature=0.0, max_tokens=400)
+    return run(config, progress=progress, cancel=cancel, judge=judge)
+
+
+def run_evaluate(req: EvaluateRequest, ctx: ToolContext) -> JobOutput:
+    return run_lab_job("evaluate", lambda out: build_config(req, ctx, out), ctx)
+
+
+TOOL = ToolSpec(
+    name="evaluate_model",
+    description=(
+        "Evaluate and compare models (base, fine-tuned, merged, quantized GGUF) as a job: perplexity, BLEU/ROUGE "
+        "on course reference answers, the course quiz through lm-evaluation-harness, optionally an LLM judge; "
+        "produces an eval card with deltas against the first (baseline) model."
+    ),
+    input_model=EvaluateRequest,
+    output_model=JobOutput,
+    func=run_evaluate,
+    examples=EXAMPLES,
+    expensive=True,
+    writes=True,
+    extract_args=extract_evaluate_args,
+    preview=preview,
+)

@@ -1,0 +1,136 @@
+"""The `finetune_model` tool: SFT (LoRA, QLoRA, full), DPO or ORPO on the learner's data, as a job.
+
+Before approval the preview validates the dataset (format detected, row-level errors), estimates
+memory against what is free, and shows the plan; the job (outside the chat process) reports
+progress, can be cancelled and resumed, and registers the merged model so the learner can
+evaluate it, merge it, quantize it or chat with it. The recipe is `llmtutor.training.finetune`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmtutor.tools.finetune_args import EXAMPLES, extract_finetune_args
+from llmtutor.tools.lab_jobs import JobOutput, check_memory, resolve_input_path, run_lab_job
+from llmtutor.tools.registry import ToolContext, ToolSpec
+
+BUNDLED = ("course", "bundled", "default", "")
+
+
+class FinetuneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str = Field("course", description="Path to JSONL/JSON/CSV/Parquet (Alpaca, chat messages, text or "
+                         "prompt/chosen/rejected), inside the workspace or an allowed folder; 'course' = the bundled set.")  # fmt: skip
+    base_model: str | None = Field(None, description="Base model: a registered name, an HF folder, or empty for SmolLM2.")
+    method: Literal["sft", "dpo", "orpo"] = "sft"
+    adapter: Literal["lora", "qlora", "full"] = "lora"
+    lora_r: int = Field(8, ge=1, le=256)
+    lora_alpha: int | None = Field(None, ge=1, le=1024, description="Default: 2 × rank.")
+    epochs: float = Field(1.0, gt=0, le=50)
+    max_steps: int | None = Field(None, ge=1, le=100_000)
+    learning_rate: float | None = Field(None, gt=0, le=1, description="Default: 2e-4 for LoRA, 2e-5 full, 5e-6 DPO.")
+    batch_size: int = Field(4, ge=1, le=512)
+    grad_accum: int = Field(1, ge=1, le=512)
+    max_seq_len: int = Field(256, ge=16, le=32_768)
+    gradient_checkpointing: bool = False
+    merge: bool = Field(True, description="Also write the merged model (chat-ready).")
+    name: str | None = Field(None, description="Name to register the result under.")
+    seed: int = 42
+
+
+def _dataset_path(req: FinetuneRequest, ctx: ToolContext) -> Path:
+    from llmtutor.training import finetune
+
+    if req.dataset.strip().lower() in BUNDLED:
+        return Path(finetune.BUNDLED_PREFERENCE if req.method in ("dpo", "orpo") else finetune.BUNDLED_SFT)
+    return resolve_input_path(req.dataset, ctx)
+
+
+def build_config(req: FinetuneRequest, ctx: ToolContext, output_dir: Path) -> Any:
+    from llmtutor.training.finetune import FinetuneConfig
+
+    name = req.name or f"{Path(str(req.base_model or 'smollm2')).name.lower()}-{req.method}-{req.adapter}"
+    return FinetuneConfig(
+        base_model=req.base_model, models_dir=ctx.models_dir, dataset=_dataset_path(req, ctx), method=req.method,
+        adapter=req.adapter, lora_r=req.lora_r, lora_alpha=req.lora_alpha or 2 * req.lora_r, epochs=req.epochs,
+        max_steps=req.max_steps, batch_size=req.batch_size, grad_accum=req.grad_accum, learning_rate=req.learning_rate,
+        max_seq_len=req.max_seq_len, gradient_checkpointing=req.gradient_checkpointing, merge=req.merge,
+        name=name[:80], seed=req.seed, device=ctx.device, output_dir=output_dir,
+    )  # fmt: skip
+
+
+def _training_bytes(req: FinetuneRequest, ctx: ToolContext) -> tuple[int, str]:
+    """Memory estimate of the run from the base model's config (training/memory.py)."""
+    from llmtutor.training.memory import MemoryEstimateConfig
+    from llmtutor.training.memory import run as estimate
+    from llmtutor.training.models import pick_device, resolve_hf_model
+
+    path = resolve_hf_model(req.base_model, ctx.models_dir)
+    device = pick_device(ctx.device)
+    mode = {"lora": "lora", "qlora": "qlora" if device.startswith("cuda") else "lora", "full": "full"}[req.adapter]
+    precision = "nf4" if mode == "qlora" else ("fp32" if device == "cpu" else "bf16")
+    est = estimate(MemoryEstimateConfig(
+        config_path=str(path) if isinstance(path, Path) else None, model=None if isinstance(path, Path) else str(path),
+        mode=mode, precision=precision, context_length=req.max_seq_len, batch_size=req.batch_size,
+        lora_rank=req.lora_r, gradient_checkpointing=req.gradient_checkpointing,
+    ))  # fmt: skip
+    # DPO/ORPO run chosen and rejected through the model (and DPO a frozen reference): ~2x activations.
+    factor = 2.0 if req.method in ("dpo", "orpo") else 1.0
+    return int(est.total_bytes * factor), device
+
+
+def preview(req: FinetuneRequest, ctx: ToolContext) -> str:
+    from llmtutor.training.finetune import load_dataset_rows
+
+    data = _dataset_path(req, ctx)
+    report = load_dataset_rows(data)  # raises DatasetError with row-level problems
+    if (req.method == "sft") == (report.format == "preference"):
+        from llmtutor.training.finetune import DatasetError
+
+        raise DatasetError(f"{data.name} is {report.format} data but {req.method.upper()} needs "
+                           f"{'preference (prompt/chosen/rejected)' if req.method != 'sft' else 'instruction, chat or text'} rows",
+                           "pick the matching method or dataset")  # fmt: skip
+    need, device = _training_bytes(req, ctx)
+    free = check_memory(need, device, f"{req.method} {req.adapter} fine-tuning")
+    cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
+    steps = req.max_steps or max(1, int(len(report.rows) * (1 - 0.1) * req.epochs / (req.batch_size * req.grad_accum)))
+    notes = []
+    if req.adapter == "qlora" and device == "cpu":
+        notes.append("QLoRA's 4-bit NF4 base needs CUDA (bitsandbytes' CPU path is slow); this run uses LoRA on CPU.")
+    lines = [
+        f"**Plan: {req.method.upper()} with {req.adapter} → `{cfg.name}`**", "",
+        "| setting | value |", "|---|---|",
+        f"| base model | {req.base_model or 'SmolLM2-135M-Instruct (bundled)'} |",
+        f"| data | `{data.name}`: {len(report.rows)} rows, {report.source_format} format |",
+        f"| LoRA | r={cfg.lora_r}, alpha={cfg.lora_alpha} |" if req.adapter != "full" else "| weights | all trained |",
+        f"| schedule | {req.epochs:g} epoch(s), ~{steps} steps, batch {req.batch_size}×{req.grad_accum}, "
+        f"lr {cfg.learning_rate or 'auto'}, max {req.max_seq_len} tokens |",
+        f"| memory | ~{need / 2**30:.2f} GiB needed, {free / 2**30:.1f} GiB free on {device} |",
+        f"| output | adapter{', merged model' if req.merge else ''}, loss curve, metrics, model card |",
+    ]  # fmt: skip
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def run_finetune(req: FinetuneRequest, ctx: ToolContext) -> JobOutput:
+    return run_lab_job("finetune", lambda out: build_config(req, ctx, out), ctx)
+
+
+TOOL = ToolSpec(
+    name="finetune_model",
+    description=(
+        "Fine-tune a model on the learner's data (or the bundled course dataset) as a job: SFT with LoRA (default), "
+        "QLoRA on CUDA or full fine-tuning, or preference alignment with DPO/ORPO. Shows the plan and memory "
+        "estimate first, reports progress, and produces the adapter, merged model, loss curve and model card."
+    ),
+    input_model=FinetuneRequest,
+    output_model=JobOutput,
+    func=run_finetune,
+    examples=EXAMPLES,
+    expensive=True,
+    writes=True,
+    extract_args=extract_finetune_args,
+    preview=preview,
+)

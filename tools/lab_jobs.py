@@ -1,0 +1,103 @@
+"""How the lab tools (finetune, evaluate, merge, quantize) run as jobs from the chat, CLI and API.
+
+`run_lab_job` submits the job (a worker process, see `llmtutor.tools.jobs`), forwards its progress
+to the tool context (progress bars in the CLI/UI, events over the API), cancels the job when the
+learner cancels the turn, and turns the finished job into a `JobOutput`: the recipe's summary,
+its metrics and plots, and the registered model the learner can use next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmtutor.errors import LLMTutorError, ToolExecutionError
+from llmtutor.tools.registry import ToolContext
+
+
+class JobOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str
+    kind: str
+    status: str
+    output_dir: str | None = None
+    model_name: str | None = Field(None, description="The registered model this job produced, if any.")
+    summary: str = ""  # the recipe's own Markdown report
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    plots: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+    def to_markdown(self) -> str:
+        head = f"**Job `{self.job_id}` ({self.kind}): {self.status}**"
+        lines = [head, ""]
+        if self.error:
+            lines.append(f"Error: {self.error}")
+        if self.summary:
+            lines.append(self.summary)
+        if self.output_dir:
+            lines += ["", f"Files: `{self.output_dir}`"]
+        if self.model_name:
+            lines += ["", f"Registered as **{self.model_name}**: evaluate it (\"evaluate {self.model_name}\"), merge "
+                      f"or quantize it, or chat with it: `LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={self.model_name} "
+                      "llmtutor chat`."]  # fmt: skip
+        return "\n".join(lines)
+
+    def images(self) -> list[Path]:
+        return [Path(p) for p in self.plots if Path(p).is_file()]
+
+
+def resolve_input_path(value: str, ctx: ToolContext) -> Path:
+    """A dataset/model path the learner gave, inside the workspace or an allowed folder."""
+    from llmtutor.tools.runner import resolve_user_path
+
+    return resolve_user_path(value, ctx.workspace, allowed=(*ctx.allowed_dirs, _bundled_dir()), must_exist=True)
+
+
+def _bundled_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "training" / "datasets"
+
+
+def check_memory(required_bytes: int, device: str, what: str) -> int:
+    """Free bytes on `device`; raises with the numbers when `required_bytes` does not fit."""
+    from llmtutor.tools.runner import check_fits
+
+    return check_fits(required_bytes, device, what)
+
+
+def run_lab_job(kind: str, build: Callable[[Path], BaseModel], ctx: ToolContext) -> JobOutput:
+    from llmtutor.tools import runner as jobs
+
+    config = build(ctx.outputs_dir / "pending")  # the worker replaces output_dir with its staging folder
+    job_id = jobs.submit(ctx.workspace, kind, config)
+    ctx.report("job", message=f"job {job_id} started ({kind}); `llmtutor jobs show {job_id}` follows it")
+
+    def forward(event: Any) -> None:
+        data = event if isinstance(event, dict) else event.model_dump()
+        bits = [f"{k.replace('_', ' ')} {data[k]:.4g}" for k in ("loss", "eval_loss", "tokens_per_s") if data.get(k)]
+        if data.get("eta_s"):
+            bits.append(f"ETA {data['eta_s']:.0f}s")
+        ctx.report(str(data.get("stage", kind)), step=data.get("step"), total=data.get("total"),
+                   message=" · ".join(bits) or str(data.get("message", "")))  # fmt: skip
+
+    try:
+        job = jobs.wait(ctx.workspace, job_id, on_event=forward, cancel=ctx.cancel_event)
+    except LLMTutorError:
+        raise
+    except Exception as exc:  # the runner itself failed: say which job to look at
+        raise ToolExecutionError(f"job {job_id} could not be followed: {exc}", f"llmtutor jobs show {job_id}") from exc
+    return job_output(job)
+
+
+def job_output(job: Any) -> JobOutput:
+    data = job if isinstance(job, dict) else job.model_dump()
+    result = data.get("result") or {}
+    plots = [p for p in (data.get("artifacts") or {}).values() if str(p).endswith(".png")] if isinstance(
+        data.get("artifacts"), dict) else [str(p) for p in data.get("artifacts") or [] if str(p).endswith(".png")]  # fmt: skip
+    return JobOutput(
+        job_id=str(data["id"]), kind=str(data.get("kind") or data.get("tool")), status=str(data["status"]),
+        output_dir=data.get("output_dir"), model_name=data.get("model_name"), summary=str(data.get("summary") or ""),
+        metrics=dict(result.get("metrics") or {}), plots=plots, error=data.get("error"),
+    )  # fmt: skip

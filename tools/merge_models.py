@@ -1,0 +1,171 @@
+"""The `merge_models` tool: merge models with mergekit as a job (SLERP, TIES, DARE, linear,
+task arithmetic, passthrough), after checking parameters, architectures, vocabularies and memory.
+
+Model references: a registered name, a local folder, "base" (the bundled SmolLM2) or "latest"
+(the model made most recently), so "SLERP merge it with the base at t=0.5" works in chat.
+The recipe is `llmtutor.training.merge`; the job runner registers the result with its lineage.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmtutor.errors import ToolInputError
+from llmtutor.tools.lab_jobs import JobOutput, run_lab_job
+from llmtutor.tools.registry import ToolContext, ToolSpec
+
+EXAMPLES: tuple[str, ...] = (
+    "Blend two of my models with spherical interpolation",
+    "Create a merged model from my fine-tune and SmolLM2",
+    "Merge these checkpoints into one model",
+    "SLERP merge my fine-tuned model with the base at t=0.5",
+    "TIES-merge several fine-tuned models into one",
+    "把三个微调模型用 TIES 融合",
+    "Merge my two fine-tunes with TIES, density 0.5",
+    "Combine the fine-tuned model and the base model using DARE",
+    "Average my two models with a linear merge",
+    "Use task arithmetic to add my fine-tune to the base model",
+    "Stack layers of two models with a passthrough merge (frankenmerge)",
+    "Run this LazyMergekit config",
+    "Merge course-sft into SmolLM2",
+    "用 SLERP 合并两个模型",
+    "把微调模型和基础模型以 t=0.5 做 SLERP 合并",
+    "用 TIES 方法合并我的模型，密度 0.5",
+    "用 DARE 合并两个微调模型",
+    "线性合并两个模型",
+    "用任务算术把微调结果加到基础模型上",
+    "模型融合：把两个模型合并成一个",
+    "做一个 passthrough 层堆叠合并",
+)
+
+Ref = str
+_METHOD_WORDS = (("dare_ties", r"dare[ _-]?ties|dare"), ("dare_linear", r"dare[ _-]?linear"), ("ties", r"ties"),
+                 ("slerp", r"slerp|球面"), ("task_arithmetic", r"task[ _-]?arithmetic|任务算术"),
+                 ("passthrough", r"passthrough|frankenmerge|层堆叠|stack(?:ing)? layers"), ("linear", r"linear|线性|average"))  # fmt: skip
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough"] = "slerp"
+    models: list[Ref] = Field(default_factory=lambda: ["base", "latest"],
+                              description="Models to merge: registered names, folders, 'base' or 'latest'.")  # fmt: skip
+    base_model: Ref | None = Field(None, description="Base (SLERP's t=0 end; required by TIES/DARE/task arithmetic).")
+    t: float = Field(0.5, ge=0, le=1, description="SLERP interpolation factor.")
+    weights: list[float] | None = Field(None, description="Per-model weights (linear/TIES/DARE/task arithmetic).")
+    density: float | None = Field(None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES/DARE).")
+    layer_ranges: list[tuple[int, int]] | None = Field(None, description="Per-model [start, end) layers (passthrough).")
+    mergekit_yaml: str | None = Field(None, description="A LazyMergekit/mergekit YAML config (overrides the fields above).")
+    name: str | None = Field(None, description="Name of the merged model.")
+
+
+def extract_merge_args(text: str) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    lowered = text.lower()
+    for method, pattern in _METHOD_WORDS:
+        if re.search(pattern, lowered):
+            args["method"] = method
+            break
+    if match := re.search(r"t\s*[=:]\s*(0(?:\.\d+)?|1(?:\.0+)?)", lowered):
+        args["t"] = float(match.group(1))
+    if match := re.search(r"(?:density|密度)\s*(?:of|=|:|为)?\s*(0?\.\d+|1(?:\.0+)?)", lowered):
+        args["density"] = float(match.group(1))
+    if match := re.search(r"(?:call(?:ed)? it|named?|命名为)\s*[\"'“]?([A-Za-z0-9][\w.-]{0,79})", text):
+        args["name"] = match.group(1)
+    if args.get("method") in ("ties", "dare_ties", "dare_linear", "task_arithmetic"):
+        args.setdefault("models", ["latest"])
+        args["base_model"] = "base"
+        if args["method"] != "task_arithmetic":
+            args.setdefault("density", 0.5)
+    return args
+
+
+def resolve_ref(ref: str, ctx: ToolContext) -> str:
+    """'base' -> the bundled model, 'latest' -> the newest registered model, names/paths as given."""
+    from llmtutor.training.model_registry import list_models
+
+    if ref.lower() in ("base", "default", "smollm2"):
+        return "smollm2"
+    if ref.lower() in ("latest", "it", "mine", "my model"):
+        models = sorted(list_models(ctx.models_dir), key=lambda m: m.created_at)
+        if not models:
+            raise ToolInputError("there is no model of yours to merge yet", "fine-tune one first, or name two models")
+        return models[-1].name
+    return ref
+
+
+def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
+    from llmtutor.training.merge import MergeConfig, MergeModel
+
+    if req.mergekit_yaml:
+        return MergeConfig.from_yaml(req.mergekit_yaml, models_dir=ctx.models_dir, output_dir=output_dir,
+                                     **({"name": req.name} if req.name else {}))  # fmt: skip
+    refs = [resolve_ref(r, ctx) for r in req.models]
+    base = resolve_ref(req.base_model, ctx) if req.base_model else None
+    if req.method == "slerp" and base is None:
+        base = refs[0]
+    weights = req.weights or [None] * len(refs)  # type: ignore[list-item]
+    ranges = req.layer_ranges or [None] * len(refs)  # type: ignore[list-item]
+    if len(weights) != len(refs) or len(ranges) != len(refs):
+        raise ToolInputError(f"{len(refs)} models but {len(weights)} weights / {len(ranges)} layer ranges",
+                             "give one weight (and layer range) per model")  # fmt: skip
+    models = [MergeModel(model=r, weight=w if req.method not in ("slerp", "passthrough") else None,
+                         density=req.density if r != base and req.method in ("ties", "dare_ties", "dare_linear") else None,
+                         layer_range=rng) for r, w, rng in zip(refs, weights, ranges, strict=True)]  # fmt: skip
+    try:
+        return MergeConfig(method=req.method, models=models, base_model=base, t=req.t, models_dir=ctx.models_dir,
+                           output_dir=output_dir, name=req.name or _default_name(req.method, refs))  # fmt: skip
+    except ValueError as exc:
+        raise ToolInputError(f"invalid merge: {exc}", "see the merge_models fields in `llmtutor tools list`") from None
+
+
+def _default_name(method: str, refs: list[str]) -> str:
+    stem = "-".join(Path(r).name.lower()[:20] for r in refs[:2])
+    return re.sub(r"[^a-z0-9._-]+", "-", f"{stem}-{method}").strip("-")[:80]
+
+
+def preview(req: MergeRequest, ctx: ToolContext) -> str:
+    """Resolve, check compatibility and memory; the plan shown before approval."""
+    from llmtutor.training.merge import check_compatible, estimate_peak_bytes, resolve_models
+
+    cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
+    names = list(dict.fromkeys(([cfg.base_model] if cfg.base_model else []) + [m.model for m in cfg.models]))
+    paths = resolve_models(names, ctx.models_dir)
+    checks = check_compatible(paths, same_depth=cfg.method != "passthrough")
+    peak = estimate_peak_bytes(paths)
+    from llmtutor.tools.lab_jobs import check_memory
+
+    free = check_memory(peak, "cpu", f"{cfg.method} merge")
+    lines = [f"**Plan: {cfg.method} merge → `{cfg.name}`**", "", "| model | role | path |", "|---|---|---|"]
+    for n in names:
+        role = "base" if n == cfg.base_model else "merged in"
+        lines.append(f"| {n} | {role} | `{paths[n]}` |")
+    params = f"t = {cfg.t}" if cfg.method == "slerp" else ", ".join(
+        f"{m.model}: weight {m.weight}, density {m.density}" for m in cfg.models if m.model != cfg.base_model)  # fmt: skip
+    lines += ["", f"Parameters: {params}", "Checks: " + "; ".join(checks),
+              f"Memory: ~{peak / 2**30:.2f} GiB peak (mergekit loads tensors lazily), {free / 2**30:.1f} GiB free."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def run_merge(req: MergeRequest, ctx: ToolContext) -> JobOutput:
+    return run_lab_job("merge", lambda out: build_config(req, ctx, out), ctx)
+
+
+TOOL = ToolSpec(
+    name="merge_models",
+    description=(
+        "Merge models with mergekit (SLERP, TIES, DARE, linear, task arithmetic, passthrough layer stacking) as a "
+        "job: checks architectures, vocabularies and memory first, registers the merged model with its lineage."
+    ),
+    input_model=MergeRequest,
+    output_model=JobOutput,
+    func=run_merge,
+    examples=EXAMPLES,
+    expensive=True,
+    writes=True,
+    extract_args=extract_merge_args,
+    preview=preview,
+)

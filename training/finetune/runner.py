@@ -1,0 +1,300 @@
+"""`run(config, progress, cancel)`: one fine-tuning job from dataset file to finished model folder.
+
+Order: validate data and config (cheap, fails fast) → load model → train (checkpoints in
+checkpoint_dir, resumable) → write artifacts into a staging folder → move them into output_dir.
+A cancel stops the loop after saving a checkpoint and raises `CancelledError`; nothing in
+output_dir then looks finished (no model card, metrics, merged/ or model/).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from llmtutor.errors import ToolExecutionError, ToolInputError
+from llmtutor.training.finetune import artifacts
+from llmtutor.training.finetune.config import FinetuneConfig
+from llmtutor.training.finetune.data import DatasetError, LoadedDataset, load_dataset_rows
+from llmtutor.training.finetune.result import (
+    ADAPTER_DIR,
+    FINISHED_MARKERS,
+    FULL_DIR,
+    LOSS_CURVE,
+    MERGED_DIR,
+    METRICS,
+    MODEL_CARD,
+    TRAINING_CONFIG,
+    FinetuneResult,
+)
+from llmtutor.training.finetune.templating import PLAIN_FORMAT, has_chat_template, tokenize_rows
+from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
+
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+DEFAULT_BASE_NAME = "SmolLM2-135M-Instruct"  # lineage name of the bundled model
+
+
+def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, eval): a seeded shuffle, at least one train row; no eval split below 1 row."""
+    n_eval = int(len(rows) * fraction)
+    if fraction <= 0 or n_eval < 1 or len(rows) - n_eval < 1:
+        return list(rows), []
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    eval_idx = set(order[:n_eval])
+    return [r for i, r in enumerate(rows) if i not in eval_idx], [rows[i] for i in sorted(eval_idx)]
+
+
+def _check_output_dir(config: FinetuneConfig) -> None:
+    out = Path(config.output_dir)
+    finished = [name for name in FINISHED_MARKERS if (out / name).exists()]
+    if finished:
+        raise ToolInputError(f"{out} already holds a finished fine-tune ({', '.join(finished)})",
+                             "choose a new output_dir or delete the old one")  # fmt: skip
+
+
+def _prepare_checkpoints(config: FinetuneConfig, notes: list[str]) -> str | None:
+    """The checkpoint to resume from (None: start fresh, clearing stale checkpoints)."""
+    ckpt_dir = config.checkpoints
+    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.match(p.name)),
+                   key=lambda p: int(p.name.split("-")[1])) if ckpt_dir.is_dir() else []  # fmt: skip
+    if config.resume:
+        if found:
+            notes.append(f"resumed from {found[-1].name}")
+            return str(found[-1])
+        notes.append(f"resume requested but {ckpt_dir} has no checkpoint; started from scratch")
+    for stale in found:  # a fresh run must not leave old checkpoints for a later resume to pick up
+        shutil.rmtree(stale, ignore_errors=True)
+    return None
+
+
+def _check_method(config: FinetuneConfig, data: LoadedDataset) -> None:
+    if config.method in ("dpo", "orpo") and data.format != "preference":
+        raise DatasetError(f"{config.method.upper()} needs preference rows (prompt, chosen, rejected); "
+                           f"{data.path.name} is {data.format} data", "use method='sft' for it, or a preference file")  # fmt: skip
+    if config.method == "sft" and data.format == "preference":
+        raise DatasetError(f"{data.path.name} holds preference pairs, which SFT cannot use",
+                           "train it with method='dpo' or 'orpo'")  # fmt: skip
+
+
+def _base_label(config: FinetuneConfig) -> str:
+    from llmtutor.training.models import is_default_model
+
+    return DEFAULT_BASE_NAME if is_default_model(config.base_model) else str(config.base_model)
+
+
+def run(config: FinetuneConfig, progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None) -> FinetuneResult:  # fmt: skip
+    """Fine-tune `config.base_model` on `config.dataset`; see the package docstring."""
+    from llmtutor.training.finetune.model_setup import load_tokenizer, resolve_adapter
+    from llmtutor.training.models import pick_device, resolve_hf_model
+
+    started = time.perf_counter()
+    notes: list[str] = []
+    _check_output_dir(config)
+    name = config.model_name()
+    device = pick_device(config.device)
+    adapter, adapter_notes = resolve_adapter(config, device)
+    notes += adapter_notes
+
+    emit(progress, "data", f"reading {config.dataset_path.name}")
+    data = load_dataset_rows(config.dataset_path, config.dataset_format)
+    _check_method(config, data)
+    notes += data.notes
+    check_cancelled(cancel)
+
+    emit(progress, "load", "resolving the base model")
+    base_path = resolve_hf_model(config.base_model, config.models_dir,
+                                 lambda stage, step=None, total=None, message="": emit(progress, "load", message, step=step, total=total))  # fmt: skip
+    tokenizer = load_tokenizer(base_path)
+    chat = has_chat_template(tokenizer)
+    if not chat:
+        notes.append(f"the base tokenizer has no chat template: trained on the plain {PLAIN_FORMAT} format")
+    train_rows, eval_rows = split_rows(data.rows, config.eval_fraction, config.seed)
+    if config.eval_fraction > 0 and not eval_rows:
+        notes.append(f"too few rows ({len(data.rows)}) for a {config.eval_fraction:.0%} eval split: no evaluation")
+    stats: dict[str, Any] = {"dataset": str(data.path), "dataset_format": data.format if data.source_format == data.format else f"{data.format} ({data.source_format})",
+                             "train_rows": len(train_rows), "eval_rows": len(eval_rows)}  # fmt: skip
+    if config.method == "sft":
+        train_rows, truncated, dropped = tokenize_rows(tokenizer, train_rows, config.max_seq_len)
+        eval_rows, _, _ = tokenize_rows(tokenizer, eval_rows, config.max_seq_len)
+        if not train_rows:
+            raise DatasetError(f"no row has an answer within max_seq_len={config.max_seq_len} tokens",
+                               "raise max_seq_len or shorten the prompts")  # fmt: skip
+        if truncated or dropped:
+            notes.append(f"{truncated} rows longer than max_seq_len={config.max_seq_len} were truncated"
+                         + (f", {dropped} dropped (no answer token left)" if dropped else ""))  # fmt: skip
+        stats["supervised_tokens"] = sum(sum(1 for x in r["labels"] if x != -100) for r in train_rows)
+        stats["train_rows"] = len(train_rows)
+    check_cancelled(cancel)
+
+    trainer, bridge, model = _build(config, base_path, tokenizer, train_rows, eval_rows, adapter, device, progress, cancel)
+    stats["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    stats["total_params"] = sum(p.numel() for p in model.parameters())
+    resume_from = _prepare_checkpoints(config, notes)
+    emit(progress, "train", "training", step=0, total=trainer.state.max_steps or None)
+    train_started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume_from)
+    train_seconds = time.perf_counter() - train_started
+    check_cancelled(cancel)  # CancelledError; checkpoint_dir keeps the state to resume from
+    if bridge.diverged:
+        raise ToolExecutionError(f"the training loss became {bridge.train_losses[-1][1]} at step {trainer.state.global_step}",
+                                 "lower learning_rate (or raise warmup_ratio) and start again")  # fmt: skip
+    eval_loss = bridge.eval_losses[-1][1] if bridge.eval_losses else None
+    if eval_rows and (not bridge.eval_losses or bridge.eval_losses[-1][0] != trainer.state.global_step):
+        emit(progress, "eval", "final evaluation")
+        eval_loss = float(trainer.evaluate()["eval_loss"])
+        bridge.eval_losses.append((trainer.state.global_step, eval_loss))
+    seen = bridge.trained_tokens(trainer.state)  # exact for SFT, estimated from the rows for DPO/ORPO
+    losses = [loss for _, loss in bridge.train_losses]
+    metrics = {
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last": losses[-1] if losses else None,
+        "train_loss_mean": output.training_loss,
+        "eval_loss": eval_loss,
+        "steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "epochs": trainer.state.epoch,
+        "trained_tokens": int(seen),
+        "padding_fraction": bridge.padding_fraction(),
+        "tokens_per_s": seen / train_seconds if train_seconds > 0 else None,
+        "train_runtime_s": train_seconds,
+        "peak_rss_mb": artifacts.peak_rss_mb(),
+        "device": device,
+        "method": config.method,
+        "adapter": adapter,
+        "learning_rate": config.lr,
+        "target_modules": _target_modules(model),
+        "chat_template": chat,
+        **stats,
+        "versions": artifacts.versions(),
+    }
+    return _finish(config, name, adapter, base_path, tokenizer, trainer, bridge, metrics, notes, started, progress)
+
+
+def _remove_checkpoints(config: FinetuneConfig) -> None:
+    """After success: the default checkpoint folder goes entirely; a custom one keeps all but checkpoint-N."""
+    ckpt_dir = config.checkpoints
+    if config.checkpoint_dir is None:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return
+    for ckpt in ckpt_dir.glob("checkpoint-*"):
+        if _CHECKPOINT.match(ckpt.name):
+            shutil.rmtree(ckpt, ignore_errors=True)
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No "Packing train dataset" bars on stdout (progress goes through `progress`)."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def _build(config: FinetuneConfig, base_path: Path | str, tokenizer: Any, train_rows: list[dict],
+           eval_rows: list[dict], adapter: str, device: str, progress: ProgressCallback | None,
+           cancel: threading.Event | None) -> tuple[Any, Any, Any]:  # fmt: skip
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    from llmtutor.training.finetune.callbacks import ProgressBridge
+    from llmtutor.training.finetune.model_setup import load_model
+    from llmtutor.training.models import quiet_transformers
+
+    set_seed(config.seed)  # python, numpy, torch: LoRA init and data order are reproducible
+    emit(progress, "load", f"loading {Path(str(base_path)).name} for {adapter} training on {device}")
+    model = load_model(base_path, config, adapter, device)
+    tokens_per_step = None
+    if config.method != "sft":
+        from llmtutor.training.finetune.preference import build_preference_trainer, pair_tokens
+
+        sample = train_rows[:64]
+        tokens_per_step = sum(pair_tokens(tokenizer, r) for r in sample) / len(sample) * config.batch_size * config.grad_accum
+    bridge = ProgressBridge(progress, cancel, tokens_per_step=tokens_per_step)
+    with quiet_transformers(), _quiet_datasets():
+        if config.method == "sft":
+            from llmtutor.training.finetune.sft import build_sft_trainer
+
+            trainer, collator = build_sft_trainer(model, tokenizer, train_rows, eval_rows, config, device, [bridge])
+            bridge.token_counter = lambda: collator.tokens
+            bridge.padded_counter = lambda: collator.batch_tokens
+        else:
+            trainer = build_preference_trainer(model, tokenizer, train_rows, eval_rows, config, device, [bridge])
+    trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; progress goes to `bridge`
+    return trainer, bridge, trainer.model
+
+
+def _target_modules(model: Any) -> list[str] | None:
+    peft_config = getattr(model, "peft_config", None)
+    if not peft_config:
+        return None
+    targets = next(iter(peft_config.values())).target_modules
+    return sorted(targets) if isinstance(targets, (set, list, tuple)) else [str(targets)]
+
+
+def _finish(config: FinetuneConfig, name: str, adapter: str, base_path: Path | str, tokenizer: Any, trainer: Any,
+            bridge: Any, metrics: dict[str, Any], notes: list[str], started: float,
+            progress: ProgressCallback | None) -> FinetuneResult:  # fmt: skip
+    from llmtutor.training.finetune.model_setup import merge_adapter, save_model
+
+    out = Path(config.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    model = trainer.model
+    try:
+        emit(progress, "save", "saving the trained weights")
+        written: list[str] = []
+        if adapter == "full":
+            save_model(model, tokenizer, staging / FULL_DIR)
+            model_dir, adapter_dir, kind = FULL_DIR, None, "full"
+            written.append(FULL_DIR)
+        else:
+            model.save_pretrained(str(staging / ADAPTER_DIR))
+            tokenizer.save_pretrained(str(staging / ADAPTER_DIR))
+            adapter_dir, model_dir, kind = ADAPTER_DIR, None, "adapter"
+            written.append(ADAPTER_DIR)
+            if config.merge:
+                emit(progress, "merge", "merging the adapter into the base weights")
+                merge_adapter(base_path, staging / ADAPTER_DIR, staging / MERGED_DIR, tokenizer)
+                model_dir, kind = MERGED_DIR, "merged"
+                written.append(MERGED_DIR)
+        metrics["runtime_s"] = time.perf_counter() - started
+        metrics["peak_rss_mb"] = artifacts.peak_rss_mb()
+        training_config = config.model_dump(mode="json") | {"resolved": {
+            "base_model_path": str(base_path), "adapter": adapter, "learning_rate": config.lr, "name": name,
+            "device": metrics["device"], "checkpoint_dir": str(config.checkpoints)}}  # fmt: skip
+        artifacts.write_json(staging / TRAINING_CONFIG, training_config)
+        artifacts.plot_losses(staging / LOSS_CURVE, bridge.train_losses, bridge.eval_losses,
+                              f"{name}: {config.method.upper()} ({adapter})")  # fmt: skip
+        artifacts.write_json(staging / METRICS, metrics)
+        base = _base_label(config)
+        card = artifacts.model_card(config, name, base, adapter, metrics, model_dir, notes, metrics["chat_template"])
+        (staging / MODEL_CARD).write_text(card, encoding="utf-8")
+        artifacts.move_into(staging, out, written + [TRAINING_CONFIG, LOSS_CURVE, METRICS, MODEL_CARD])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not config.keep_checkpoints:
+        _remove_checkpoints(config)
+    lineage = {"parents": [base], "method": f"{config.method}-{adapter}",
+               "parameters": {"lr": config.lr, "steps": metrics["steps"]} | ({"r": config.lora_r} if adapter != "full" else {})}  # fmt: skip
+    path = model_dir or adapter_dir
+    emit(progress, "save", f"finished: {out / str(path)}", step=metrics["steps"], total=metrics["steps"])
+    return FinetuneResult(
+        output_dir=str(out), name=name, method=config.method, adapter=adapter, base_model=base,
+        model_dir=model_dir, adapter_dir=adapter_dir, metrics=metrics, notes=notes,
+        registration={"name": name, "kind": kind, "path": path, "base": base, "lineage": lineage},
+    )  # fmt: skip

@@ -104,3 +104,12 @@ def test_finetune_tool_refuses_bad_data_and_escapes_before_asking(lab):
     with pytest.raises(ToolInputError, match="preference"):
         TOOL.preview(TOOL.validate({"method": "dpo", "dataset": str(__import__("llmtutor.training.finetune", fromlist=["x"]).BUNDLED_SFT),  # type: ignore[misc]
                                     "base_model": "tiny-a"}), lab)  # fmt: skip
+
+
+def test_a_run_that_cannot_fit_is_refused_with_the_numbers(lab):
+    from llmtutor.tools.finetune_model import TOOL
+    from llmtutor.tools.runner import list_jobs
+
+    with pytest.raises(ToolInputError, match=r"needs about [\d.]+ GiB but only [\d.]+ GiB is free"):
+        TOOL.run({"adapter": "full", "batch_size": 512, "max_seq_len": 32768}, lab)  # SmolLM2, full, huge batch
+    assert list_jobs(lab.workspace) == []  # nothing started

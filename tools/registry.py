@@ -127,6 +127,10 @@ class ToolSpec:
     def run(self, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
         validated = self.validate(args)
         try:
+            if self.preview is not None:
+                # Checked again right before running (CLI, API and scripts skip the chat's
+                # approval step, and free memory may have changed since the plan was shown).
+                ctx.report("plan", message=self.preview(validated, ctx))
             return self.func(validated, ctx)
         except LLMTutorError:
             raise

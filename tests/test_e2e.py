@@ -201,5 +201,6 @@ def test_finetune_from_chat_plans_asks_runs_and_reports(tutor, workspace, tiny_l
     result = done.tool_results[0]
     assert result["output"]["status"] == "succeeded" and result["images"]  # the loss curve
     assert "Registered as" in done.answer and "llmtutor chat" in done.answer
+    assert "perplexity" in done.answer and len(result["images"]) >= 2  # the eval card (base vs fine-tuned) and its plot
     status = tutor.ask("What's the status of my jobs?", thread_id="lab-status")
     assert status.tool_calls[0]["tool"] == "job_status" and "succeeded" in status.answer

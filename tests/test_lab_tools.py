@@ -76,7 +76,8 @@ def test_finetune_tool_plans_runs_and_registers_a_chat_ready_model(lab):
     from llmtutor.tools.finetune_model import TOOL
 
     args = {**TOOL.extract_args("Fine-tune the model with LoRA rank 4 for 3 steps"),  # type: ignore[misc]
-            "base_model": "tiny-a", "batch_size": 2, "max_seq_len": 64, "name": "tiny-course"}  # fmt: skip
+            "base_model": "tiny-a", "batch_size": 2, "max_seq_len": 64, "name": "tiny-course",
+            "evaluate": False}  # fmt: skip  (the chat test in test_e2e covers the eval card)
     assert args["lora_r"] == 4 and args["max_steps"] == 3
     plan = TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
     assert "course_sft.jsonl" in plan and "GiB needed" in plan and "r=4" in plan

@@ -39,6 +39,8 @@ class FinetuneRequest(BaseModel):
     merge: bool = Field(True, description="Also write the merged model (chat-ready).")
     name: str | None = Field(None, description="Name to register the result under.")
     seed: int = 42
+    evaluate: bool = Field(True, description="Afterwards, compare base and fine-tuned model in an eval card "
+                           "(perplexity on the course notes, the course quiz).")  # fmt: skip
 
 
 def _dataset_path(req: FinetuneRequest, ctx: ToolContext) -> Path:
@@ -109,13 +111,30 @@ def preview(req: FinetuneRequest, ctx: ToolContext) -> str:
         f"| schedule | {req.epochs:g} epoch(s), ~{steps} steps, batch {req.batch_size}×{req.grad_accum}, "
         f"lr {cfg.learning_rate or 'auto'}, max {req.max_seq_len} tokens |",
         f"| memory | ~{need / 2**30:.2f} GiB needed, {free / 2**30:.1f} GiB free on {device} |",
-        f"| output | adapter{', merged model' if req.merge else ''}, loss curve, metrics, model card |",
+        f"| output | adapter{', merged model' if req.merge else ''}, loss curve, metrics, model card"
+        f"{'; then an eval card: base vs fine-tuned' if req.evaluate else ''} |",
     ]  # fmt: skip
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def run_finetune(req: FinetuneRequest, ctx: ToolContext) -> JobOutput:
-    return run_lab_job("finetune", lambda out: build_config(req, ctx, out), ctx)
+    trained = run_lab_job("finetune", lambda out: build_config(req, ctx, out), ctx)
+    if not (req.evaluate and trained.status == "succeeded" and trained.model_name):
+        return trained
+    from llmtutor.tools.evaluate_model import EvaluateRequest
+    from llmtutor.tools.evaluate_model import build_config as eval_config
+
+    # The eval card the learner needs to judge the run: base vs fine-tuned, same data, same job runner.
+    base = req.base_model or "base"
+    request = EvaluateRequest(models=[base, trained.model_name], metrics=["perplexity", "lm_eval"], quick=True)
+    card = run_lab_job("evaluate", lambda out: eval_config(request, ctx, out), ctx)
+    if card.status != "succeeded":
+        trained.summary += f"\n\nThe eval card could not be made (job {card.job_id}: {card.error or card.status})."
+        return trained
+    trained.summary += f"\n\n{card.summary}"
+    trained.plots += card.plots
+    trained.metrics["eval"] = card.metrics
+    return trained
 
 
 TOOL = ToolSpec(

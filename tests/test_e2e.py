@@ -204,3 +204,49 @@ def test_finetune_from_chat_plans_asks_runs_and_reports(tutor, workspace, tiny_l
     assert "perplexity" in done.answer and len(result["images"]) >= 2  # the eval card (base vs fine-tuned) and its plot
     status = tutor.ask("What's the status of my jobs?", thread_id="lab-status")
     assert status.tool_calls[0]["tool"] == "job_status" and "succeeded" in status.answer
+
+
+def test_merge_then_quantize_from_chat_ends_with_a_chat_ready_gguf(tutor, workspace, tiny_llama_dir):
+    """ "SLERP merge it with the base at t=0.5" (it = the newest model, base = the model it was
+    fine-tuned from), then "Quantize my fine-tuned model to 4-bit GGUF": plan, approval, job,
+    result table, a registered GGUF the llamacpp backend loads by name."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from llmtutor.tools.backends.llamacpp import resolve_gguf
+    from llmtutor.training.model_registry import RegisteredModel, find_model, register_model
+
+    models = workspace / "models"
+    for name in ("tiny-chat", "tiny-chat-ft"):
+        if not (models / name).exists():
+            shutil.copytree(tiny_llama_dir, models / name)
+    for file in (models / "tiny-chat-ft").glob("*.safetensors"):
+        save_file({k: (v + 0.02 * torch.randn(v.shape)).contiguous() for k, v in load_file(str(file)).items()},
+                  str(file), metadata={"format": "pt"})  # fmt: skip
+    register_model(models, RegisteredModel(name="tiny-chat", path=str(models / "tiny-chat"), kind="merged"))
+    register_model(models, RegisteredModel(name="tiny-chat-ft", path=str(models / "tiny-chat-ft"), kind="merged",
+                                           meta={"lineage": {"parents": ["tiny-chat"], "method": "sft-lora"}}))  # fmt: skip
+
+    asked = tutor.ask("SLERP merge it with the base at t=0.5", thread_id="merge", persona="lab_engineer")
+    pending = asked.pending_approval
+    assert pending and pending["tool"] == "merge_models" and pending["args"]["t"] == 0.5
+    assert "tiny-chat-ft" in pending["plan"] and "tiny-chat" in pending["plan"].replace("tiny-chat-ft", "")
+    merged = tutor.collect(tutor.resume("merge", approved=True), "merge")
+    out = merged.tool_results[0]["output"]
+    assert out["status"] == "succeeded" and "cosine similarity" in merged.answer
+    lineage = find_model(models, out["model_name"]).meta["lineage"]
+    assert sorted(lineage["parents"]) == ["tiny-chat", "tiny-chat-ft"]
+
+    asked = tutor.ask("Quantize my fine-tuned model to 4-bit GGUF", thread_id="quant", persona="lab_engineer")
+    pending = asked.pending_approval
+    assert pending and pending["tool"] == "quantize_model" and pending["args"]["gguf_types"] == ["Q4_K_M"]
+    assert out["model_name"] in pending["plan"]  # "my model" = the newest one: the merge
+    done = tutor.collect(tutor.resume("quant", approved=True), "quant")
+    result = done.tool_results[0]["output"]
+    assert result["status"] == "succeeded", result.get("error")
+    assert "| GGUF Q4_K_M | llama.cpp" in done.answer and "ollama create" in done.answer
+    gguf = resolve_gguf(result["model_name"], models)
+    assert gguf.suffix == ".gguf" and (gguf.parent / "Modelfile").is_file()
+    assert find_model(models, result["model_name"]).meta["lineage"]["parents"] == [out["model_name"]]

@@ -61,6 +61,8 @@ def build_config(req: FinetuneRequest, ctx: ToolContext, output_dir: Path) -> An
         max_steps=req.max_steps, batch_size=req.batch_size, grad_accum=req.grad_accum, learning_rate=req.learning_rate,
         max_seq_len=req.max_seq_len, gradient_checkpointing=req.gradient_checkpointing, merge=req.merge,
         name=name[:80], seed=req.seed, device=ctx.device, output_dir=output_dir,
+        # a checkpoint every ~fifth of a short run, so `jobs resume` after a crash loses little
+        save_steps=max(5, min(100, (req.max_steps or 100) // 5)),
     )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ class JobOutput(BaseModel):
     status: str
     output_dir: str | None = None
     model_name: str | None = Field(None, description="The registered model this job produced, if any.")
+    model_kind: str | None = None  # "merged", "adapter", "gguf", ...
     summary: str = ""  # the recipe's own Markdown report
     metrics: dict[str, Any] = Field(default_factory=dict)
     plots: list[str] = Field(default_factory=list)
@@ -39,7 +40,12 @@ class JobOutput(BaseModel):
             lines.append(self.summary)
         if self.output_dir:
             lines += ["", f"Files: `{self.output_dir}`"]
-        if self.model_name:
+        if self.model_name and self.model_kind == "gguf":
+            lines += ["", f"Registered as **{self.model_name}** (GGUF): chat with it in the tutor with "
+                      f"`LLMTUTOR_CHAT_MODEL={self.model_name} llmtutor chat` (llama.cpp), or in Ollama: "
+                      f"`ollama create {self.model_name} -f {self.output_dir}/Modelfile`; evaluate it with "
+                      f"\"evaluate {self.model_name}\"."]  # fmt: skip
+        elif self.model_name:
             lines += ["", f"Registered as **{self.model_name}**: evaluate it (\"evaluate {self.model_name}\"), merge "
                       f"or quantize it, or chat with it: `LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={self.model_name} "
                       "llmtutor chat`."]  # fmt: skip
@@ -98,6 +104,7 @@ def job_output(job: Any) -> JobOutput:
         data.get("artifacts"), dict) else [str(p) for p in data.get("artifacts") or [] if str(p).endswith(".png")]  # fmt: skip
     return JobOutput(
         job_id=str(data["id"]), kind=str(data.get("kind") or data.get("tool")), status=str(data["status"]),
-        output_dir=data.get("output_dir"), model_name=data.get("model_name"), summary=str(data.get("summary") or ""),
+        output_dir=data.get("output_dir"), model_name=data.get("model_name"),
+        model_kind=(result.get("registration") or {}).get("kind") if data.get("model_name") else None, summary=str(data.get("summary") or ""),
         metrics=dict(result.get("metrics") or {}), plots=plots, error=data.get("error"),
     )  # fmt: skip

@@ -105,6 +105,10 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
                                      **({"name": req.name} if req.name else {}))  # fmt: skip
     refs = [resolve_ref(r, ctx) for r in req.models]
     base = resolve_ref(req.base_model, ctx) if req.base_model else None
+    if "smollm2" in refs + [base]:
+        own = _own_base([r for r in refs if r != "smollm2"], ctx)
+        refs = [own if r == "smollm2" and own else r for r in refs]
+        base = own if base == "smollm2" and own else base
     if req.method == "slerp" and base is None:
         base = refs[0]
     weights = req.weights or [None] * len(refs)  # type: ignore[list-item]
@@ -120,6 +124,23 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
                            output_dir=output_dir, name=req.name or _default_name(req.method, refs))  # fmt: skip
     except ValueError as exc:
         raise ToolInputError(f"invalid merge: {exc}", "see the merge_models fields in `llmtutor tools list`") from None
+
+
+def _own_base(refs: list[str], ctx: ToolContext) -> str | None:
+    """"Merge it with the base": the base a registered model was made from (its first lineage
+    parent that is a model we have), so a fine-tune of any model merges with its own base."""
+    from llmtutor.training.model_registry import find_model
+    from llmtutor.training.models import DEFAULT_HF_FOLDER
+
+    for ref in refs:
+        entry = find_model(ctx.models_dir, ref)
+        parents = ((entry.meta.get("lineage") or {}).get("parents") or []) if entry else []
+        for parent in parents:
+            if parent == DEFAULT_HF_FOLDER:
+                return "smollm2"
+            if find_model(ctx.models_dir, str(parent)) is not None or Path(str(parent)).is_dir():
+                return str(parent)
+    return None
 
 
 def _default_name(method: str, refs: list[str]) -> str:

@@ -40,6 +40,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "llmtutor.tools.finetune_model",
     "llmtutor.tools.evaluate_model",
     "llmtutor.tools.merge_models",
+    "llmtutor.tools.quantize_model",
     "llmtutor.tools.job_status",
 )
 

@@ -364,10 +364,11 @@ def serve(
 
 def _mount_subcommands() -> None:
     # Each lives in its own module and imports only typer at load time.
-    from llmtutor.ui import cli_jobs, cli_knowledge, cli_models, cli_quiz, cli_sql
+    from llmtutor.ui import cli_jobs, cli_knowledge, cli_lab, cli_models, cli_quiz, cli_sql
 
     cli_jobs.register(app)
     cli_knowledge.register(app)
+    cli_lab.register(app)
     cli_models.register(app)
     cli_quiz.register(app)
     cli_sql.register(app)

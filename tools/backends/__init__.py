@@ -23,6 +23,7 @@ def make_backend(settings: Settings) -> ChatBackend:
             n_threads=settings.n_threads,
             n_gpu_layers=settings.n_gpu_layers,
             timeout=settings.request_timeout,
+            models_dir=settings.models_dir,
         )
     if settings.backend == "openai":
         from llmtutor.tools.backends.openai import OpenAIBackend

@@ -78,7 +78,8 @@ class EmbeddedLlamaServer:
 atexit.register(EmbeddedLlamaServer.shutdown_all)
 
 
-def resolve_gguf(chat_model: str) -> Path:
+def resolve_gguf(chat_model: str, models_dir: Path | None = None) -> Path:
+    """A .gguf path, or the name of a GGUF the learner exported (`quantize_model`, `lab run`)."""
     from llmtutor.tools.settings import default_gguf_path
 
     if not chat_model:
@@ -86,10 +87,22 @@ def resolve_gguf(chat_model: str) -> Path:
     path = Path(chat_model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return path.resolve()
+    if models_dir is not None:
+        from llmtutor.training.model_registry import find_model
+
+        entry = find_model(models_dir, chat_model)
+        if entry is not None and entry.kind == "gguf" and Path(entry.path).is_file():
+            return Path(entry.path)
+        if entry is not None:
+            raise ModelNotFoundError(
+                f"{chat_model} is a {entry.kind} model, not a GGUF (the llamacpp backend runs GGUF files)",
+                f"export it with quantize_model (\"quantize {chat_model} to Q4_K_M GGUF\"), or chat with it through "
+                "LLMTUTOR_BACKEND=hf",
+            )
     raise ModelNotFoundError(
         f"model not found: {chat_model} (the llamacpp backend needs a local .gguf file)",
-        "set LLMTUTOR_CHAT_MODEL to a .gguf path, leave it empty for the embedded SmolLM2, "
-        "or set LLMTUTOR_BASE_URL to a running llama.cpp server",
+        "set LLMTUTOR_CHAT_MODEL to a .gguf path or an exported model's name (`llmtutor models list`), leave it "
+        "empty for the embedded SmolLM2, or set LLMTUTOR_BASE_URL to a running llama.cpp server",
     )
 
 
@@ -105,9 +118,10 @@ class LlamaCppBackend(OpenAIBackend):
         n_threads: int = 0,
         n_gpu_layers: int = -1,
         timeout: float = 120.0,
+        models_dir: Path | None = None,
     ):
         self.external = bool(base_url)
-        self.model_path = None if self.external else resolve_gguf(chat_model)
+        self.model_path = None if self.external else resolve_gguf(chat_model, models_dir)
         self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
         super().__init__(model=chat_model or "default", base_url=base_url, api_key="not-needed", timeout=timeout)
 

@@ -25,6 +25,7 @@ KINDS: dict[str, str] = {
     "finetune": "llmtutor.training.finetune:FinetuneConfig|llmtutor.training.finetune:run",
     "evaluate": "llmtutor.training.evaluate:EvalConfig|llmtutor.tools.evaluate_model:run_job",
     "merge": "llmtutor.training.merge:MergeConfig|llmtutor.training.merge:run",
+    "quantize": "llmtutor.training.quantize:QuantizeConfig|llmtutor.training.quantize:run",
     "demo": "llmtutor.tools.runner.demo:DemoConfig|llmtutor.tools.runner.demo:run",
 }
 
@@ -52,20 +53,24 @@ def _final_dir(workspace: Path, name: str) -> Path:
 
 
 def _register(workspace: Path, job_id: str, config: Any, result: Any, final: Path) -> str | None:
-    registration = getattr(result, "registration", None)
-    if not registration:
-        return None
+    """Register the job's model(s); returns the first name (a quantization may produce several)."""
+    registrations = list(getattr(result, "registrations", None) or [])
+    if not registrations and getattr(result, "registration", None):
+        registrations = [result.registration]
     from llmtutor.training.model_registry import RegisteredModel, find_model, register_model
 
     models_dir = Path(getattr(config, "models_dir", Path(workspace) / "models"))
-    name, n = registration["name"], 2
-    while find_model(models_dir, name) is not None:
-        name, n = f"{registration['name']}-{n}", n + 1
-    register_model(models_dir, RegisteredModel(
-        name=name, path=str(final / registration.get("path", "")), kind=registration.get("kind", "merged"),
-        base=registration.get("base"), job_id=job_id, meta={"lineage": registration.get("lineage") or {}},
-    ))  # fmt: skip
-    return name
+    names = []
+    for registration in registrations:
+        name, n = registration["name"], 2
+        while find_model(models_dir, name) is not None:
+            name, n = f"{registration['name']}-{n}", n + 1
+        register_model(models_dir, RegisteredModel(
+            name=name, path=str(final / registration.get("path", "")), kind=registration.get("kind", "merged"),
+            base=registration.get("base"), job_id=job_id, meta={"lineage": registration.get("lineage") or {}},
+        ))  # fmt: skip
+        names.append(name)
+    return names[0] if names else None
 
 
 def main(workspace: Path, job_id: str) -> int:

@@ -49,23 +49,8 @@ def llamacpp_window_nll(
     """(sum of negative log-likelihoods in nats, number of scored tokens), same windows as
     `perplexity.sliding_window_nll`, scored by llama.cpp on the quantized weights."""
     import httpx
-    import xllamacpp
 
-    params = xllamacpp.CommonParams()
-    params.model.path = str(gguf)
-    params.n_ctx = max_length + 8
-    params.n_parallel = 1
-    params.cpuparams.n_threads = os.cpu_count() or 2
-    params.cpuparams_batch.n_threads = params.cpuparams.n_threads
-    params.n_gpu_layers = 0  # the numbers must not depend on which machine has a GPU
-    params.port = 0
-    params.verbosity = -1
-    params.endpoint_metrics = False
-    try:
-        server = xllamacpp.Server(params)
-    except Exception as exc:
-        raise BackendUnavailableError(f"llama.cpp could not load {gguf}: {exc}",
-                                      "set llamacpp_perplexity=False to skip this check") from exc  # fmt: skip
+    server = start_server(gguf, n_ctx=max_length + 8)
     base = server.listening_address.rstrip("/")
     url = base + "/completion"
     plan = windows(len(ids), max_length, stride)
@@ -85,6 +70,28 @@ def llamacpp_window_nll(
         del server  # the destructor stops the server loop
     emit(progress, "eval", f"{label}: perplexity (llama.cpp)", step=count, total=total)
     return nll, count
+
+
+def start_server(gguf: Path, n_ctx: int) -> Any:
+    """An embedded llama.cpp server on a free port, CPU only (numbers must not depend on which
+    machine has a GPU); stop it with `del server`."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(gguf)
+    params.n_ctx = n_ctx
+    params.n_parallel = 1
+    params.cpuparams.n_threads = os.cpu_count() or 2
+    params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+    params.n_gpu_layers = 0
+    params.port = 0
+    params.verbosity = -1
+    params.endpoint_metrics = False
+    try:
+        return xllamacpp.Server(params)
+    except Exception as exc:
+        raise BackendUnavailableError(f"llama.cpp could not load {gguf}: {exc}",
+                                      "check the file with `llmtutor models list`, or export it again") from exc  # fmt: skip
 
 
 def _forced_logprob(client: Any, url: str, context: list[int], token: int, filler: int) -> float:

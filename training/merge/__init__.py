@@ -193,7 +193,11 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
         for key in ("weight", "density", "layer_range"):
             if getattr(m, key) is not None:
                 parameters[f"{m.model}.{key}"] = getattr(m, key)
-    lineage = {"parents": names, "method": config.method, "parameters": parameters,
+    from llmtutor.training.models import DEFAULT_HF_FOLDER, is_default_model
+
+    # one name for the bundled model across the family tree (fine-tunes record it this way too)
+    lineage = {"parents": [DEFAULT_HF_FOLDER if is_default_model(n) else n for n in names],
+               "method": config.method, "parameters": parameters,
                "base": config.base_model if config.method in TASK_VECTOR_METHODS or config.method == "slerp" else None}  # fmt: skip
     name = config.name or f"merge-{config.method}"
     result = MergeResult(

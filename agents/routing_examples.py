@@ -49,6 +49,13 @@ SMALL_TALK: tuple[str, ...] = (
     "Are you ChatGPT?",
     "What model are you running on?",
     "Let's start the course",
+    # introductions mention topics without asking to run anything
+    "My name is Sam and I'm learning about fine-tuning",
+    "I'm a student interested in quantization and model merging",
+    "I work as a data scientist and I'm new to LLMs",
+    "Hi, I'm Lena, I research GGUF and llama.cpp",
+    "我叫小明，正在学习模型量化",
+    "我是研究生，研究方向是大模型微调",
     "Nice work",
     "您好",
     "你好呀",

@@ -1,4 +1,4 @@
-"""Fine-tuning throughput: the project's SFT (TRL SFTTrainer, padding-free "bfd" packing) vs a
+"""Fine-tuning throughput: the project's SFT (Trainer on TRL "bfd"-packed rows, no padding) vs a
 naive padded baseline (plain transformers Trainer, every batch padded to max_seq_len), same
 model, same LoRA, same data (the bundled course SFT set), same steps, same run.
 

@@ -96,3 +96,17 @@ def test_bundled_recipe_is_valid_and_chains_the_four_labs():
     registry = default_registry()
     for step in recipe.steps:  # the arguments validate against each tool's own input model
         registry.get(step.tool).validate({k: v for k, v in step.args.items()})
+
+
+@pytest.mark.slow
+def test_bundled_recipe_on_smollm2_ends_with_an_eval_card_and_a_chat_model(tmp_path, smollm2_dir):
+    """The whole course lab on the real model (~12 min on 2 CPU cores)."""
+    shutil.copytree(smollm2_dir, tmp_path / "models" / smollm2_dir.name)  # skip the GGUF conversion
+    result = run_pipeline(load_recipe(None), default_registry(), ToolContext(workspace=tmp_path))
+    assert result.status == "succeeded", [(s.id, s.error) for s in result.steps]
+    card = result.steps[-1].summary
+    assert "course-lab-q4km" in card and "BLEU" in card and "quiz" in card.lower()
+    assert result.chat_model == "course-lab-q4km"
+    from llmtutor.tools.backends.llamacpp import resolve_gguf
+
+    assert resolve_gguf("course-lab-q4km", tmp_path / "models").stat().st_size > 50e6

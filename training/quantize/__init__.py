@@ -11,7 +11,8 @@ others are compared with), then for each method:
 - "gguf": export to llama.cpp types (`gguf_export.py`), optionally with an importance matrix,
   checked by llama.cpp itself (`gguf_check.py`), with an Ollama Modelfile; the first type is
   registered as a model the tutor can chat with (llamacpp backend);
-- "gptq" / "awq": need CUDA and their optional packages; refused up front otherwise.
+- "gptq" / "awq": calibrated 4-bit (`calibrated.py`); need CUDA and their optional packages,
+  refused up front otherwise.
 """
 
 from __future__ import annotations
@@ -178,6 +179,9 @@ def run(config: QuantizeConfig, progress: ProgressCallback | None = None,
         for method in [m for m in config.methods if m in BNB]:
             check_cancelled(cancel)
             add(_bnb(method, folder, tokenizer, ids, window, config, device, progress, cancel))
+        for method in [m for m in config.methods if m in ("gptq", "awq")]:
+            check_cancelled(cancel)
+            add(_calibrated(method, folder, tokenizer, ids, calibration, window, config, out, progress, cancel))
         if "gguf" in config.methods:
             for row in _gguf(model, tokenizer, folder, ids, calibration, window, n_params, config, result, out, progress,
                              cancel):  # fmt: skip
@@ -229,6 +233,29 @@ def _bnb(method: str, folder: Path, tokenizer: Any, ids: list[int], window: int,
     del model
     return QuantRow(label=label, method=method, bits_per_weight=bits_per_weight(method, config.double_quant),
                     memory_mb=memory, perplexity=ppl, tokens_per_s=speed, engine=f"bitsandbytes ({device})")  # fmt: skip
+
+
+def _calibrated(method: str, folder: Path, tokenizer: Any, ids: list[int], calibration: list[int], window: int,
+                config: QuantizeConfig, out: Path, progress: ProgressCallback | None,
+                cancel: threading.Event | None) -> QuantRow:  # fmt: skip
+    from llmtutor.training.quantize.calibrated import (
+        calibration_texts,
+        folder_mb,
+        quantize_awq,
+        quantize_gptq,
+    )
+
+    emit(progress, "quantize", f"{method.upper()}: calibrating on {len(calibration)} tokens (CUDA)")
+    target = out / f"{method}-int4"
+    quantize = quantize_gptq if method == "gptq" else quantize_awq
+    model = quantize(folder, tokenizer, calibration_texts(tokenizer, calibration), target, config.group_size)
+    ppl = _hf_ppl(model, ids, window, method, progress, cancel)
+    speed = _hf_speed(model, tokenizer, config.prompt)
+    memory = _mb(model.get_memory_footprint())
+    del model
+    return QuantRow(label=f"{method.upper()} int4 (groups of {config.group_size})", method=method,
+                    bits_per_weight=4 + 32 / config.group_size, size_mb=folder_mb(target), memory_mb=memory,
+                    perplexity=ppl, tokens_per_s=speed, engine=f"{method} (cuda)")  # fmt: skip
 
 
 def _gguf(model: Any, tokenizer: Any, folder: Path, ids: list[int], calibration: list[int], window: int, n_params: int, config: QuantizeConfig,

@@ -2,15 +2,15 @@
 
     python benchmarks/merge.py [--methods linear,slerp,...] [--quick] [--noise 1e-3] [--write]
 
-Parents: the bundled SmolLM2-135M-Instruct and a copy with gaussian noise (`--noise` x each tensor's std)
-on every weight. Each row is its own process (peak RSS via os.wait4, anonymous memory sampled in it).
-Baseline, same run: a naive SLERP (transformers loads both models, torch interpolates, save_pretrained).
+Parents: the bundled SmolLM2-135M-Instruct and a copy with gaussian noise (`--noise` x each tensor's std) on
+every weight. One process per row. Baseline, same run: a naive SLERP (transformers loads both, torch, save_pretrained).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -29,31 +29,11 @@ HEADER = "## Model merging — `benchmarks/merge.py`"
 METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic", "passthrough")
 NAIVE, SHARDED, IMPORTS, PREPARE = "naive_slerp", "slerp_sharded", "imports_only", "prepare"
 SHARD = "100M"  # reference row: mergekit's writer keeps a whole output shard (default 5B) in memory
-LABELS = {IMPORTS: "(interpreter + torch/transformers/mergekit imports only)",
-          NAIVE: "**baseline**: naive SLERP (transformers loads both, torch, save_pretrained)",
-          "linear": "linear (0.5 / 0.5)", "slerp": "slerp t=0.5", "ties": "ties (density 0.5, base = bundled)",
-          "dare_ties": "dare_ties (density 0.5, base = bundled)", "task_arithmetic": "task_arithmetic (weight 0.5, base = bundled)",
-          "passthrough": "passthrough (bundled [0,20) + perturbed [10,30) = 40 layers)",
+LABELS = {IMPORTS: "(interpreter + torch/transformers/mergekit imports only)", "slerp": "slerp t=0.5",
+          NAIVE: "**baseline**: naive SLERP (transformers loads both, torch, save_pretrained)", "linear": "linear (0.5 / 0.5)",
+          "ties": "ties (density 0.5, base = bundled)", "dare_ties": "dare_ties (density 0.5, base = bundled)",
+          "task_arithmetic": "task_arithmetic (weight 0.5, base = bundled)", "passthrough": "passthrough (bundled [0,20) + perturbed [10,30) = 40 layers)",
           SHARDED: f"reference: the slerp YAML through mergekit `run_merge` alone, out_shard_size {SHARD}"}  # fmt: skip
-
-
-def prepare(models_dir: Path, workdir: Path, noise: float) -> Path:
-    """The bundled model's folder (converted once); writes the perturbed copy once per workdir."""
-    from llmtutor.training.models import quiet_transformers, resolve_hf_model
-
-    bundled = Path(resolve_hf_model("smollm2", models_dir))
-    if not (workdir / "perturbed" / "config.json").is_file():
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        with quiet_transformers(), torch.no_grad():
-            model = AutoModelForCausalLM.from_pretrained(str(bundled), dtype=torch.float32)
-            torch.manual_seed(0)
-            for p in model.parameters():  # parameters() yields the tied embedding once
-                p.add_(torch.randn_like(p) * p.std() * noise)
-            model.save_pretrained(str(workdir / "perturbed"))
-            AutoTokenizer.from_pretrained(str(bundled)).save_pretrained(str(workdir / "perturbed"))
-    return bundled
 
 
 def merge_config(method: str, perturbed: Path, out: Path, models_dir: Path) -> Any:
@@ -81,33 +61,14 @@ def naive_slerp(a: Path, b: Path, out: Path, t: float = 0.5) -> dict[str, float]
     other = dict(AutoModelForCausalLM.from_pretrained(str(b), dtype=torch.float32).named_parameters())
     with torch.no_grad():
         for name, p in model.named_parameters():  # not state_dict(): the tied embedding would be done twice
-            v0, v1 = p.detach().clone(), other[name].detach()
+            v0, v1 = p.detach(), other[name].detach()
             # torch.sum, not F.cosine_similarity: one BLAS dot over millions of float32 entries drifts
-            dot = float((v0 * v1).sum() / ((v0 * v0).sum() * (v1 * v1).sum()).sqrt())
-            if abs(dot) > 0.9995:  # nearly collinear: SLERP degenerates to LERP (mergekit's threshold)
-                p.copy_((1 - t) * v0 + t * v1)
-            else:
-                theta = torch.acos(torch.tensor(dot))
-                p.copy_((torch.sin((1 - t) * theta) * v0 + torch.sin(t * theta) * v1) / torch.sin(theta))
+            dot = max(-1.0, min(1.0, float((v0 * v1).sum() / ((v0 * v0).sum() * (v1 * v1).sum()).sqrt())))
+            theta = math.acos(dot)  # nearly collinear (mergekit's 0.9995): SLERP degenerates to LERP
+            w = (1 - t, t) if abs(dot) > 0.9995 else (math.sin((1 - t) * theta) / math.sin(theta), math.sin(t * theta) / math.sin(theta))
+            p.copy_(w[0] * v0 + w[1] * v1)  # the right side is computed before p is overwritten
     model.save_pretrained(str(out / "model"))
     AutoTokenizer.from_pretrained(str(a)).save_pretrained(str(out / "model"))
-    return {"merge_s": time.perf_counter() - start}
-
-
-def sharded_slerp(perturbed: Path, out: Path, models_dir: Path) -> dict[str, float]:
-    """The recipe's own SLERP YAML through mergekit alone, writing small shards."""
-    import yaml
-    from mergekit.common import parse_kmb
-    from mergekit.config import MergeConfiguration
-    from mergekit.merge import MergeOptions, run_merge
-
-    from llmtutor.training.merge import resolve_models, to_mergekit_yaml
-
-    paths: dict[str, Any] = {n: str(p) for n, p in resolve_models(["smollm2", str(perturbed)], models_dir).items()}
-    text = to_mergekit_yaml(merge_config("slerp", perturbed, out, models_dir), {**paths, "__layers__": 30})
-    start = time.perf_counter()
-    options = MergeOptions(lazy_unpickle=True, quiet=True, device="cpu", out_shard_size=parse_kmb(SHARD))
-    run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), str(out / "model"), options=options)
     return {"merge_s": time.perf_counter() - start}
 
 
@@ -116,8 +77,22 @@ def child(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     import resource
     import threading
 
-    if kind == PREPARE:
-        return {"bundled": str(prepare(args.models_dir, args.workdir, args.noise))}
+    from llmtutor.training.models import quiet_transformers, resolve_hf_model
+
+    bundled, perturbed, out = Path(resolve_hf_model("smollm2", args.models_dir)), args.workdir / "perturbed", args.workdir / kind
+    if kind == PREPARE:  # converts the bundled GGUF once; writes the perturbed copy once per workdir
+        if not (perturbed / "config.json").is_file():
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            with quiet_transformers(), torch.no_grad():
+                model = AutoModelForCausalLM.from_pretrained(str(bundled), dtype=torch.float32)
+                torch.manual_seed(0)
+                for p in model.parameters():  # parameters() yields the tied embedding once
+                    p.add_(torch.randn_like(p) * p.std() * args.noise)
+                model.save_pretrained(str(perturbed))
+                AutoTokenizer.from_pretrained(str(bundled)).save_pretrained(str(perturbed))
+        return {"bundled": str(bundled)}
     anon = [0.0]
 
     def sample() -> None:
@@ -132,20 +107,29 @@ def child(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     def peaks() -> dict[str, float]:  # so far; Linux ru_maxrss is in KiB
         return {"rss_merge_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "anon_merge_mb": anon[0]}
 
-    import mergekit.merge  # noqa: F401 - every row pays the same imports (torch, transformers): the imports row
+    import mergekit.merge  # every row pays the same imports (torch, transformers): see the imports row
 
     from llmtutor.training.merge import run
-    from llmtutor.training.models import quiet_transformers, resolve_hf_model
 
-    out, perturbed = args.workdir / kind, args.workdir / "perturbed"
     with quiet_transformers():
+        row: dict[str, Any] = {}
         if kind == IMPORTS:
             time.sleep(0.1)  # let the sampler see the settled process
-            row: dict[str, Any] = {}
         elif kind == NAIVE:
-            row = naive_slerp(Path(resolve_hf_model("smollm2", args.models_dir)), perturbed, out)
-        elif kind == SHARDED:
-            row = sharded_slerp(perturbed, out, args.models_dir)
+            row = naive_slerp(bundled, perturbed, out)
+        elif kind == SHARDED:  # the recipe's own SLERP YAML through mergekit alone, writing small shards
+            import yaml
+            from mergekit.common import parse_kmb
+            from mergekit.config import MergeConfiguration
+
+            from llmtutor.training.merge import resolve_models, to_mergekit_yaml
+
+            paths: dict[str, Any] = {n: str(p) for n, p in resolve_models(["smollm2", str(perturbed)], args.models_dir).items()}
+            text = to_mergekit_yaml(merge_config("slerp", perturbed, out, args.models_dir), {**paths, "__layers__": 30})
+            start = time.perf_counter()
+            options = mergekit.merge.MergeOptions(lazy_unpickle=True, quiet=True, device="cpu", out_shard_size=parse_kmb(SHARD))
+            mergekit.merge.run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), str(out / "model"), options=options)
+            row = {"merge_s": time.perf_counter() - start}
         else:
             marks: dict[str, Any] = {}
 
@@ -171,6 +155,7 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
+        print(f"{kind}: {'failed' if proc.returncode or line is None else 'done'}", file=sys.stderr)
         if proc.returncode or line is None:
             err.seek(0)
             return {"error": err.read().decode(errors="replace")[-2000:]}
@@ -195,8 +180,8 @@ def sanity(kind: str, folder: Path, a: dict[str, Any], b: dict[str, Any], naive:
     if kind == "passthrough":  # merged layers 0-19 = bundled 0-19, merged 20-39 = perturbed 10-29
         key = "model.layers.{}.mlp.down_proj.weight"
         same = torch.equal(m[key.format(5)], a[key.format(5)]) and torch.equal(m[key.format(25)], b[key.format(15)])
-        notes.append(f"{json.loads((folder / 'config.json').read_text())['num_hidden_layers']} layers, "
-                     f"slices {'exact' if same else 'WRONG'}")  # fmt: skip
+        layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
+        notes.append(f"{layers} layers, slices {'exact' if same else 'WRONG'}")
     else:
         keys, acc = [k for k in m if k in a], dict.fromkeys(("ma", "mb", "mm", "aa", "bb", "inside", "moved", "n", "dn"), 0.0)
         for k in keys:  # per tensor: torch.sum's cascaded float32 reduction is accurate, one BLAS dot over 134M is not
@@ -216,34 +201,34 @@ def sanity(kind: str, folder: Path, a: dict[str, Any], b: dict[str, Any], naive:
         if acc["moved"] == 0 or all(torch.equal(m[k], b[k]) for k in keys):
             notes.append("IDENTICAL to a parent")
     with quiet_transformers():
-        tok = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
-        logits = model(**tok("Model merging", return_tensors="pt")).logits
-    notes.append("loads, finite logits" if torch.isfinite(logits).all() else "loads, NaN LOGITS")
+        model, tok = AutoModelForCausalLM.from_pretrained(str(folder)).eval(), AutoTokenizer.from_pretrained(str(folder))
+        finite = bool(torch.isfinite(model(**tok("Model merging", return_tensors="pt")).logits).all())
+    notes.append("loads, finite logits" if finite else "loads, NaN LOGITS")
     return "; ".join(notes)
 
 
-def folder_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
-
-
-def notes(rows: dict[str, dict[str, Any]]) -> list[str]:
+def notes(rows: dict[str, dict[str, Any]], noise: float) -> list[str]:
     """Observations computed from this run's numbers, so they stay true when the recipe changes."""
     ok = {k: r for k, r in rows.items() if "error" not in r}
     merges, base, out = [r for k, r in ok.items() if k in METHODS], ok.get(IMPORTS, {}).get("anon_peak_mb", 0.0), []
     if merges and NAIVE in ok:
-        peak = max(r["anon_peak_mb"] for r in merges) - base
-        out.append(f"Allocated above the imports (anon): mergekit phase up to {max(r['anon_merge_mb'] for r in merges) - base:.0f} "
-                   f"MB, naive baseline {ok[NAIVE]['anon_peak_mb'] - base:.0f} MB, whole `run()` up to {peak:.0f} MB: after the "
-                   "merge, the recipe's cosine report loads the merged model and each parent whole and concatenates them. "
-                   f"`estimate_peak_bytes` (shown in the job plan) said {max(r['estimate_mb'] for r in merges):.0f} MB.")  # fmt: skip
+        top = {k: max(r[k] for r in merges) for k in ("anon_merge_mb", "anon_peak_mb", "rss_peak_mb", "estimate_mb")}
+        out.append(f"Allocated above the imports (anon): mergekit phase up to {top['anon_merge_mb'] - base:.0f} MB, naive baseline "
+                   f"{ok[NAIVE]['anon_peak_mb'] - base:.0f} MB (transformers memory-maps safetensors: only the model changed in "
+                   f"place becomes anonymous memory), whole `run()` up to {top['anon_peak_mb'] - base:.0f} MB: after the merge, the "
+                   "recipe's cosine report loads the merged model and each parent whole and concatenates them. `estimate_peak_bytes` "
+                   f"(in the job plan) said {top['estimate_mb']:.0f} MB; the run peaked at {top['anon_peak_mb']:.0f} MB anon / "
+                   f"{top['rss_peak_mb']:.0f} MB RSS.")  # fmt: skip
     if SHARDED in ok:
-        out.append(f"Reference row: {ok[SHARDED]['anon_peak_mb'] - base:.0f} MB above the imports. mergekit's lazy loading keeps "
-                   "memory near a few tensors only when the output is written in small shards; with the 5B default "
+        out.append(f"Reference row: {ok[SHARDED]['anon_peak_mb'] - base:.0f} MB above the imports. mergekit's lazy loading "
+                   "keeps memory near a few tensors only when the output is written in small shards; with the 5B default "
                    "`out_shard_size` (what the recipe uses) a merged model under 5 GB is held whole until it is written.")  # fmt: skip
     if max([v for r in merges for v in r.get("similarity", [])] or [0]) > 1:
         out.append(f"`MergeResult.similarity` reported cosines up to {max(v for r in merges for v in r['similarity']):.4f}: "
                    "F.cosine_similarity in float32 over all 134M weights at once drifts past 1 (the sanity column sums per tensor).")  # fmt: skip
+    if noise < 0.01 and "slerp" in ok:
+        out.append(f"At noise {noise:g} the parents are nearly collinear (cosine > 0.9995), so SLERP takes its linear "
+                   "fallback, in mergekit and in the baseline alike; `--noise 0.05` exercises the spherical branch.")  # fmt: skip
     return out + ([f"Failed: {', '.join(k for k in rows if k not in ok)}."] if len(ok) < len(rows) else [])
 
 
@@ -267,19 +252,15 @@ def main() -> None:
         sys.exit(f"unknown methods: {', '.join(sorted(set(methods) - set(METHODS)))}")
     # Prepared in a child too: Linux carries a process's peak RSS over fork+exec into the child's
     # ru_maxrss, so a parent that had loaded a model would put a floor under every row.
-    prep = measure(PREPARE, args)
-    if "error" in prep:
+    if "error" in (prep := measure(PREPARE, args)):
         sys.exit(f"preparing the parents failed:\n{prep['error']}")
+    rows = {kind: measure(kind, args) for kind in (IMPORTS, NAIVE, *methods, SHARDED)}
     bundled = Path(prep["bundled"])
-    rows = {}
-    for kind in (IMPORTS, NAIVE, *methods, SHARDED):
-        rows[kind] = measure(kind, args)
-        print(f"{kind}: {json.dumps(rows[kind])[:300]}", file=sys.stderr)
     a, b = tensors(bundled), tensors(args.workdir / "perturbed")  # checks only now: the parent stays small above
     naive = tensors(args.workdir / NAIVE / "model") if "error" not in rows[NAIVE] else None
     for kind in (NAIVE, *methods, SHARDED):
         if "error" not in rows[kind]:
-            rows[kind]["mb"] = folder_mb(args.workdir / kind / "model")
+            rows[kind]["mb"] = sum(f.stat().st_size for f in (args.workdir / kind / "model").rglob("*")) / 2**20
             rows[kind]["sanity"] = "–" if args.quick else sanity(kind, args.workdir / kind / "model", a, b, naive)
     lines = ["| method | merge s | run() s | peak RSS / anon MB, merge | peak RSS / anon MB, whole run | output MB | sanity |",
              "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
@@ -287,10 +268,11 @@ def main() -> None:
         if "error" in r:
             lines.append(f"| {LABELS[kind]} | FAILED | | | | | {r['error'].strip().splitlines()[-1][:150]} |")
             continue
-        secs = f"{r.get('merge_s', 0):.1f} | " + (f"{r['seconds']:.1f}" if "seconds" in r else "–")
-        mem = f"{r['rss_merge_mb']:.0f} / {r['anon_merge_mb']:.0f} | {r['rss_peak_mb']:.0f} / {r['anon_peak_mb']:.0f}"
-        lines.append(f"| {LABELS[kind]} | {secs if kind != IMPORTS else '– | –'} | {mem} | {r.get('mb', 0):.0f} | {r.get('sanity', '')} |")
-    table, found, total = "\n".join(lines), notes(rows), time.perf_counter() - started
+        cells = [f"{r['merge_s']:.1f}" if "merge_s" in r else "–", f"{r['seconds']:.1f}" if "seconds" in r else "–",
+                 f"{r['rss_merge_mb']:.0f} / {r['anon_merge_mb']:.0f}", f"{r['rss_peak_mb']:.0f} / {r['anon_peak_mb']:.0f}",
+                 f"{r['mb']:.0f}" if "mb" in r else "–", r.get("sanity", "")]  # fmt: skip
+        lines.append(f"| {LABELS[kind]} | " + " | ".join(cells) + " |")
+    table, found, total = "\n".join(lines), notes(rows, args.noise), time.perf_counter() - started
     print(table + "\n\n" + "\n".join(f"- {n}" for n in found) + f"\n\ntotal {total:.0f} s, workdir {args.workdir}")
     if not args.write:
         return
@@ -298,14 +280,13 @@ def main() -> None:
                     if ln.startswith("model name")), "unknown CPU")  # fmt: skip
     section = "\n".join([
         HEADER, "",
-        f"{date.today().isoformat()}, {machine}, {os.cpu_count()} cores, no GPU, load average ≈ {os.getloadavg()[0]:.1f} "
-        "at the end (other work shared the machine: times are indicative; memory is not affected). mergekit 0.1.5, "
-        f"float32. Parents: the bundled SmolLM2-135M-Instruct ({folder_mb(bundled):.0f} MB) and a copy with gaussian "
-        f"noise of {args.noise:g} x each tensor's std added to every weight (seed 0). Each row is its own process. "
-        "\"merge s\" = mergekit's `run_merge` (baseline: load + interpolate + save); \"run() s\" adds the recipe's "
-        "compatibility checks and cosine report. RSS = ru_maxrss, which includes mmapped safetensors pages "
-        "(file-backed, reclaimable); anon = peak RssAnon sampled every 20 ms (memory really allocated). \"merge\" "
-        f"columns: peaks when mergekit returns. Baseline measured in the same run. Total {total / 60:.1f} min.",
+        f"{date.today().isoformat()}, {machine}, {os.cpu_count()} cores, no GPU, load average ≈ {os.getloadavg()[0]:.1f} at the "
+        "end (other work shared the machine: times are indicative, memory is not affected). mergekit 0.1.5, float32. Parents: "
+        f"the bundled SmolLM2-135M-Instruct ({sum(f.stat().st_size for f in bundled.iterdir()) / 2**20:.0f} MB) and a copy with gaussian noise of {args.noise:g} x each "
+        "tensor's std on every weight. One process per row. \"merge s\": mergekit's `run_merge` (baseline: load + interpolate + "
+        "save); \"run() s\" adds the recipe's checks and cosine report. RSS = ru_maxrss, which counts mmapped safetensors pages "
+        "(file-backed, reclaimable); anon = peak RssAnon sampled every 20 ms (memory really allocated); \"merge\" columns = "
+        f"peaks when mergekit returns. Baseline measured in the same run. Total {total / 60:.1f} min.",
         "", table, "", *[f"- {n}" for n in found], "",
     ])  # fmt: skip
     text = DOC.read_text(encoding="utf-8")

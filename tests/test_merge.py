@@ -92,6 +92,17 @@ def test_task_vector_merges_have_no_nan(family, tmp_path, method):
     assert not torch.equal(merged[key], base[key])
 
 
+def test_ties_without_weights_merges_with_default_weights(family, tmp_path):
+    """What the chat sends ("TIES-merge my fine-tunes, density 0.5"): no per-model weights.
+    mergekit itself would fail mid-merge; the recipe fills LazyMergekit's default of 1.0."""
+    models = [MergeModel(model=str(family[n]), density=0.5) for n in ("ft1", "ft2")]
+    result = run(MergeConfig(method="ties", models=models, base_model=str(family["base"]), output_dir=tmp_path / "t",
+                             models_dir=tmp_path))  # fmt: skip
+    sim = {Path(k).name: v for k, v in result.similarity.items()}
+    assert all(0.5 < v <= 1.0 + 1e-9 for v in sim.values()), sim
+    assert abs(sim["ft1"] - sim["ft2"]) < 0.01  # equal default weights: neither fine-tune dominates
+
+
 def test_passthrough_stacks_layers(family, tmp_path):
     cfg = MergeConfig(method="passthrough", models=[MergeModel(model=str(family["base"]), layer_range=(0, 2)),
                                                     MergeModel(model=str(family["ft1"]), layer_range=(1, 2))],

@@ -154,18 +154,20 @@ def test_dev_accuracy(router, real_registry, dev_items):
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "tool"),
     [
-        "Quantize my model to int8",
-        "Export my model to GGUF Q4_K_M",
-        "用 bitsandbytes 把模型量化成 4 位",
-        "谢谢，再见",
+        ("Quantize my model to int8", "quantize_model"),
+        ("Export my model to GGUF Q4_K_M", "quantize_model"),
+        ("用 bitsandbytes 把模型量化成 4 位", "quantize_model"),
+        ("谢谢，再见", None),
+        ("My name is Ada and I study quantization.", None),  # a topic mentioned is not a request
     ],
 )
-def test_unregistered_and_chat_route_to_none(router, text):
+def test_quantization_requests_and_chat(router, text, tool):
     decision = router.route(text)
-    assert decision.tool is None and decision.method == "classifier"
-    assert decision.args == {}
+    assert decision.tool == tool and decision.method == "classifier"
+    if tool is None:
+        assert decision.args == {}
 
 
 def test_args_flow_from_the_tool(router, real_registry):

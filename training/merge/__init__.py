@@ -53,9 +53,12 @@ class MergeResult(BaseModel):
 
     def to_markdown(self) -> str:
         lines = [f"**Merged {len(self.parents)} models with {self.method}** in {self.seconds:.1f} s "
-                 f"(peak memory estimate {self.peak_memory_estimate_mb:.0f} MB, lazy loading)", "",
-                 "| parent | cosine similarity to the merge |", "|---|---:|"]  # fmt: skip
-        lines += [f"| {name} | {value:.4f} |" for name, value in self.similarity.items()]
+                 f"(peak memory estimate {self.peak_memory_estimate_mb:.0f} MB, lazy loading)", ""]  # fmt: skip
+        if self.similarity:
+            lines += ["| parent | cosine similarity to the merge |", "|---|---:|"]
+            lines += [f"| {name} | {value:.4f} |" for name, value in self.similarity.items()]
+        else:
+            lines.append("Layers were stacked (passthrough), so there is no layer-to-layer similarity to report.")
         params = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
         lines += ["", f"Parameters: {params or 'defaults'}", "", "Checks: " + "; ".join(self.checks)]
         return "\n".join(lines)
@@ -125,31 +128,45 @@ def _weights_bytes(path: Path) -> tuple[int, int]:
     return total, largest
 
 
+OUT_SHARD_BYTES = 200 * 2**20  # mergekit buffers the output until a shard is full (default 5 GB)
+
+
 def estimate_peak_bytes(paths: dict[str, Path]) -> int:
-    """Lazy merging holds about one tensor per input plus the output's and a write buffer."""
+    """Lazy merging holds about one tensor per input and its float32 working copies, plus one
+    output shard; measured (benchmarks/merge.py) 130-220 MB above the interpreter's ~450 MB."""
     largest = max(_weights_bytes(p)[1] for p in paths.values())
-    return largest * (len(paths) + 3) + 300 * 2**20  # + interpreter/torch overhead
+    return largest * (2 * len(paths) + 3) + OUT_SHARD_BYTES + 450 * 2**20
+
+
+def _tensor_names(folder: Path) -> dict[str, Path]:
+    from safetensors import safe_open
+
+    names: dict[str, Path] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as handle:
+            names.update({key: file for key in handle.keys()})  # noqa: SIM118 - not a dict
+    return names
 
 
 def _cosine_to_parents(merged: Path, paths: dict[str, Path]) -> dict[str, float]:
-    from safetensors.torch import load_file
+    """Cosine similarity of all weights (merged vs each parent), summed tensor by tensor in
+    float64: one tensor pair in memory at a time, and no float32 round-off over 10^8 terms."""
+    from safetensors import safe_open
 
-    def flat(folder: Path):
-        import torch
-
-        tensors: dict[str, Any] = {}
-        for file in sorted(folder.glob("*.safetensors")):
-            tensors.update(load_file(str(file)))
-        return {k: v.float().flatten() for k, v in tensors.items()}, torch
-
-    out, torch = flat(merged)
+    ours = _tensor_names(merged)
     result = {}
     for name, path in paths.items():
-        parent, _ = flat(path)
-        common = [k for k in out if k in parent and parent[k].shape == out[k].shape]
-        a = torch.cat([out[k] for k in common])
-        b = torch.cat([parent[k] for k in common])
-        result[name] = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+        theirs = _tensor_names(path)
+        dot = norm_a = norm_b = 0.0
+        for key, file in ours.items():
+            if key not in theirs:
+                continue
+            with safe_open(str(file), "pt") as fa, safe_open(str(theirs[key]), "pt") as fb:
+                a, b = fa.get_tensor(key).double().flatten(), fb.get_tensor(key).double().flatten()
+            if a.shape != b.shape:
+                continue
+            dot, norm_a, norm_b = dot + float(a @ b), norm_a + float(a @ a), norm_b + float(b @ b)
+        result[name] = dot / max((norm_a * norm_b) ** 0.5, 1e-30)
     return result
 
 
@@ -177,13 +194,14 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
     (out / "mergekit_config.yml").write_text(text, encoding="utf-8")
     emit(progress, "merge", f"{config.method} merge of {', '.join(names)}", step=0, total=1)
     options = MergeOptions(copy_tokenizer=True, lazy_unpickle=True, random_seed=config.seed, quiet=True,
-                           write_model_card=True, device="cpu")  # fmt: skip
+                           write_model_card=True, device="cpu", out_shard_size=OUT_SHARD_BYTES)  # fmt: skip
     # mergekit runs tensor by tensor with no hook between them; a merge of small models
     # takes seconds, so cancel is honoured before and after it.
     run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), str(model_dir), options=options)
     check_cancelled(cancel)
     emit(progress, "merge", "merged", step=1, total=1)
-    similarity = _cosine_to_parents(model_dir, paths)
+    # passthrough renumbers layers: merged layer i is not parent layer i, so no similarity
+    similarity = {} if config.method == "passthrough" else _cosine_to_parents(model_dir, paths)
     parameters: dict[str, Any] = {}
     if config.method == "slerp":
         parameters["t"] = config.t
@@ -198,7 +216,7 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
     # one name for the bundled model across the family tree (fine-tunes record it this way too)
     lineage = {"parents": [DEFAULT_HF_FOLDER if is_default_model(n) else n for n in names],
                "method": config.method, "parameters": parameters,
-               "base": config.base_model if config.method in TASK_VECTOR_METHODS or config.method == "slerp" else None}  # fmt: skip
+               "base": (config.base_model or names[0]) if config.method in TASK_VECTOR_METHODS or config.method == "slerp" else None}  # fmt: skip
     name = config.name or f"merge-{config.method}"
     result = MergeResult(
         output_dir=str(out), model_dir="model", mergekit_yaml="mergekit_config.yml", method=config.method,

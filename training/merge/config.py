@@ -133,7 +133,9 @@ def to_mergekit_yaml(cfg: MergeConfig, paths: dict[str, str]) -> str:
         entries = []
         for m in cfg.models:
             params = {k: v for k, v in (("weight", m.weight), ("density", m.density)) if v is not None}
-            if cfg.method == "linear" and "weight" not in params:
+            # mergekit requires a weight for every non-base model of these methods (it fails
+            # mid-merge otherwise); 1.0 is the LazyMergekit default (TIES/linear normalise anyway)
+            if "weight" not in params and m.model != cfg.base_model and cfg.method != "passthrough":
                 params["weight"] = 1.0
             entries.append({"model": paths[m.model], **({"parameters": params} if params else {})})
         doc["models"] = entries

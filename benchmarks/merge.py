@@ -215,14 +215,14 @@ def notes(rows: dict[str, dict[str, Any]], noise: float) -> list[str]:
         top = {k: max(r[k] for r in merges) for k in ("anon_merge_mb", "anon_peak_mb", "rss_peak_mb", "estimate_mb")}
         out.append(f"Allocated above the imports (anon): mergekit phase up to {top['anon_merge_mb'] - base:.0f} MB, naive baseline "
                    f"{ok[NAIVE]['anon_peak_mb'] - base:.0f} MB (transformers memory-maps safetensors: only the model changed in "
-                   f"place becomes anonymous memory), whole `run()` up to {top['anon_peak_mb'] - base:.0f} MB: after the merge, the "
-                   "recipe's cosine report loads the merged model and each parent whole and concatenates them. `estimate_peak_bytes` "
+                   f"place becomes anonymous memory), whole `run()` up to {top['anon_peak_mb'] - base:.0f} MB (checks, tokenizers and "
+                   "the tensor-by-tensor similarity report included). `estimate_peak_bytes` "
                    f"(in the job plan) said {top['estimate_mb']:.0f} MB; the run peaked at {top['anon_peak_mb']:.0f} MB anon / "
                    f"{top['rss_peak_mb']:.0f} MB RSS.")  # fmt: skip
     if SHARDED in ok:
         out.append(f"Reference row: {ok[SHARDED]['anon_peak_mb'] - base:.0f} MB above the imports. mergekit's lazy loading "
-                   "keeps memory near a few tensors only when the output is written in small shards; with the 5B default "
-                   "`out_shard_size` (what the recipe uses) a merged model under 5 GB is held whole until it is written.")  # fmt: skip
+                   "keeps memory near a few tensors only when the output is written in small shards: the recipe writes 200 MB "
+                   "shards (with mergekit's 5 GB default a merged model under 5 GB is held whole until it is written).")  # fmt: skip
     if max([v for r in merges for v in r.get("similarity", [])] or [0]) > 1:
         out.append(f"`MergeResult.similarity` reported cosines up to {max(v for r in merges for v in r['similarity']):.4f}: "
                    "F.cosine_similarity in float32 over all 134M weights at once drifts past 1 (the sanity column sums per tensor).")  # fmt: skip

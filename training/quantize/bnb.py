@@ -25,9 +25,15 @@ def bnb_config(method: str, device: str, double_quant: bool = True) -> Any:
 
 def load_bnb(path: Path | str, method: str, device: str, double_quant: bool = True) -> Any:
     """The model quantized by bitsandbytes on `device` ("cpu" or "cuda")."""
+    import logging
+
     from transformers import AutoModelForCausalLM
 
     from llmtutor.training.models import quiet_transformers
+
+    # LLM.int8() on float32 inputs logs "inputs will be cast to float16" on EVERY matmul:
+    # thousands of identical lines in a job log; the cast is expected and said in the report.
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
 
     with quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(

@@ -44,7 +44,9 @@ def run(config: DemoConfig, progress: ProgressCallback | None = None, cancel: th
         if config.fail_at == step:
             raise RuntimeError(f"planned failure at step {step}")
         time.sleep(config.sleep_s)
-        (ckpt / "step.txt").write_text(str(step))
+        # write-then-rename: a kill mid-write must leave the previous checkpoint, not an empty file
+        (ckpt / "step.txt.tmp").write_text(str(step))
+        (ckpt / "step.txt.tmp").replace(ckpt / "step.txt")
         ran.append(step)
         emit(progress, "train", step=step, total=config.steps, loss=1.0 / step)
     config.output_dir.mkdir(parents=True, exist_ok=True)

@@ -65,9 +65,12 @@ def _prepare_checkpoints(config: FinetuneConfig, notes: list[str]) -> str | None
     found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.match(p.name)),
                    key=lambda p: int(p.name.split("-")[1])) if ckpt_dir.is_dir() else []  # fmt: skip
     if config.resume:
-        if found:
-            notes.append(f"resumed from {found[-1].name}")
-            return str(found[-1])
+        # a worker killed while saving leaves a checkpoint without trainer_state.json (the
+        # Trainer writes it last): resume from the newest complete one
+        complete = [p for p in found if (p / "trainer_state.json").is_file()]
+        if complete:
+            notes.append(f"resumed from {complete[-1].name}")
+            return str(complete[-1])
         notes.append(f"resume requested but {ckpt_dir} has no checkpoint; started from scratch")
     for stale in found:  # a fresh run must not leave old checkpoints for a later resume to pick up
         shutil.rmtree(stale, ignore_errors=True)

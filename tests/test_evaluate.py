@@ -246,12 +246,36 @@ def test_judge_pairwise_swaps_positions() -> None:
     assert biased["judge_position_consistency"] == 0.0 and biased["judge_win_rate"] == 0.5
 
 
+def test_judge_sanity_check_catches_a_judge_that_does_not_read_the_answers() -> None:
+    from llmtutor.training.evaluate.judge import sanity_check
+
+    qa = [("What is LoRA?", "Low-rank adapters."), ("What is GGUF?", "llama.cpp's file format."),
+          ("What is DPO?", "Preference optimisation without a reward model.")]  # fmt: skip
+    generous = sanity_check(ScriptedJudge(lambda _u: '{"reason": "great", "score": 10}'), qa, "single")
+    assert generous == {"passed": False, "reference_scores": [10, 10, 10], "wrong_answer_scores": [10, 10, 10]}
+
+    def reads(user: str) -> str:
+        right = user.split("Reference answer: ")[1].split("\n\n")[0] == user.split("Assistant's answer: ")[1]
+        return json.dumps({"reason": "compared", "score": 8 if right else 3})
+
+    assert sanity_check(ScriptedJudge(reads), qa, "single")["passed"] is True
+    assert sanity_check(ScriptedJudge(reads), qa[:1], "single")["wrong_answer_scores"] == [3]  # off-topic control
+
+
 def test_run_with_judge_and_generation_metrics(tiny_llama_dir: Path, tmp_path: Path) -> None:
     refs = tmp_path / "refs.jsonl"
     refs.write_text('{"prompt": "What is LoRA?", "reference": "Low-rank adapters on frozen weights."}\n'
                     '{"prompt": "什么是量化？", "reference": "用更少的比特存储权重。"}\n', encoding="utf-8")  # fmt: skip
     replies = iter(["garbage", '{"reason": "meh", "score": 3}', '{"reason": "meh", "score": 5}'])
-    judge = ScriptedJudge(lambda _u: next(replies))
+
+    def respond(user: str) -> str:  # control answers first: each reference, and the other question's reference
+        reference = user.split("Reference answer: ")[1].split("\n\n")[0]
+        answer = user.split("Assistant's answer: ")[1]
+        if answer == reference:
+            return '{"reason": "matches", "score": 9}'
+        return '{"reason": "wrong question", "score": 2}' if answer.endswith(("weights.", "。")) else next(replies)
+
+    judge = ScriptedJudge(respond)
     config = EvalConfig(models=[ModelSpec(model=str(tiny_llama_dir), label="tiny")], models_dir=tmp_path,
                         metrics=["bleu_rouge", "judge"], references=refs, max_new_tokens=4, device="cpu",
                         output_dir=tmp_path / "eval")  # fmt: skip
@@ -264,6 +288,9 @@ def test_run_with_judge_and_generation_metrics(tiny_llama_dir: Path, tmp_path: P
     judged = [json.loads(x) for x in (tmp_path / "eval" / "judge.jsonl").read_text().splitlines()]
     assert judged[0]["attempts"] == 2 and judged[0]["model"] == "tiny"
     assert result.settings["judge"]["model"] == "scripted-judge"
+    assert result.settings["judge"]["sanity_check"] == {"passed": True, "reference_scores": [9, 9],
+                                                      "wrong_answer_scores": [2, 2]}
+    assert "sanity check on control answers: passed" in (tmp_path / "eval" / "eval_card.md").read_text()
 
 
 def test_run_pairwise_compares_each_model_with_the_baseline(tiny_llama_dir: Path, tmp_path: Path) -> None:
@@ -276,8 +303,12 @@ def test_run_pairwise_compares_each_model_with_the_baseline(tiny_llama_dir: Path
     result = run(config, judge=judge)
     assert [m.metrics["judge_win_rate"] for m in result.models] == [0.5, 0.5]
     assert result.deltas["b"]["judge_win_rate"] == 0 and result.models[1].details["judge_ties"] == 1
-    assert len(judge.calls) == 2  # one item, both orders
-    assert "judge win rate" in (tmp_path / "eval" / "eval_card.md").read_text()
+    assert len(judge.calls) == 4  # the control pair and one item, both orders each
+    card = (tmp_path / "eval" / "eval_card.md").read_text()
+    assert "judge win rate" in card
+    # A judge that calls everything a tie cannot tell the reference from an off-topic answer.
+    assert result.settings["judge"]["sanity_check"]["passed"] is False
+    assert "sanity check on control answers: FAILED" in card and "grades are noise" in card
 
 
 # ----- config and cancellation -------------------------------------------------------

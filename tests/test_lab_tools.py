@@ -72,6 +72,39 @@ def test_evaluate_tool_compares_two_models_in_a_job(lab):
         TOOL.preview(TOOL.validate({**args, "text": "/etc/passwd"}), lab)  # type: ignore[misc]
 
 
+def test_judge_needs_a_capable_backend_or_an_explicit_judge_model(lab):
+    from llmtutor.tools.evaluate_model import TOOL
+
+    args = {"models": ["tiny-a"], "metrics": ["judge"]}
+    with pytest.raises(ToolInputError, match="capable chat model"):
+        TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
+    assert "judge" in TOOL.preview(TOOL.validate({**args, "judge_model": "smollm2"}), lab)  # type: ignore[misc]
+    with pytest.raises(ToolInputError, match="outside the workspace"):
+        TOOL.preview(TOOL.validate({**args, "judge_model": "/tmp/elsewhere.gguf"}), lab)  # type: ignore[misc]
+
+
+def test_the_bundled_model_as_judge_grades_through_llamacpp_and_is_sanity_checked(lab, tmp_path):
+    """The real judge path: the job builds a llama.cpp judge from judge_model, grades with
+    JSON-schema-constrained output, and checks the judge on control answers first."""
+    import json
+
+    from llmtutor.tools.evaluate_model import EvaluateRequest, build_config, run_job
+
+    req = EvaluateRequest(models=["tiny-a"], metrics=["judge"], judge_model="smollm2")
+    config = build_config(req, lab, tmp_path / "eval").model_copy(update={"max_references": 2, "max_new_tokens": 8})
+    result = run_job(config)
+    judge = result.settings["judge"]
+    assert judge["model"] != "scripted-judge" and set(judge["sanity_check"]) >= {"passed"}
+    details = result.models[0].details
+    assert details["judge_graded"] + details["judge_failures"] == 2 and details["judge_graded"] >= 1
+    records = [json.loads(x) for x in (tmp_path / "eval" / "judge.jsonl").read_text().splitlines()]
+    assert all(1 <= r["score"] <= 10 for r in records if "score" in r)
+    card = (tmp_path / "eval" / "eval_card.md").read_text()
+    assert "sanity check on control answers" in card
+    if not judge["sanity_check"]["passed"]:  # the 135M model cannot tell right from off-topic (measured)
+        assert "grades are noise" in card
+
+
 def test_finetune_tool_plans_runs_and_registers_a_chat_ready_model(lab):
     from llmtutor.tools.finetune_model import TOOL
 

@@ -57,6 +57,9 @@ class EvaluateRequest(BaseModel):
     judge_mode: Literal["single", "pairwise"] = "single"
     quick: bool = Field(True, description="Bounded CPU run: 2k tokens of perplexity, 12 references, 30 quiz items.")
     text: str = Field("course", description="Perplexity text: a file in the workspace, or 'course'.")
+    judge_model: str = Field("", description="The judge: '' = the configured chat model (a capable backend); a "
+                             ".gguf file or exported GGUF name runs in llama.cpp; 'smollm2' = the bundled 135M "
+                             "model (it fails the judge's sanity check: a demonstration of the protocol only).")  # fmt: skip
 
 
 def extract_evaluate_args(text: str) -> dict[str, Any]:
@@ -77,19 +80,34 @@ def build_config(req: EvaluateRequest, ctx: ToolContext, output_dir: Path) -> An
         from llmtutor.tools.lab_jobs import resolve_input_path
 
         text = str(resolve_input_path(text, ctx))
+    judge_model = _judge_gguf(req.judge_model, ctx) if "judge" in req.metrics and req.judge_model else ""
     quick = {"max_eval_tokens": 2048, "max_references": 12, "lm_eval_limit": 30, "max_new_tokens": 64} if req.quick else {}
     return EvalConfig(models=[ModelSpec(model="" if r == "smollm2" else r) for r in refs], models_dir=ctx.models_dir,
                       metrics=req.metrics, judge_mode=req.judge_mode, perplexity_text=text, device=ctx.device,
-                      output_dir=output_dir, **quick)  # fmt: skip
+                      judge_model=judge_model, output_dir=output_dir, **quick)  # fmt: skip
+
+
+def _judge_gguf(name: str, ctx: ToolContext) -> str:
+    """The judge's GGUF path (a file in the workspace, an exported name, or the bundled model)."""
+    from llmtutor.tools.backends.llamacpp import resolve_gguf
+
+    if name.strip().lower() in {"smollm2", "default", "bundled"}:
+        return str(resolve_gguf(""))
+    if name.endswith(".gguf"):
+        from llmtutor.tools.lab_jobs import resolve_input_path
+
+        return str(resolve_input_path(name, ctx))
+    return str(resolve_gguf(name, ctx.models_dir))
 
 
 def preview(req: EvaluateRequest, ctx: ToolContext) -> str:
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
-    if "judge" in req.metrics and ctx.llm_factory is None:
+    if "judge" in req.metrics and ctx.llm_factory is None and not cfg.judge_model:
         from llmtutor.errors import ToolInputError
 
         raise ToolInputError("an LLM judge needs a capable chat model; the bundled 135M model cannot grade",
-                             "set LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL to a bigger model, or drop 'judge'")  # fmt: skip
+                             "set LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL to a bigger model, pass judge_model (a GGUF), "
+                             "or drop 'judge'")  # fmt: skip
     rows = "\n".join(f"| {i + 1} | {m.display()} | {'baseline' if i == 0 else ''} |" for i, m in enumerate(cfg.models))
     return (f"**Plan: evaluate {len(cfg.models)} model(s) on {', '.join(cfg.metrics)}**\n\n| # | model | |\n|---|---|---|\n"
             f"{rows}\n\nPerplexity on {'the course notes' if req.text == 'course' else req.text} "
@@ -98,7 +116,7 @@ def preview(req: EvaluateRequest, ctx: ToolContext) -> str:
 
 
 def run_job(config: Any, progress: Any = None, cancel: threading.Event | None = None) -> Any:
-    """Job entry point: the judge (when asked for) is the configured chat backend."""
+    """Job entry point: the judge (when asked for) is `judge_model` in llama.cpp, else the configured backend."""
     from llmtutor.training.evaluate import run
 
     judge = None
@@ -106,7 +124,14 @@ def run_job(config: Any, progress: Any = None, cancel: threading.Event | None = 
         from llmtutor.tools.backends import make_backend
         from llmtutor.tools.settings import Settings
 
-        judge = make_backend(Settings()).chat_model(temperature=0.0, max_tokens=400)
+        if config.judge_model:
+            from llmtutor.tools.backends.llamacpp import LlamaCppBackend
+
+            backend = LlamaCppBackend(chat_model=config.judge_model, n_ctx=4096)
+        else:
+            backend = make_backend(Settings())
+        judge = backend.chat_model(temperature=0.0, max_tokens=300)
+        config = config.model_copy(update={"judge_method": backend.structured_method()})
     return run(config, progress=progress, cancel=cancel, judge=judge)
 
 

@@ -66,7 +66,7 @@ def run(
     judge: Any = None,
 ) -> EvalResult:
     from llmtutor.training.evaluate import generation, harness, perplexity, text_metrics
-    from llmtutor.training.evaluate.judge import grade_single
+    from llmtutor.training.evaluate.judge import grade_single, sanity_check
     from llmtutor.training.evaluate.loading import load_model
     from llmtutor.training.models import pick_device
 
@@ -87,6 +87,16 @@ def run(
     answers: dict[str, list[str]] = {}
     evals: list[ModelEval] = []
     token_counts: set[int] = set()
+    if "judge" in wants:
+        emit(progress, "eval", "checking the judge on control answers")
+        sanity = sanity_check(judge, [(r.prompt, r.reference) for r in refs], config.judge_mode,
+                              config.judge_retries, config.judge_method)  # fmt: skip
+        settings["judge"] = {"mode": config.judge_mode, "retries": config.judge_retries,
+                             "model": _judge_name(judge), "sanity_check": sanity}  # fmt: skip
+        if not sanity["passed"]:
+            notes.append(f"The judge ({_judge_name(judge)}) failed its sanity check: it did not reliably prefer the "
+                         f"reference answer to a wrong one ({_sanity_text(sanity)}), so its grades are noise. Use a "
+                         "bigger judge model (judge_model, or LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL).")  # fmt: skip
 
     for index, spec in enumerate(config.models):
         check_cancelled(cancel)
@@ -154,9 +164,6 @@ def run(
         settings["generation"] = {"items": len(refs), "max_new_tokens": config.max_new_tokens,
                                   "languages": ", ".join(f"{lang} {sum(r.lang() == lang for r in refs)}"
                                                          for lang in ("en", "zh"))}  # fmt: skip
-    if "judge" in wants:
-        settings["judge"] = {"mode": config.judge_mode, "retries": config.judge_retries,
-                             "model": _judge_name(judge)}  # fmt: skip
     if any(e.metrics.get("perplexity_llamacpp") is not None for e in evals):
         notes.append("perplexity (llama.cpp) scores the GGUF with llama.cpp's own kernels (8-bit activations); "
                      "perplexity uses its exact float32 dequantization in transformers.")  # fmt: skip
@@ -183,11 +190,18 @@ def _pairwise(config: EvalConfig, judge: Any, refs: list, answers: dict[str, lis
         m.details["judge_records"] = res["records"]
 
 
+def _sanity_text(sanity: dict[str, Any]) -> str:
+    if "reference_scores" in sanity:
+        pairs = zip(sanity["reference_scores"], sanity["wrong_answer_scores"], strict=True)
+        return "reference vs wrong answer scores: " + ", ".join(f"{a} vs {b}" for a, b in pairs)
+    return "reference vs wrong answer: " + ", ".join(sanity["reference_vs_wrong"])
+
+
 def _judge_name(judge: Any) -> str:
     for attr in ("model_name", "model"):
         value = getattr(judge, attr, None)
         if isinstance(value, str) and value:
-            return value
+            return Path(value).name if value.endswith(".gguf") else value
     return type(judge).__name__
 
 

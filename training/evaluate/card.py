@@ -104,7 +104,9 @@ def render_markdown(result: EvalResult) -> str:
         e = s["lm_eval"]
         lines.append(f"- lm-eval: task {e['task']}, {e['items']} questions, 0-shot, log-likelihood")
     if "judge" in s:
-        lines.append(f"- judge: {s['judge']['mode']} ({s['judge']['model']})")
+        check = s["judge"].get("sanity_check") or {}
+        verdict = {True: "passed", False: "FAILED"}.get(check.get("passed"), "not run")
+        lines.append(f"- judge: {s['judge']['mode']} ({s['judge']['model']}); sanity check on control answers: {verdict}")
     lines.append(f"- device {s.get('device')}, batch size {s.get('batch_size')}, seed {s.get('seed')}")
     templates = ", ".join(f"{m.label} {m.chat_template_sha256 or 'none'}" for m in result.models)
     lines.append(f"- chat template sha256: {templates}")

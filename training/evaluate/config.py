@@ -71,6 +71,8 @@ class EvalConfig(BaseModel):
     judge_mode: Literal["single", "pairwise"] = "single"
     judge_retries: int = Field(default=2, ge=0, le=5)  # extra attempts after a parse/backend error
     judge_method: str = "json_schema"  # `with_structured_output(method=...)` for the judge backend
+    # A GGUF (path or exported name) for the tool layer to run as the judge; "" = its chat backend.
+    judge_model: str = ""
 
     batch_size: int = Field(default=4, ge=1, le=256)
     seed: int = 0

@@ -146,3 +146,29 @@ def compare_pairwise(
         "judge_failures": len(records) - len(judged),
         "records": records,
     }
+
+
+
+OFF_TOPIC = "The Eiffel Tower is in Paris; it was finished in 1889 and is about 330 metres tall."
+
+
+def sanity_check(judge: Any, qa: list[tuple[str, str]], mode: str, retries: int = 2,
+                 method: str = "json_schema", pairs: int = 3) -> dict[str, Any]:  # fmt: skip
+    """Before trusting the judge, grade control answers whose verdict is known: for up to `pairs`
+    questions, the reference itself against a wrong answer (another question's reference, so
+    the judge must read the question; an off-topic sentence when there is only one question).
+    The judge passes when the reference wins every pair (single: by at least 3 points)."""
+    qa = qa[:pairs]
+    controls = [(p, ref, qa[(i + 1) % len(qa)][1] if len(qa) > 1 else OFF_TOPIC) for i, (p, ref) in enumerate(qa)]
+    if mode == "pairwise":
+        items = [{"id": f"control-{i}", "prompt": p, "reference": ref, "answer": ref, "baseline_answer": wrong}
+                 for i, (p, ref, wrong) in enumerate(controls)]  # fmt: skip
+        outcomes = [r.get("outcome", "failed") for r in compare_pairwise(judge, items, retries, method)["records"]]
+        return {"passed": all(o == "win" for o in outcomes), "reference_vs_wrong": outcomes}
+    items = [item for i, (p, ref, wrong) in enumerate(controls)
+             for item in ({"id": f"control-{i}-reference", "prompt": p, "reference": ref, "answer": ref},
+                          {"id": f"control-{i}-wrong", "prompt": p, "reference": ref, "answer": wrong})]  # fmt: skip
+    scores = [r.get("score") for r in grade_single(judge, items, retries, method)["records"]]
+    right, wrong = scores[0::2], scores[1::2]
+    passed = all(a is not None and b is not None and a - b >= 3 for a, b in zip(right, wrong, strict=True))
+    return {"passed": passed, "reference_scores": right, "wrong_answer_scores": wrong}

@@ -26,13 +26,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = "## Model merging — `benchmarks/merge.py`"
-METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic", "passthrough")
+METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic", "passthrough", "moe")
 NAIVE, SHARDED, IMPORTS, PREPARE = "naive_slerp", "slerp_sharded", "imports_only", "prepare"
 SHARD = "100M"  # reference row: mergekit's writer keeps a whole output shard (default 5B) in memory
 LABELS = {IMPORTS: "(interpreter + torch/transformers/mergekit imports only)", "slerp": "slerp t=0.5",
           NAIVE: "**baseline**: naive SLERP (transformers loads both, torch, save_pretrained)", "linear": "linear (0.5 / 0.5)",
           "ties": "ties (density 0.5, base = bundled)", "dare_ties": "dare_ties (density 0.5, base = bundled)",
           "task_arithmetic": "task_arithmetic (weight 0.5, base = bundled)", "passthrough": "passthrough (bundled [0,20) + perturbed [10,30) = 40 layers)",
+          "moe": "moe (mergekit-moe: 2 experts = bundled + perturbed, gate hidden, 2 per token)",
           SHARDED: f"reference: the slerp YAML through mergekit `run_merge` alone, out_shard_size {SHARD}"}  # fmt: skip
 
 
@@ -46,8 +47,10 @@ def merge_config(method: str, perturbed: Path, out: Path, models_dir: Path) -> A
               "ties": [MergeModel(model=y, weight=1.0, density=0.5)],
               "dare_ties": [MergeModel(model=y, weight=1.0, density=0.5)],
               "task_arithmetic": [MergeModel(model=y, weight=0.5)],  # weight 1 would rebuild the perturbed model
-              "passthrough": [MergeModel(model=x, layer_range=(0, 20)), MergeModel(model=y, layer_range=(10, 30))]}  # fmt: skip
-    base = x if method in ("slerp", "ties", "dare_ties", "task_arithmetic") else None
+              "passthrough": [MergeModel(model=x, layer_range=(0, 20)), MergeModel(model=y, layer_range=(10, 30))],
+              "moe": [MergeModel(model=x, positive_prompts=["Tell me a story about a dragon.", "Give me a pancake recipe."]),
+                      MergeModel(model=y, positive_prompts=["What is LoRA?", "How does GGUF quantization work?"])]}  # fmt: skip
+    base = x if method in ("slerp", "ties", "dare_ties", "task_arithmetic", "moe") else None
     return MergeConfig(method=method, models=models[method], base_model=base, t=0.5, output_dir=out, models_dir=models_dir)
 
 
@@ -141,7 +144,7 @@ def child(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             result = run(merge_config(kind, perturbed, out, args.models_dir), progress=progress)
             return {"seconds": result.seconds, "merge_s": marks["t1"] - marks["t0"], **marks["peaks"],
                     "anon_peak_mb": anon[0], "similarity": list(result.similarity.values()),
-                    "estimate_mb": result.peak_memory_estimate_mb}  # fmt: skip
+                    "estimate_mb": result.peak_memory_estimate_mb, "routing": result.parameters.get("routing")}  # fmt: skip
     return {**row, **peaks(), "anon_peak_mb": anon[0]}
 
 
@@ -182,6 +185,13 @@ def sanity(kind: str, folder: Path, a: dict[str, Any], b: dict[str, Any], naive:
         same = torch.equal(m[key.format(5)], a[key.format(5)]) and torch.equal(m[key.format(25)], b[key.format(15)])
         layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
         notes.append(f"{layers} layers, slices {'exact' if same else 'WRONG'}")
+    elif kind == "moe":  # expert i's MLP = parent i's MLP, attention from the base
+        key = "model.layers.{}.mlp.experts.down_proj"
+        same = all(torch.equal(m[key.format(i)][e], p[f"model.layers.{i}.mlp.down_proj.weight"])
+                   for i in (0, 29) for e, p in enumerate((a, b)))  # fmt: skip
+        cfg = json.loads((folder / "config.json").read_text())
+        size = sum(v.numel() for v in m.values()) / 1e6
+        notes.append(f"{cfg['model_type']}, {cfg['num_local_experts']} experts, {size:.0f}M params; expert MLPs {'exact' if same else 'WRONG'}")
     else:
         keys, acc = [k for k in m if k in a], dict.fromkeys(("ma", "mb", "mm", "aa", "bb", "inside", "moved", "n", "dn"), 0.0)
         for k in keys:  # per tensor: torch.sum's cascaded float32 reduction is accurate, one BLAS dot over 134M is not
@@ -262,6 +272,9 @@ def main() -> None:
         if "error" not in rows[kind]:
             rows[kind]["mb"] = sum(f.stat().st_size for f in (args.workdir / kind / "model").rglob("*")) / 2**20
             rows[kind]["sanity"] = "–" if args.quick else sanity(kind, args.workdir / kind / "model", a, b, naive)
+            if routing := rows[kind].get("routing"):  # MoE: share of each expert's prompt tokens sent to that expert
+                own = " / ".join(f"{row[name]:.0%}" for name, row in routing.items())
+                rows[kind]["sanity"] += f"; router sends each expert's own prompts to it: {own}"
     lines = ["| method | merge s | run() s | peak RSS / anon MB, merge | peak RSS / anon MB, whole run | output MB | sanity |",
              "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for kind, r in rows.items():

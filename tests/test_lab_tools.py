@@ -48,6 +48,22 @@ def test_merge_tool_previews_then_runs_as_a_job_and_registers_lineage(lab):
     assert "llmtutor chat" in out.to_markdown()
 
 
+def test_moe_tool_asks_for_prompts_it_cannot_infer_then_assembles_and_registers(lab):
+    from llmtutor.tools.merge_models import TOOL
+
+    args = {**TOOL.extract_args("Build a mixture of experts from my two fine-tunes"), "models": ["tiny-a", "tiny-b"]}  # type: ignore[misc]
+    assert args["method"] == "moe"
+    with pytest.raises(ToolInputError, match="positive prompts for tiny-b"):
+        TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
+    args = {**args, "expert_prompts": [["Tell me a story"], ["What is LoRA?"]], "name": "tiny-moe"}
+    assert "router prompts" in TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
+    out = TOOL.run(args, lab)
+    assert out.status == "succeeded", out.error
+    registered = find_model(lab.models_dir, "tiny-moe")
+    assert registered and registered.meta["lineage"]["parents"] == ["tiny-a", "tiny-b"]
+    assert "router sends" in out.summary
+
+
 def test_merge_of_incompatible_models_is_refused_in_the_preview(lab, tmp_path):
     from llmtutor.tools.merge_models import TOOL
 

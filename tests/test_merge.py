@@ -144,6 +144,15 @@ def test_incompatible_models_are_refused_before_writing(family, tmp_path, smollm
         ({"method": "ties", "base_model": "b", "models": [{"model": "a"}]}, "needs a density"),
         ({"method": "passthrough", "models": [{"model": "a"}]}, "layer_range"),
         ({"method": "linear", "models": [{"model": "a"}]}, "at least two"),
+        ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}]}, "at least two experts"),
+        ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b"}]}, "positive prompts for b"),
+        ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "a", "positive_prompts": ["y"]}]},
+         "appears twice"),
+        ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b", "positive_prompts": ["x"]}]},
+         "same prompts"),
+        ({"method": "moe", "gate_mode": "random", "experts_per_token": 3, "models": [{"model": "a"}, {"model": "b"}]},
+         "more than the 2 experts"),
+        ({"method": "slerp", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b"}]}, "for MoE experts"),
     ],
 )
 def test_parameters_are_validated_before_the_job(fields, message):
@@ -172,3 +181,62 @@ dtype: bfloat16
     assert cfg.method == "slerp" and [m.model for m in cfg.models] == ["base-model", "my-finetune"] and cfg.t == 0.5
     with pytest.raises(ToolInputError, match="exactly two"):
         MergeConfig.from_yaml("merge_method: slerp\nmodels:\n  - model: a\n")
+
+
+def test_moe_keeps_each_experts_mlp_and_routes_their_prompts(family, tmp_path):
+    """mergekit-moe: attention from the base, each expert's MLP verbatim, a router per layer
+    initialised from the experts' prompts; the result loads as Mixtral and generates."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    experts = [MergeModel(model=str(family["base"]), positive_prompts=["Tell me a story about a dragon."]),
+               MergeModel(model=str(family["ft1"]), positive_prompts=["What is LoRA in fine-tuning?"])]  # fmt: skip
+    result = run(MergeConfig(method="moe", models=experts, gate_mode="hidden", experts_per_token=1,
+                             output_dir=tmp_path / "moe", models_dir=tmp_path, name="tiny-moe"))  # fmt: skip
+    folder = tmp_path / "moe" / "model"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "mixtral" and config["num_local_experts"] == 2 and config["num_experts_per_tok"] == 1
+    moe, parents = _tensors(folder), [_tensors(family["base"]), _tensors(family["ft1"])]
+    for i, parent in enumerate(parents):
+        assert torch.equal(moe["model.layers.1.mlp.experts.down_proj"][i], parent["model.layers.1.mlp.down_proj.weight"])
+    assert torch.equal(moe["model.layers.0.self_attn.q_proj.weight"], parents[0]["model.layers.0.self_attn.q_proj.weight"])
+    routing = result.parameters["routing"]
+    assert set(routing) == {str(family["base"]), str(family["ft1"])}
+    assert all(abs(sum(row.values()) - 1) < 1e-3 for row in routing.values())
+    assert "router sends" in result.to_markdown() and (tmp_path / "moe" / "mergekit_moe_config.yml").is_file()
+    assert result.registration["lineage"]["method"] == "moe"
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    with torch.no_grad():
+        logits = model(**tokenizer("What is LoRA?", return_tensors="pt")).logits
+    assert torch.isfinite(logits).all()
+
+
+def test_mergekit_moe_yaml_is_accepted(tmp_path):
+    text = """
+base_model: base-model
+gate_mode: cheap_embed
+experts_per_token: 1
+experts:
+  - source_model: coder
+    positive_prompts: ["Write a Python function"]
+  - source_model: writer
+    positive_prompts: ["Write a poem"]
+"""
+    cfg = MergeConfig.from_yaml(text, output_dir=tmp_path)
+    assert cfg.method == "moe" and cfg.gate_mode == "cheap_embed" and cfg.base_model == "base-model"
+    assert [m.positive_prompts for m in cfg.models] == [["Write a Python function"], ["Write a poem"]]
+
+
+def test_moe_experts_default_to_their_training_prompts(tmp_path):
+    from llmtutor.training.merge.moe import GENERAL_PROMPTS, expert_prompts
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"instruction": "What is GGUF?", "output": "A file format."}\n'
+                    '{"messages": [{"role": "user", "content": "What is DPO?"}, {"role": "assistant", "content": "x"}]}\n',
+                    encoding="utf-8")  # fmt: skip
+    (tmp_path / "sft" / "merged").mkdir(parents=True)
+    (tmp_path / "sft" / "training_config.json").write_text(json.dumps({"dataset": str(data)}), encoding="utf-8")
+    assert expert_prompts("sft", tmp_path / "sft" / "merged", is_base=False) == ["What is GGUF?", "What is DPO?"]
+    assert expert_prompts("base", tmp_path / "elsewhere", is_base=True) == GENERAL_PROMPTS
+    assert expert_prompts("unknown", tmp_path / "elsewhere", is_base=False) is None

@@ -40,17 +40,21 @@ EXAMPLES: tuple[str, ...] = (
     "用任务算术把微调结果加到基础模型上",
     "模型融合：把两个模型合并成一个",
     "做一个 passthrough 层堆叠合并",
+    "Build a mixture of experts from my fine-tunes",
+    "Make a frankenMoE with my course model and the base as experts",
+    "用我的微调模型组装一个混合专家模型（MoE）",
 )
 
 Ref = str
 _METHOD_WORDS = (("dare_ties", r"dare[ _-]?ties|dare"), ("dare_linear", r"dare[ _-]?linear"), ("ties", r"ties"),
                  ("slerp", r"slerp|球面"), ("task_arithmetic", r"task[ _-]?arithmetic|任务算术"),
+                 ("moe", r"\bmoe\b|mixture[ -]of[ -]experts|混合专家|frankenmoe"),
                  ("passthrough", r"passthrough|frankenmerge|层堆叠|stack(?:ing)? layers"), ("linear", r"linear|线性|average"))  # fmt: skip
 
 
 class MergeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: Literal["linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough"] = "slerp"
+    method: Literal["linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"] = "slerp"
     models: list[Ref] = Field(default_factory=lambda: ["base", "latest"],
                               description="Models to merge: registered names, folders, 'base' or 'latest'.")  # fmt: skip
     base_model: Ref | None = Field(None, description="Base (SLERP's t=0 end; required by TIES/DARE/task arithmetic).")
@@ -58,7 +62,11 @@ class MergeRequest(BaseModel):
     weights: list[float] | None = Field(None, description="Per-model weights (linear/TIES/DARE/task arithmetic).")
     density: float | None = Field(None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES/DARE).")
     layer_ranges: list[tuple[int, int]] | None = Field(None, description="Per-model [start, end) layers (passthrough).")
-    mergekit_yaml: str | None = Field(None, description="A LazyMergekit/mergekit YAML config (overrides the fields above).")
+    expert_prompts: list[list[str]] | None = Field(None, description="MoE: per model, prompts it should handle "
+                                                   "(default: its training data's first prompts; general requests for the base).")  # fmt: skip
+    gate_mode: Literal["hidden", "cheap_embed", "random"] = Field("hidden", description="MoE router initialisation.")
+    experts_per_token: int = Field(2, ge=1, le=8, description="MoE: experts each token is routed to.")
+    mergekit_yaml: str | None = Field(None, description="A LazyMergekit/mergekit (or mergekit-moe) YAML config (overrides the fields above).")
     name: str | None = Field(None, description="Name of the merged model.")
 
 
@@ -109,8 +117,9 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
         own = _own_base([r for r in refs if r != "smollm2"], ctx)
         refs = [own if r == "smollm2" and own else r for r in refs]
         base = own if base == "smollm2" and own else base
-    if req.method == "slerp" and base is None:
+    if req.method in ("slerp", "moe") and base is None:
         base = refs[0]
+    prompts = _expert_prompts(req, refs, base, ctx) if req.method == "moe" else [None] * len(refs)
     weights = req.weights or [None] * len(refs)  # type: ignore[list-item]
     ranges = req.layer_ranges or [None] * len(refs)  # type: ignore[list-item]
     if len(weights) != len(refs) or len(ranges) != len(refs):
@@ -118,12 +127,34 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
                              "give one weight (and layer range) per model")  # fmt: skip
     models = [MergeModel(model=r, weight=w if req.method not in ("slerp", "passthrough") else None,
                          density=req.density if r != base and req.method in ("ties", "dare_ties", "dare_linear") else None,
-                         layer_range=rng) for r, w, rng in zip(refs, weights, ranges, strict=True)]  # fmt: skip
+                         layer_range=rng, positive_prompts=p)
+              for r, w, rng, p in zip(refs, weights, ranges, prompts, strict=True)]  # fmt: skip
     try:
         return MergeConfig(method=req.method, models=models, base_model=base, t=req.t, models_dir=ctx.models_dir,
+                           gate_mode=req.gate_mode, experts_per_token=req.experts_per_token,
                            output_dir=output_dir, name=req.name or _default_name(req.method, refs))  # fmt: skip
     except ValueError as exc:
         raise ToolInputError(f"invalid merge: {exc}", "see the merge_models fields in `llmtutor tools list`") from None
+
+
+def _expert_prompts(req: MergeRequest, refs: list[str], base: str | None, ctx: ToolContext) -> list[list[str] | None]:
+    """The learner's prompts per expert, else each fine-tune's own training prompts (what it
+    is an expert in) and general requests for the base model."""
+    from llmtutor.training.merge import resolve_models
+    from llmtutor.training.merge.moe import expert_prompts
+
+    if req.gate_mode == "random":
+        return [None] * len(refs)
+    if req.expert_prompts is not None:
+        if len(req.expert_prompts) != len(refs):
+            raise ToolInputError(f"{len(refs)} experts but {len(req.expert_prompts)} prompt lists",
+                                 "give one list of prompts per model")  # fmt: skip
+        return [p or None for p in req.expert_prompts]
+    paths = resolve_models(refs, ctx.models_dir)
+    from llmtutor.training.models import is_default_model
+
+    return [expert_prompts(r, paths[r], is_base=is_default_model(r) or r == base)
+            for r in refs]  # fmt: skip
 
 
 def _own_base(refs: list[str], ctx: ToolContext) -> str | None:
@@ -156,7 +187,7 @@ def preview(req: MergeRequest, ctx: ToolContext) -> str:
     names = list(dict.fromkeys(([cfg.base_model] if cfg.base_model else []) + [m.model for m in cfg.models]))
     paths = resolve_models(names, ctx.models_dir)
     checks = check_compatible(paths, same_depth=cfg.method != "passthrough")
-    peak = estimate_peak_bytes(paths)
+    peak = estimate_peak_bytes(paths, cfg.method)
     from llmtutor.tools.lab_jobs import check_memory
 
     free = check_memory(peak, "cpu", f"{cfg.method} merge")
@@ -164,8 +195,17 @@ def preview(req: MergeRequest, ctx: ToolContext) -> str:
     for n in names:
         role = "base" if n == cfg.base_model else "merged in"
         lines.append(f"| {n} | {role} | `{paths[n]}` |")
-    params = f"t = {cfg.t}" if cfg.method == "slerp" else ", ".join(
-        f"{m.model}: weight {m.weight}, density {m.density}" for m in cfg.models if m.model != cfg.base_model)  # fmt: skip
+    if cfg.method == "moe":
+        role = {n: "attention/embeddings + expert" if n == cfg.base_model else "expert" for n in names}
+        lines[4:] = [f"| {n} | {role[n]} | `{paths[n]}` |" for n in names]
+        params = (f"gate {cfg.gate_mode}, {cfg.experts_per_token} experts per token; router prompts: "
+                  + "; ".join(f"{m.model}: {', '.join(repr(p[:40]) for p in (m.positive_prompts or [])[:2]) or 'random'}"
+                              for m in cfg.models))  # fmt: skip
+    elif cfg.method == "slerp":
+        params = f"t = {cfg.t}"
+    else:
+        params = ", ".join(f"{m.model}: weight {m.weight}, density {m.density}" for m in cfg.models
+                           if m.model != cfg.base_model)  # fmt: skip
     lines += ["", f"Parameters: {params}", "Checks: " + "; ".join(checks),
               f"Memory: ~{peak / 2**30:.2f} GiB peak (mergekit loads tensors lazily), {free / 2**30:.1f} GiB free."]  # fmt: skip
     return "\n".join(lines)
@@ -178,8 +218,8 @@ def run_merge(req: MergeRequest, ctx: ToolContext) -> JobOutput:
 TOOL = ToolSpec(
     name="merge_models",
     description=(
-        "Merge models with mergekit (SLERP, TIES, DARE, linear, task arithmetic, passthrough layer stacking) as a "
-        "job: checks architectures, vocabularies and memory first, registers the merged model with its lineage."
+        "Merge models with mergekit (SLERP, TIES, DARE, linear, task arithmetic, passthrough layer stacking) or "
+        "assemble a mixture of experts (mergekit-moe) as a job: checks architectures, vocabularies and memory first, registers the merged model with its lineage."
     ),
     input_model=MergeRequest,
     output_model=JobOutput,

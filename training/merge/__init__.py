@@ -1,5 +1,6 @@
 """Model merging through mergekit: linear, SLERP, TIES, DARE (TIES and linear), task
-arithmetic and passthrough (layer stacking), as in the course's LazyMergekit notebook.
+arithmetic and passthrough (layer stacking), as in the course's LazyMergekit notebook, and
+mixture-of-experts assembly with mergekit-moe (`moe.py`).
 
     result = run(MergeConfig(method="slerp", models=[MergeModel(model="base"),
                                                      MergeModel(model="my-finetune")], t=0.5))
@@ -54,12 +55,20 @@ class MergeResult(BaseModel):
     def to_markdown(self) -> str:
         lines = [f"**Merged {len(self.parents)} models with {self.method}** in {self.seconds:.1f} s "
                  f"(peak memory estimate {self.peak_memory_estimate_mb:.0f} MB, lazy loading)", ""]  # fmt: skip
-        if self.similarity:
+        routing = self.parameters.get("routing") if self.method == "moe" else None
+        if routing:
+            experts = list(routing)
+            lines += ["Where the router sends each expert's prompts (share of top-1 token choices, all layers):", "",
+                      "| prompts of | " + " | ".join(f"→ {e}" for e in experts) + " |",
+                      "|---|" + "---:|" * len(experts)]  # fmt: skip
+            lines += [f"| {row} | " + " | ".join(f"{routing[row].get(e, 0):.0%}" for e in experts) + " |"
+                      for row in experts]  # fmt: skip
+        elif self.similarity:
             lines += ["| parent | cosine similarity to the merge |", "|---|---:|"]
             lines += [f"| {name} | {value:.4f} |" for name, value in self.similarity.items()]
-        else:
+        elif self.method == "passthrough":
             lines.append("Layers were stacked (passthrough), so there is no layer-to-layer similarity to report.")
-        params = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
+        params = ", ".join(f"{k}={v}" for k, v in self.parameters.items() if k != "routing")
         lines += ["", f"Parameters: {params or 'defaults'}", "", "Checks: " + "; ".join(self.checks)]
         return "\n".join(lines)
 
@@ -131,9 +140,13 @@ def _weights_bytes(path: Path) -> tuple[int, int]:
 OUT_SHARD_BYTES = 200 * 2**20  # mergekit buffers the output until a shard is full (default 5 GB)
 
 
-def estimate_peak_bytes(paths: dict[str, Path]) -> int:
+def estimate_peak_bytes(paths: dict[str, Path], method: str = "") -> int:
     """Lazy merging holds about one tensor per input and its float32 working copies, plus one
     output shard; measured (benchmarks/merge.py) 130-220 MB above the interpreter's ~450 MB."""
+    if method == "moe":
+        from llmtutor.training.merge.moe import estimate_peak_bytes as moe_peak
+
+        return moe_peak([_weights_bytes(p)[0] for p in paths.values()])
     largest = max(_weights_bytes(p)[1] for p in paths.values())
     return largest * (2 * len(paths) + 3) + OUT_SHARD_BYTES + 450 * 2**20
 
@@ -181,7 +194,7 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
     emit(progress, "check", f"resolving {len(names)} models")
     paths = resolve_models(names, config.models_dir)
     checks = check_compatible(paths, same_depth=config.method != "passthrough")
-    peak = estimate_peak_bytes(paths)
+    peak = estimate_peak_bytes(paths, config.method)
     check_cancelled(cancel)
     yaml_paths: dict[str, Any] = {n: str(p) for n, p in paths.items()}
     yaml_paths["__layers__"] = _config(paths[names[0]]).get("num_hidden_layers", 0)
@@ -191,7 +204,13 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
     model_dir = out / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    (out / "mergekit_config.yml").write_text(text, encoding="utf-8")
+    yaml_name = "mergekit_moe_config.yml" if config.method == "moe" else "mergekit_config.yml"
+    (out / yaml_name).write_text(text, encoding="utf-8")
+    if config.method == "moe":
+        from llmtutor.training.merge.moe import run_moe
+
+        parameters, notes = run_moe(config, paths, model_dir, progress, cancel)
+        return _finish(config, names, out, yaml_name, parameters, checks + notes, peak, start, {})
     emit(progress, "merge", f"{config.method} merge of {', '.join(names)}", step=0, total=1)
     options = MergeOptions(copy_tokenizer=True, lazy_unpickle=True, random_seed=config.seed, quiet=True,
                            write_model_card=True, device="cpu", out_shard_size=OUT_SHARD_BYTES)  # fmt: skip
@@ -211,15 +230,21 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
         for key in ("weight", "density", "layer_range"):
             if getattr(m, key) is not None:
                 parameters[f"{m.model}.{key}"] = getattr(m, key)
+    return _finish(config, names, out, "mergekit_config.yml", parameters, checks, peak, start, similarity)
+
+
+def _finish(config: MergeConfig, names: list[str], out: Path, yaml_name: str, parameters: dict[str, Any],
+            checks: list[str], peak: int, start: float, similarity: dict[str, float]) -> MergeResult:  # fmt: skip
+    """The result, with the lineage the job runner registers."""
     from llmtutor.training.models import DEFAULT_HF_FOLDER, is_default_model
 
     # one name for the bundled model across the family tree (fine-tunes record it this way too)
     lineage = {"parents": [DEFAULT_HF_FOLDER if is_default_model(n) else n for n in names],
                "method": config.method, "parameters": parameters,
-               "base": (config.base_model or names[0]) if config.method in TASK_VECTOR_METHODS or config.method == "slerp" else None}  # fmt: skip
+               "base": (config.base_model or names[0]) if config.method in (*TASK_VECTOR_METHODS, "slerp", "moe") else None}  # fmt: skip
     name = config.name or f"merge-{config.method}"
     result = MergeResult(
-        output_dir=str(out), model_dir="model", mergekit_yaml="mergekit_config.yml", method=config.method,
+        output_dir=str(out), model_dir="model", mergekit_yaml=yaml_name, method=config.method,
         parents=names, parameters=parameters, checks=checks, peak_memory_estimate_mb=peak / 2**20,
         seconds=time.perf_counter() - start, similarity=similarity,
         registration={"name": name, "kind": "merged", "path": "model", "base": names[0], "lineage": lineage},

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmtutor.errors import ToolInputError
 
-Method = Literal["linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough"]
+Method = Literal["linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"]
 # Methods that merge task vectors (model - base) and therefore need a base model.
 TASK_VECTOR_METHODS = ("ties", "dare_ties", "dare_linear", "task_arithmetic")
 
@@ -26,6 +26,8 @@ class MergeModel(BaseModel):
     weight: float | None = Field(None, description="Relative weight (linear, TIES, DARE, task arithmetic).")
     density: float | None = Field(None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES, DARE).")
     layer_range: tuple[int, int] | None = Field(None, description="[start, end) layers taken (passthrough).")
+    positive_prompts: list[str] | None = Field(None, description="MoE: prompts this expert should handle.")
+    negative_prompts: list[str] | None = Field(None, description="MoE: prompts it should not handle.")
 
 
 class MergeConfig(BaseModel):
@@ -36,6 +38,9 @@ class MergeConfig(BaseModel):
     t: float | list[float] = Field(0.5, description="SLERP interpolation: 0 = base, 1 = the other model; a list is a gradient over layers.")
     normalize: bool | None = Field(None, description="Divide by the sum of weights (linear, TIES).")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # MoE (mergekit-moe): how router rows are set, and how many experts each token uses
+    gate_mode: Literal["hidden", "cheap_embed", "random"] = "hidden"
+    experts_per_token: int = Field(2, ge=1, le=8)
     seed: int = 42  # DARE drops entries at random
     name: str | None = None
     models_dir: Path = Field(default_factory=lambda: Path("~/.llmtutor/models").expanduser())
@@ -57,6 +62,8 @@ class MergeConfig(BaseModel):
             raise ToolInputError(f"the merge YAML does not parse: {exc}", "check indentation and colons") from None
         if not isinstance(raw, dict):
             raise ToolInputError("the merge YAML must be a mapping", "start with 'merge_method: slerp'")
+        if "experts" in raw:  # the mergekit-moe format
+            return cls._from_moe_yaml(raw, extra)
         params = raw.get("parameters") or {}
         models: list[dict[str, Any]] = []
         for entry in raw.get("models") or []:
@@ -78,6 +85,18 @@ class MergeConfig(BaseModel):
             return cls.model_validate({k: v for k, v in data.items() if v is not None})
         except ValueError as exc:
             raise ToolInputError(f"invalid merge config: {exc}", "see `llmtutor tools list` for merge_models") from None
+
+    @classmethod
+    def _from_moe_yaml(cls, raw: dict[str, Any], extra: dict[str, Any]) -> MergeConfig:
+        models = [{"model": e["source_model"], "positive_prompts": e.get("positive_prompts"),
+                   "negative_prompts": e.get("negative_prompts")} for e in raw.get("experts") or []]  # fmt: skip
+        data = {"method": "moe", "models": models, "base_model": raw.get("base_model"),
+                "gate_mode": raw.get("gate_mode"), "experts_per_token": raw.get("experts_per_token"),
+                "dtype": raw.get("dtype"), **extra}  # fmt: skip
+        try:
+            return cls.model_validate({k: v for k, v in data.items() if v is not None})
+        except ValueError as exc:
+            raise ToolInputError(f"invalid MoE config: {exc}", "see `llmtutor tools list` for merge_models") from None
 
 
 def method_problems(cfg: MergeConfig) -> list[str]:
@@ -109,8 +128,14 @@ def method_problems(cfg: MergeConfig) -> list[str]:
             problems.append("passthrough stacks layer ranges: give layer_range [start, end) for every model")
         elif any(m.layer_range[0] >= m.layer_range[1] or m.layer_range[0] < 0 for m in cfg.models if m.layer_range):
             problems.append("each layer_range must be [start, end) with 0 <= start < end")
+    if cfg.method == "moe":
+        from llmtutor.training.merge.moe import check_experts
+
+        problems += check_experts(cfg.models, cfg.gate_mode, cfg.experts_per_token)
+    elif any(m.positive_prompts or m.negative_prompts for m in cfg.models):
+        problems.append("positive/negative prompts are for MoE experts (method moe)")
     for m in cfg.models:
-        if m.weight is not None and cfg.method in ("slerp", "passthrough"):
+        if m.weight is not None and cfg.method in ("slerp", "passthrough", "moe"):
             problems.append(f"{cfg.method} takes no per-model weight (got one for {m.model})")
     return problems
 
@@ -118,6 +143,12 @@ def method_problems(cfg: MergeConfig) -> list[str]:
 def to_mergekit_yaml(cfg: MergeConfig, paths: dict[str, str]) -> str:
     """The mergekit YAML for `cfg`, with model names replaced by their resolved local paths."""
     base = paths[cfg.base_model] if cfg.base_model else None
+    if cfg.method == "moe":  # mergekit-moe's own format
+        experts = [{"source_model": paths[m.model], **({"positive_prompts": m.positive_prompts} if m.positive_prompts else {}),
+                    **({"negative_prompts": m.negative_prompts} if m.negative_prompts else {})} for m in cfg.models]  # fmt: skip
+        return yaml.safe_dump({"base_model": paths[cfg.base_model or cfg.models[0].model], "gate_mode": cfg.gate_mode,
+                               "dtype": cfg.dtype, "experts_per_token": cfg.experts_per_token, "experts": experts},
+                              sort_keys=False, allow_unicode=True)  # fmt: skip
     doc: dict[str, Any] = {"merge_method": cfg.method, "dtype": cfg.dtype}
     if cfg.method == "slerp":
         ordered = [cfg.base_model or cfg.models[0].model] + [m.model for m in cfg.models

@@ -92,6 +92,14 @@ def test_tiny_llama_streams_and_invokes(tiny_llama_dir, tmp_path):
     assert info["device"] == "cpu" and info["dtype"] == "float32" and info["loaded"]
 
 
+def test_repetition_penalty_matches_llamacpp_except_for_json(tiny_llama_dir, tmp_path):
+    llm = HFBackend(model=str(tiny_llama_dir), models_dir=tmp_path, device="cpu").chat_model(max_tokens=8)
+    _, chat_kwargs = llm._prepare([HumanMessage("Hi")], None, {})
+    assert chat_kwargs["generation_config"].repetition_penalty == pytest.approx(1.1)
+    _, json_kwargs = llm._prepare([HumanMessage("Hi")], None, {"repetition_penalty": 1.0})
+    assert json_kwargs["generation_config"].repetition_penalty == 1.0
+
+
 def test_structured_output_fails_loudly_on_a_random_model(tiny_llama_dir, tmp_path):
     llm = HFBackend(model=str(tiny_llama_dir), models_dir=tmp_path, device="cpu").chat_model(max_tokens=8)
     with pytest.raises(StructuredOutputError, match="grammar-constrained"):

@@ -104,6 +104,9 @@ class HFChatModel(BaseChatModel):
     model_name: str = "hf"
     temperature: float | None = None  # None or 0 = greedy
     max_tokens: int = DEFAULT_MAX_TOKENS
+    # Small models loop ("A cat." forever) under greedy decoding; the llamacpp backend uses the
+    # same mild penalty (repeat_penalty 1.1), so a model answers alike on both backends.
+    repetition_penalty: float = 1.1
 
     @property
     def _llm_type(self) -> str:
@@ -142,6 +145,7 @@ class HFChatModel(BaseChatModel):
             eos_token_id=eos,
             pad_token_id=pad if pad is not None else eos,
             stop_strings=list(stop) if stop else None,
+            repetition_penalty=kwargs.get("repetition_penalty", self.repetition_penalty),
             **sampling,
         )
         return inputs, {"generation_config": config, "tokenizer": self.tokenizer}
@@ -276,7 +280,8 @@ class HFChatModel(BaseChatModel):
             raw: AIMessage | None = None
             error: Exception | None = None
             for _attempt in range(2):
-                raw = self.invoke(messages, config, assistant_prefix="{")  # nudge: start the object
+                # no repetition penalty: JSON repeats quotes, braces and keys by design
+                raw = self.invoke(messages, config, assistant_prefix="{", repetition_penalty=1.0)
                 try:
                     parsed = parse(_text(raw.content))
                     return {"raw": raw, "parsed": parsed, "parsing_error": None} if include_raw else parsed

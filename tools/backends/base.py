@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
 
 
+# Small models loop ("A cat." forever, "X is a variant of X…") without a mild repetition
+# penalty; the local backends share one value so a model answers alike on each.
+REPEAT_PENALTY = 1.1
+
+
 class ChatBackend(ABC):
     name: str = "base"
     # True when the model is big enough to pick tools and fill arguments itself

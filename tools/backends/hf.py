@@ -31,7 +31,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.errors import LLMTutorError
-from llmtutor.tools.backends.base import ChatBackend
+from llmtutor.tools.backends.base import REPEAT_PENALTY, ChatBackend
 
 DEFAULT_MAX_TOKENS = 384
 # Same truncation as the llama.cpp server's defaults, so backends sample alike.
@@ -104,9 +104,7 @@ class HFChatModel(BaseChatModel):
     model_name: str = "hf"
     temperature: float | None = None  # None or 0 = greedy
     max_tokens: int = DEFAULT_MAX_TOKENS
-    # Small models loop ("A cat." forever) under greedy decoding; the llamacpp backend uses the
-    # same mild penalty (repeat_penalty 1.1), so a model answers alike on both backends.
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = REPEAT_PENALTY
 
     @property
     def _llm_type(self) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtutor.errors import BackendUnavailableError, ModelNotFoundError
+from llmtutor.tools.backends.base import REPEAT_PENALTY
 from llmtutor.tools.backends.openai import OpenAIBackend
 
 
@@ -132,9 +133,8 @@ class LlamaCppBackend(OpenAIBackend):
         return EmbeddedLlamaServer.get(self.model_path, self.n_ctx, self.n_threads, self.n_gpu_layers).base_url
 
     def sampling_extras(self) -> dict[str, Any]:
-        # Small models loop ("X is a variant of X…") without a repetition
-        # penalty; DRY penalises repeated n-grams without hurting the wording.
-        return {"repeat_penalty": 1.1, "dry_multiplier": 0.8}
+        # DRY penalises repeated n-grams without hurting the wording.
+        return {"repeat_penalty": REPEAT_PENALTY, "dry_multiplier": 0.8}
 
     def describe(self) -> dict[str, Any]:
         info = {

@@ -65,10 +65,13 @@ def system_addition(run: dict[str, Any] | None, declined_tool: str | None) -> st
     if run and run.get("error"):
         return f"\n\nThe tool {run['tool']} did not run: {run['error']}\nTell the learner briefly and suggest a fix."
     if run and is_cited(run):
-        passages = "\n\n".join(f"[{c['n']}] ({c['source']} › {c['heading']})\n{c['text']}" for c in run["citations"])
+        passages = "\n\n".join(
+            f"[{c['n']}] ({c['source']} › {c['heading']})\n{c['text']}" for c in run["citations"]
+        )
         return (
             "\n\nAnswer the learner's question using only these course passages. "
-            "Cite the passages you use inline as [1], [2]. If they do not answer the question, say so.\n\n" + passages
+            "Cite the passages you use inline as [1], [2]. If they do not answer the question, say so.\n\n"
+            + passages
         )
     if run:
         return (
@@ -94,7 +97,9 @@ def compose(run: dict[str, Any] | None, model_text: str, question: str, language
     if is_cited(run):
         return _cited(run["citations"], model_text, question, language)
     # A lab tool: the exact result first, then the explanation of it.
-    explanation = drop_ungrounded_sentences(model_text, run.get("markdown", ""), str(run.get("args", {})), question)
+    explanation = drop_ungrounded_sentences(
+        model_text, run.get("markdown", ""), str(run.get("args", {})), question
+    )
     return ComposedAnswer(f"{run.get('markdown', '')}\n\n{explanation}".strip(), explanation)
 
 
@@ -119,7 +124,9 @@ def _terms(text: str) -> set[str]:
     return {w for w in words if len(w) > 1} | bigrams
 
 
-def extractive_answer(question: str, citations: list[dict[str, Any]], language: str, max_sentences: int = 3) -> str:
+def extractive_answer(
+    question: str, citations: list[dict[str, Any]], language: str, max_sentences: int = 3
+) -> str:
     """The passage sentences that share the most terms with the question, each cited."""
     wanted = _terms(question)
     scored: list[tuple[float, int, int, str]] = []

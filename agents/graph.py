@@ -87,7 +87,11 @@ def conversation_for_model(messages: list[AnyMessage], budget_chars: int) -> lis
         if kept and used + size > budget_chars:
             break
         # Fresh messages: metadata and ids stay in the checkpoint, not in the prompt.
-        kept.append(HumanMessage(content=message.content) if isinstance(message, HumanMessage) else AIMessage(content=message.content))
+        kept.append(
+            HumanMessage(content=message.content)
+            if isinstance(message, HumanMessage)
+            else AIMessage(content=message.content)
+        )
         used += size
     return list(reversed(kept))
 
@@ -170,7 +174,11 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         call_id = f"call_{uuid.uuid4().hex[:12]}"
         messages = [
             AIMessage(content="", tool_calls=[{"name": tool.name, "args": args, "id": call_id}]),
-            ToolMessage(content=run.get("markdown") or f"Error: {run.get('error')}", tool_call_id=call_id, name=tool.name),
+            ToolMessage(
+                content=run.get("markdown") or f"Error: {run.get('error')}",
+                tool_call_id=call_id,
+                name=tool.name,
+            ),
         ]
         return {"tool_run": run, "messages": messages}
 
@@ -186,7 +194,9 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             system = persona.system_message(language) + answering.system_addition(run, declined)
             history = conversation_for_model(state["messages"], deps.history_chars)
             budget = deps.explanation_tokens if run and not answering.is_cited(run) else None
-            response = deps.llm(persona.temperature, budget).invoke([SystemMessage(content=system), *history], config)
+            response = deps.llm(persona.temperature, budget).invoke(
+                [SystemMessage(content=system), *history], config
+            )
             model_text = response.content if isinstance(response.content, str) else str(response.content)
             metadata = dict(response.response_metadata)
         composed = answering.compose(run, model_text, question, language)

@@ -46,13 +46,18 @@ def load_personas(extra_dir: Path | None = None) -> dict[str, Persona]:
     folders = [BUILTIN_DIR] + ([Path(extra_dir)] if extra_dir else [])
     for folder in folders:
         if not folder.is_dir():
-            raise ConfigError(f"personas folder not found: {folder}", "set LLMTUTOR_PERSONAS_DIR to an existing folder")
+            raise ConfigError(
+                f"personas folder not found: {folder}", "set LLMTUTOR_PERSONAS_DIR to an existing folder"
+            )
         for path in sorted(folder.glob("*.y*ml")):
             try:
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
                 persona = Persona.model_validate(data)
             except (yaml.YAMLError, ValidationError) as exc:
-                raise ConfigError(f"invalid persona file {path}: {exc}", "fix the YAML fields (see agents/personas/tutor.yaml)") from exc
+                raise ConfigError(
+                    f"invalid persona file {path}: {exc}",
+                    "fix the YAML fields (see agents/personas/tutor.yaml)",
+                ) from exc
             personas[persona.name] = persona
     return personas
 
@@ -62,5 +67,6 @@ def get_persona(personas: dict[str, Persona], name: str) -> Persona:
         return personas[name]
     except KeyError:
         raise PersonaNotFoundError(
-            f"persona not found: {name!r}", f"choose one of: {', '.join(sorted(personas))}, or add a YAML file"
+            f"persona not found: {name!r}",
+            f"choose one of: {', '.join(sorted(personas))}, or add a YAML file",
         ) from None

@@ -33,7 +33,9 @@ class ChatRequest(BaseModel):
     message: str = Field(min_length=1)
     thread_id: str | None = None
     persona: str | None = None
-    approve: bool | None = Field(None, description="Approve (true) or decline (false) expensive tools up front.")
+    approve: bool | None = Field(
+        None, description="Approve (true) or decline (false) expensive tools up front."
+    )
 
 
 class ResumeRequest(BaseModel):
@@ -89,7 +91,11 @@ def create_app(tutor: Tutor | None = None):
         from llmtutor.tools.registry import output_images, render_markdown
 
         output = tutor.run_tool(name, args)
-        return {"output": output.model_dump(mode="json"), "markdown": render_markdown(output), "images": output_images(output)}
+        return {
+            "output": output.model_dump(mode="json"),
+            "markdown": render_markdown(output),
+            "images": output_images(output),
+        }
 
     @app.post("/plan")
     def plan(request: PlanRequest) -> dict[str, Any]:
@@ -97,14 +103,20 @@ def create_app(tutor: Tutor | None = None):
 
     @app.post("/ask")
     def ask(request: ChatRequest) -> dict[str, Any]:
-        reply = tutor.ask(request.message, thread_id=request.thread_id, persona=request.persona, approve=request.approve)
+        reply = tutor.ask(
+            request.message, thread_id=request.thread_id, persona=request.persona, approve=request.approve
+        )
         return reply.model_dump(mode="json")
 
     @app.post("/chat/stream")
     def chat_stream(request: ChatRequest):
         thread_id = request.thread_id or new_thread_id()
         tutor.persona(request.persona)  # fail before the stream starts
-        return sse(tutor.stream(request.message, thread_id=thread_id, persona=request.persona, approve=request.approve))
+        return sse(
+            tutor.stream(
+                request.message, thread_id=thread_id, persona=request.persona, approve=request.approve
+            )
+        )
 
     @app.post("/threads/{thread_id}/resume")
     def resume(thread_id: str, request: ResumeRequest):
@@ -113,6 +125,9 @@ def create_app(tutor: Tutor | None = None):
     @app.get("/threads/{thread_id}")
     def thread(thread_id: str) -> dict[str, Any]:
         messages = tutor.history(thread_id)
-        return {"thread_id": thread_id, "messages": [{"type": m.type, "content": m.content} for m in messages]}
+        return {
+            "thread_id": thread_id,
+            "messages": [{"type": m.type, "content": m.content} for m in messages],
+        }
 
     return app

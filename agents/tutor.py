@@ -90,7 +90,10 @@ class Tutor:
             return True
         if self.settings.router == "classifier":
             return False
-        return bool(getattr(self.backend, "supports_native_tools", False)) and not self.settings.uses_default_chat_model()
+        return (
+            bool(getattr(self.backend, "supports_native_tools", False))
+            and not self.settings.uses_default_chat_model()
+        )
 
     @cached_property
     def graph(self):
@@ -153,9 +156,13 @@ class Tutor:
         return None
 
     def tool_context(self) -> ToolContext:
-        return ToolContext(workspace=self.settings.workspace, device=self.settings.device, cancel_event=self._cancel,
-                           llm_factory=self._tool_llm if self.uses_native_routing() else None,
-                           allowed_dirs=tuple(self.settings.allowed_dirs))  # fmt: skip
+        return ToolContext(
+            workspace=self.settings.workspace,
+            device=self.settings.device,
+            cancel_event=self._cancel,
+            llm_factory=self._tool_llm if self.uses_native_routing() else None,
+            allowed_dirs=tuple(self.settings.allowed_dirs),
+        )
 
     def _tool_llm(self):
         """Deterministic chat model for tools (one stable factory: tools cache per factory)."""
@@ -175,7 +182,9 @@ class Tutor:
             return [self.plan(text) for text in texts]
         return self.router.route_batch(texts)
 
-    def run_tool(self, name: str, args: dict[str, Any] | None = None, progress=None, **kwargs: Any) -> BaseModel:
+    def run_tool(
+        self, name: str, args: dict[str, Any] | None = None, progress=None, **kwargs: Any
+    ) -> BaseModel:
         """Run a tool directly (no approval: the caller is the approver)."""
         ctx = self.tool_context()
         ctx.progress = progress
@@ -186,13 +195,21 @@ class Tutor:
         self._cancel.set()
 
     def stream(
-        self, text: str, *, thread_id: str | None = None, persona: str | None = None, approve: bool | None = None
+        self,
+        text: str,
+        *,
+        thread_id: str | None = None,
+        persona: str | None = None,
+        approve: bool | None = None,
     ) -> Iterator[TutorEvent]:
         """Run one turn, yielding events. With `approve=None` an expensive tool
         stops the turn at an `approval` event; call `resume` to continue."""
         name = self.persona(persona).name
         if text.strip() in ("/help", "/?"):
-            yield TutorEvent(type="answer", data={"text": self.help_text(), "explanation": self.help_text(), "persona": name})
+            yield TutorEvent(
+                type="answer",
+                data={"text": self.help_text(), "explanation": self.help_text(), "persona": name},
+            )
             return
         if text.lstrip().startswith("/"):
             self.router.parse_command(text)  # a bad command fails here, before anything is checkpointed
@@ -212,10 +229,17 @@ class Tutor:
         yield from self._drive(Command(resume={"approved": approved}), thread_id, None)
 
     def ask(
-        self, text: str, *, thread_id: str | None = None, persona: str | None = None, approve: bool | None = None
+        self,
+        text: str,
+        *,
+        thread_id: str | None = None,
+        persona: str | None = None,
+        approve: bool | None = None,
     ) -> TutorReply:
         thread_id = thread_id or new_thread_id()
-        return self.collect(self.stream(text, thread_id=thread_id, persona=persona, approve=approve), thread_id)
+        return self.collect(
+            self.stream(text, thread_id=thread_id, persona=persona, approve=approve), thread_id
+        )
 
     def collect(self, events: Iterator[TutorEvent], thread_id: str) -> TutorReply:
         reply = TutorReply(answer="", persona=self.settings.persona, thread_id=thread_id)
@@ -244,10 +268,16 @@ class Tutor:
         self._cancel.clear()
         while True:
             pending = None
-            for mode, chunk in self.graph.stream(payload, config, stream_mode=["messages", "updates", "custom"]):
+            for mode, chunk in self.graph.stream(
+                payload, config, stream_mode=["messages", "updates", "custom"]
+            ):
                 if mode == "messages":
                     message, meta = chunk
-                    if meta.get("langgraph_node") == "answer" and isinstance(message, AIMessageChunk) and message.content:
+                    if (
+                        meta.get("langgraph_node") == "answer"
+                        and isinstance(message, AIMessageChunk)
+                        and message.content
+                    ):
                         yield TutorEvent(type="token", data={"text": message.content})
                 elif mode == "custom":
                     yield TutorEvent(type="progress", data=chunk)
@@ -269,10 +299,14 @@ class Tutor:
             decision = update.get("route") or {}
             yield TutorEvent(type="route", data=decision)
             if decision.get("tool") and not self.registry.get(decision["tool"]).expensive:
-                yield TutorEvent(type="tool_start", data={"tool": decision["tool"], "args": decision.get("args", {})})
+                yield TutorEvent(
+                    type="tool_start", data={"tool": decision["tool"], "args": decision.get("args", {})}
+                )
         elif node == "approve" and update.get("approved"):
             route = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("route") or {}
-            yield TutorEvent(type="tool_start", data={"tool": route.get("tool"), "args": route.get("args", {})})
+            yield TutorEvent(
+                type="tool_start", data={"tool": route.get("tool"), "args": route.get("args", {})}
+            )
         elif node == "prepare" and update.get("tool_run"):  # refused before asking (bad data, no memory)
             yield TutorEvent(type="tool_result", data=dict(update["tool_run"]))
         elif node == "run_tool":

@@ -92,19 +92,25 @@ def main() -> None:
     raw, agent = summary["raw backend"], summary["agent"]
     overhead = {
         "ttft_overhead_ms": round(agent["ttft_ms"] - raw["ttft_ms"], 1),
-        "tokens_per_s_change_pct": round(100 * (agent["tokens_per_s"] - raw["tokens_per_s"]) / raw["tokens_per_s"], 1),
+        "tokens_per_s_change_pct": round(
+            100 * (agent["tokens_per_s"] - raw["tokens_per_s"]) / raw["tokens_per_s"], 1
+        ),
     }
     if args.json:
         print(json.dumps({"summary": summary, "overhead": overhead, "backend": tutor.backend.describe()}))
         return
-    print(f"backend: {tutor.backend.describe()}  runs: {args.runs} × {len(QUESTIONS)} questions, max_tokens={args.max_tokens}")
+    print(
+        f"backend: {tutor.backend.describe()}  runs: {args.runs} × {len(QUESTIONS)} questions, max_tokens={args.max_tokens}"
+    )
     print(f"{'path':<14}{'TTFT ms (p50)':>16}{'tokens/s (p50)':>16}{'tokens':>8}")
     for name, row in summary.items():
         print(f"{name:<14}{row['ttft_ms']:>16}{row['tokens_per_s']:>16}{row['tokens']:>8}")
     ok_ttft = overhead["ttft_overhead_ms"] <= 100
     ok_rate = overhead["tokens_per_s_change_pct"] >= -10
-    print(f"agent overhead: TTFT {overhead['ttft_overhead_ms']:+} ms (goal ≤ 100: {'ok' if ok_ttft else 'MISSED'}), "
-          f"tokens/s {overhead['tokens_per_s_change_pct']:+}% (goal ≥ -10%: {'ok' if ok_rate else 'MISSED'})")
+    print(
+        f"agent overhead: TTFT {overhead['ttft_overhead_ms']:+} ms (goal ≤ 100: {'ok' if ok_ttft else 'MISSED'}), "
+        f"tokens/s {overhead['tokens_per_s_change_pct']:+}% (goal ≥ -10%: {'ok' if ok_rate else 'MISSED'})"
+    )
     tutor.close()
 
 

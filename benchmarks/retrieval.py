@@ -92,7 +92,12 @@ def evaluate(retriever: Any, items: list[dict[str, Any]], k: int = 5) -> list[di
                 if mode == "all" and not ok:
                     misses.append(item["id"])
         p50, p95 = _percentiles(latencies)
-        row: dict[str, Any] = {"method": method, "p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "misses": misses}
+        row: dict[str, Any] = {
+            "method": method,
+            "p50_ms": round(p50, 1),
+            "p95_ms": round(p95, 1),
+            "misses": misses,
+        }
         for mode, by_lang in hits.items():
             everything = [x for values in by_lang.values() for x in values]
             row[f"recall_{mode}"] = round(float(np.mean(everything)), 3)
@@ -124,15 +129,21 @@ def synthetic_table(db: Any, base: Any, size: int, rng: np.random.Generator) -> 
         pick = rng.integers(0, len(rows), n)
         vec = vectors[pick] + rng.normal(0, 0.08, (n, dim)).astype(np.float32)
         vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-        tokens = [list(rng.choice(rows[p]["tokens"], size=min(100, len(rows[p]["tokens"])), replace=False))
-                  for p in pick.tolist()]  # fmt: skip
+        tokens = [
+            list(rng.choice(rows[p]["tokens"], size=min(100, len(rows[p]["tokens"])), replace=False))
+            for p in pick.tolist()
+        ]
         columns = {
-            "chunk_id": [f"syn{begin + i}" for i in range(n)], "path": ["synthetic"] * n,
-            "source": [rows[p]["source"] for p in pick.tolist()], "heading": [rows[p]["heading"] for p in pick.tolist()],
+            "chunk_id": [f"syn{begin + i}" for i in range(n)],
+            "path": ["synthetic"] * n,
+            "source": [rows[p]["source"] for p in pick.tolist()],
+            "heading": [rows[p]["heading"] for p in pick.tolist()],
             "language": np.where(rng.random(n) < 0.5, "en", "zh").tolist(),
-            "start": [rows[p]["start"] for p in pick.tolist()], "end": [rows[p]["end"] for p in pick.tolist()],
-            "text": [rows[p]["text"] for p in pick.tolist()], "tokens": tokens,
-        }  # fmt: skip
+            "start": [rows[p]["start"] for p in pick.tolist()],
+            "end": [rows[p]["end"] for p in pick.tolist()],
+            "text": [rows[p]["text"] for p in pick.tolist()],
+            "tokens": tokens,
+        }
         arrays = [pa.array(v) for v in columns.values()]
         arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), dim))
         table.add(pa.Table.from_arrays(arrays, schema=schema))
@@ -156,7 +167,9 @@ def scale_rows(base: Any, queries: list[str], sizes: list[int], ann: str) -> lis
             row: dict[str, Any] = {"chunks": size, "ann": ann, "ann_build_s": round(build_s, 1)}
             for backend in ("exact", "ann"):
                 started = time.perf_counter()
-                retriever = Retriever(location, embedder=base.embedder, config=RetrievalConfig(dense_backend=backend))
+                retriever = Retriever(
+                    location, embedder=base.embedder, config=RetrievalConfig(dense_backend=backend)
+                )
                 row[f"open_{backend}_s"] = round(time.perf_counter() - started, 1)
                 dense_lat, found = [], []
                 for vector in qvec:
@@ -164,22 +177,32 @@ def scale_rows(base: Any, queries: list[str], sizes: list[int], ann: str) -> lis
                     order, _ = retriever._dense(vector, 40)
                     dense_lat.append(time.perf_counter() - start)
                     found.append(order[:10].tolist())
-                row[f"dense_{backend}_p50_ms"], row[f"dense_{backend}_p95_ms"] = (round(x, 1) for x in _percentiles(dense_lat))
+                row[f"dense_{backend}_p50_ms"], row[f"dense_{backend}_p95_ms"] = (
+                    round(x, 1) for x in _percentiles(dense_lat)
+                )
                 pipeline = []
                 for query in queries:
                     start = time.perf_counter()
                     retriever.search(query, k=5)
                     pipeline.append(time.perf_counter() - start)
-                row[f"hybrid_{backend}_p50_ms"], row[f"hybrid_{backend}_p95_ms"] = (round(x, 1) for x in _percentiles(pipeline))
+                row[f"hybrid_{backend}_p50_ms"], row[f"hybrid_{backend}_p95_ms"] = (
+                    round(x, 1) for x in _percentiles(pipeline)
+                )
                 row[f"_top_{backend}"] = found
             exact, approx = row.pop("_top_exact"), row.pop("_top_ann")
-            row["ann_recall@10"] = round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])), 3)
+            row["ann_recall@10"] = round(
+                float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])), 3
+            )
             flat = []
             for vector in qvec:
                 start = time.perf_counter()
-                table.search(vector).distance_type("cosine").bypass_vector_index().limit(40).select(["chunk_id"]).to_arrow()
+                table.search(vector).distance_type("cosine").bypass_vector_index().limit(40).select(
+                    ["chunk_id"]
+                ).to_arrow()
                 flat.append(time.perf_counter() - start)
-            row["dense_lance_flat_p50_ms"], row["dense_lance_flat_p95_ms"] = (round(x, 1) for x in _percentiles(flat))
+            row["dense_lance_flat_p50_ms"], row["dense_lance_flat_p95_ms"] = (
+                round(x, 1) for x in _percentiles(flat)
+            )
             out.append(row)
             print(json.dumps(row), file=sys.stderr)
     return out
@@ -209,31 +232,47 @@ def main(argv: list[str] | None = None) -> int:
         retriever = Retriever(location)
         quality = evaluate(retriever, items)
         result: dict[str, Any] = {
-            "corpus": [str(c) for c in args.corpus], "documents": report.documents, "chunks": report.chunks,
-            "build_s": round(build_s, 1), "queries": len(items), "unreachable_all": unreachable(retriever, items),
+            "corpus": [str(c) for c in args.corpus],
+            "documents": report.documents,
+            "chunks": report.chunks,
+            "build_s": round(build_s, 1),
+            "queries": len(items),
+            "unreachable_all": unreachable(retriever, items),
             "methods": quality,
-        }  # fmt: skip
+        }
         if not args.no_scale:
             sizes = [int(s) for s in args.sizes.split(",") if s]
             result["scale"] = scale_rows(retriever, [i["query"] for i in items], sizes, args.ann)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
-    print(f"corpus: {result['documents']} documents, {result['chunks']} chunks (built in {result['build_s']} s); "
-          f"{len(items)} queries; unreachable under 'all': {result['unreachable_all'] or 'none'}")  # fmt: skip
-    print(f"{'method':8} {'R@5 all':>8} {'en':>6} {'zh':>6} {'R@5 any':>8} {'en':>6} {'zh':>6} {'p50 ms':>7} {'p95 ms':>7}  misses(all)")
+    print(
+        f"corpus: {result['documents']} documents, {result['chunks']} chunks (built in {result['build_s']} s); "
+        f"{len(items)} queries; unreachable under 'all': {result['unreachable_all'] or 'none'}"
+    )
+    print(
+        f"{'method':8} {'R@5 all':>8} {'en':>6} {'zh':>6} {'R@5 any':>8} {'en':>6} {'zh':>6} {'p50 ms':>7} {'p95 ms':>7}  misses(all)"
+    )
     for r in quality:
-        print(f"{r['method']:8} {r['recall_all']:8.2f} {r.get('recall_all_en', 0):6.2f} {r.get('recall_all_zh', 0):6.2f} "
-              f"{r['recall_any']:8.2f} {r.get('recall_any_en', 0):6.2f} {r.get('recall_any_zh', 0):6.2f} "
-              f"{r['p50_ms']:7.1f} {r['p95_ms']:7.1f}  {' '.join(r['misses'])}")  # fmt: skip
+        print(
+            f"{r['method']:8} {r['recall_all']:8.2f} {r.get('recall_all_en', 0):6.2f} {r.get('recall_all_zh', 0):6.2f} "
+            f"{r['recall_any']:8.2f} {r.get('recall_any_en', 0):6.2f} {r.get('recall_any_zh', 0):6.2f} "
+            f"{r['p50_ms']:7.1f} {r['p95_ms']:7.1f}  {' '.join(r['misses'])}"
+        )
     for row in result.get("scale", []):
-        print(f"\n{row['chunks']:>7} chunks: {row['ann']} built in {row['ann_build_s']} s, recall@10 vs exact {row['ann_recall@10']}; "
-              f"open {row['open_exact_s']} s")  # fmt: skip
-        print(f"   dense  exact p50/p95 {row['dense_exact_p50_ms']}/{row['dense_exact_p95_ms']} ms | "
-              f"ANN {row['dense_ann_p50_ms']}/{row['dense_ann_p95_ms']} ms | "
-              f"lance flat {row['dense_lance_flat_p50_ms']}/{row['dense_lance_flat_p95_ms']} ms")  # fmt: skip
-        print(f"   hybrid exact p50/p95 {row['hybrid_exact_p50_ms']}/{row['hybrid_exact_p95_ms']} ms | "
-              f"ANN {row['hybrid_ann_p50_ms']}/{row['hybrid_ann_p95_ms']} ms")  # fmt: skip
+        print(
+            f"\n{row['chunks']:>7} chunks: {row['ann']} built in {row['ann_build_s']} s, recall@10 vs exact {row['ann_recall@10']}; "
+            f"open {row['open_exact_s']} s"
+        )
+        print(
+            f"   dense  exact p50/p95 {row['dense_exact_p50_ms']}/{row['dense_exact_p95_ms']} ms | "
+            f"ANN {row['dense_ann_p50_ms']}/{row['dense_ann_p95_ms']} ms | "
+            f"lance flat {row['dense_lance_flat_p50_ms']}/{row['dense_lance_flat_p95_ms']} ms"
+        )
+        print(
+            f"   hybrid exact p50/p95 {row['hybrid_exact_p50_ms']}/{row['hybrid_exact_p95_ms']} ms | "
+            f"ANN {row['hybrid_ann_p50_ms']}/{row['hybrid_ann_p95_ms']} ms"
+        )
     return 0
 
 

@@ -53,8 +53,11 @@ def main() -> None:
     db = seed_learner_rows(Path(tempfile.mkdtemp(prefix="t2sql-")) / "course.sqlite")
     items = load_dev_set(split="test")
     train = load_dev_set(split="train")
-    everything = [*load_dev_set(), *load_dev_set(DEV_SET.with_name("sql_holdout.jsonl")),
-                  *load_dev_set(DEV_SET.with_name("sql_holdout2.jsonl"))]
+    everything = [
+        *load_dev_set(),
+        *load_dev_set(DEV_SET.with_name("sql_holdout.jsonl")),
+        *load_dev_set(DEV_SET.with_name("sql_holdout2.jsonl")),
+    ]
     if args.limit:
         items = items[: args.limit]
     base = TextToSQL(db)
@@ -70,12 +73,19 @@ def main() -> None:
     def run(name: str, pipe: TextToSQL, on=None) -> None:
         on = on or items
         print(f"[{name}] {len(on)} items …", file=sys.stderr, flush=True)
-        report = evaluate(name, predictor(pipe), on, db,
-                          progress=lambda i, n: print(f"  {i}/{n}", end="\r", file=sys.stderr, flush=True))  # fmt: skip
+        report = evaluate(
+            name,
+            predictor(pipe),
+            on,
+            db,
+            progress=lambda i, n: print(f"  {i}/{n}", end="\r", file=sys.stderr, flush=True),
+        )
         reports.append(report)
         print(f"  {name}: {report.accuracy:.1%}", file=sys.stderr, flush=True)
         if args.json:  # written after every row, so a long run that stops keeps what it measured
-            args.json.write_text(json.dumps([r.model_dump() for r in reports], ensure_ascii=False, indent=1), "utf-8")
+            args.json.write_text(
+                json.dumps([r.model_dump() for r in reports], ensure_ascii=False, indent=1), "utf-8"
+            )
 
     if "parser" in rows:
         run("parser", base)
@@ -104,12 +114,18 @@ def main() -> None:
             for row, optimizer in (("dspy-labeled", "labeled"), ("dspy-bootstrap", "bootstrap")):
                 if row not in rows:
                     continue
-                path = tsd.PROGRAM_PATH if optimizer == "bootstrap" else tsd.PROGRAM_PATH.with_suffix(".labeled.json")
+                path = (
+                    tsd.PROGRAM_PATH
+                    if optimizer == "bootstrap"
+                    else tsd.PROGRAM_PATH.with_suffix(".labeled.json")
+                )
                 if args.compile or not path.exists():
                     print(f"[{row}] compiling on {len(pairs)} train pairs …", file=sys.stderr, flush=True)
                     tsd.save_program(tsd.compile_program(lm, pairs, schema, metric, optimizer), path)
                 program = tsd.load_program(path)
-                run(row, TextToSQL(db, writer=tsd.DSPySQLWriter(lm, program), use_parser=False, max_repairs=0))
+                run(
+                    row, TextToSQL(db, writer=tsd.DSPySQLWriter(lm, program), use_parser=False, max_repairs=0)
+                )
 
     _print_table(reports)
 
@@ -131,14 +147,18 @@ def _metric(pipe):
 
 
 def _print_table(reports) -> None:
-    print(f"\n{'row':16} {'n':>4} {'exec acc':>9} {'valid SQL':>10} {'en':>6} {'zh':>6} {'p50 s':>7} {'p95 s':>7}")
+    print(
+        f"\n{'row':16} {'n':>4} {'exec acc':>9} {'valid SQL':>10} {'en':>6} {'zh':>6} {'p50 s':>7} {'p95 s':>7}"
+    )
     for r in reports:
         valid = sum(i.error is None for i in r.items) / max(r.n, 1)
         en = [i for i in r.items if not any("\u4e00" <= c <= "\u9fff" for c in i.question)]
         zh = [i for i in r.items if i not in en]
         acc = lambda xs: sum(i.correct for i in xs) / len(xs) if xs else 0.0  # noqa: E731
-        print(f"{r.name:16} {r.n:4d} {r.accuracy:9.1%} {valid:10.1%} {acc(en):6.0%} {acc(zh):6.0%} "
-              f"{r.p50_s:7.3f} {r.p95_s:7.3f}")  # fmt: skip
+        print(
+            f"{r.name:16} {r.n:4d} {r.accuracy:9.1%} {valid:10.1%} {acc(en):6.0%} {acc(zh):6.0%} "
+            f"{r.p50_s:7.3f} {r.p95_s:7.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -86,7 +86,13 @@ def lexicon_entries() -> tuple[GlossaryEntry, ...]:
             continue
         english, chinese = (_split(side) for side in item.split("=", 1))
         if english and chinese:
-            entries.append(GlossaryEntry(
-                en=english[0], zh=chinese[0], en_alt=tuple(english[1:]), zh_alt=tuple(chinese[1:]), kind="word"
-            ))  # fmt: skip
+            entries.append(
+                GlossaryEntry(
+                    en=english[0],
+                    zh=chinese[0],
+                    en_alt=tuple(english[1:]),
+                    zh_alt=tuple(chinese[1:]),
+                    kind="word",
+                )
+            )
     return tuple(entries)

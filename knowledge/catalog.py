@@ -19,8 +19,21 @@ from llmtutor.errors import ConfigError
 DEFAULT_PATH = Path(__file__).parent / "course" / "catalog.yaml"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~6x faster, same safety
 
-ResourceKind = Literal["article", "book", "course", "dataset", "documentation", "leaderboard",
-                       "model", "notebook", "paper", "repo", "tool", "video", "website"]  # fmt: skip
+ResourceKind = Literal[
+    "article",
+    "book",
+    "course",
+    "dataset",
+    "documentation",
+    "leaderboard",
+    "model",
+    "notebook",
+    "paper",
+    "repo",
+    "tool",
+    "video",
+    "website",
+]
 NotebookCategory = Literal["tools", "fine-tuning", "quantization", "other"]
 
 

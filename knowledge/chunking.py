@@ -44,7 +44,9 @@ class ChunkConfig(BaseModel):
     target_chars: int = Field(500, ge=50, description="Preferred chunk size in characters.")
     min_chars: int = Field(200, ge=0, description="Smaller chunks are merged with what follows.")
     max_chars: int = Field(800, ge=80, description="Hard upper bound (except one over-long sentence split).")
-    overlap_chars: int = Field(100, ge=0, description="Trailing sentences repeated at the next chunk's start.")
+    overlap_chars: int = Field(
+        100, ge=0, description="Trailing sentences repeated at the next chunk's start."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ChunkConfig:
@@ -198,7 +200,9 @@ def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chu
     units: list[tuple[int, int, int]] = []  # (start, end, section index)
     sections = split_sections(doc.text, doc.format)
     for index, section in enumerate(sections):
-        units.extend((a, b, index) for a, b in sentence_spans(doc.text, section.start, section.end, config.max_chars))
+        units.extend(
+            (a, b, index) for a, b in sentence_spans(doc.text, section.start, section.end, config.max_chars)
+        )
 
     chunks: list[Chunk] = []
     current: list[tuple[int, int, int]] = []
@@ -226,14 +230,21 @@ def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chu
         if current and unit[2] != current[-1][2]:
             fresh = current[carried:]
             same_section = bool(last) and last[-1][2] == current[-1][2]
-            if fresh and same_section and size(current) < config.min_chars and size([*last, *fresh]) <= config.max_chars:
+            if (
+                fresh
+                and same_section
+                and size(current) < config.min_chars
+                and size([*last, *fresh]) <= config.max_chars
+            ):
                 # A section's short tail joins its previous chunk rather than the next section.
                 chunks[-1] = _make_chunk(doc, sections, [*last, *fresh])
                 current, carried = [], 0
             elif size(current) >= config.min_chars or not fresh:
                 emit(keep_overlap=False)  # a new section starts a new chunk; small leftovers merge into it
         grown = size([*current, unit]) if current else unit[1] - unit[0]
-        if current and (grown > config.max_chars or (grown > config.target_chars and size(current) >= config.min_chars)):
+        if current and (
+            grown > config.max_chars or (grown > config.target_chars and size(current) >= config.min_chars)
+        ):
             emit(keep_overlap=unit[2] == current[-1][2])
             if current and size([*current, unit]) > config.max_chars:
                 current, carried = [], 0
@@ -250,7 +261,12 @@ def _make_chunk(doc: Document, sections: list[_Section], units: list[tuple[int, 
     main = max(weight, key=lambda i: (weight[i], -i))
     text = doc.text[start:end]
     return Chunk(
-        chunk_id=_chunk_id(doc, start, end), path=doc.path, source=doc.source,
-        heading=" > ".join(sections[main].path), language=detect_language(text),
-        start=start, end=end, text=text,
-    )  # fmt: skip
+        chunk_id=_chunk_id(doc, start, end),
+        path=doc.path,
+        source=doc.source,
+        heading=" > ".join(sections[main].path),
+        language=detect_language(text),
+        start=start,
+        end=end,
+        text=text,
+    )

@@ -56,14 +56,27 @@ from pydantic import BaseModel, ConfigDict
 from llmtutor.errors import ConfigError
 from llmtutor.knowledge.catalog import Catalog, Resource, load_catalog
 
-CATALOG_TABLES = ("course", "tracks", "modules", "module_topics", "resources", "module_references",
-                  "notebooks", "notebook_modules", "glossary", "glossary_modules")  # fmt: skip
+CATALOG_TABLES = (
+    "course",
+    "tracks",
+    "modules",
+    "module_topics",
+    "resources",
+    "module_references",
+    "notebooks",
+    "notebook_modules",
+    "glossary",
+    "glossary_modules",
+)
 LEARNER_TABLES = ("quiz_attempts", "module_mastery")
 QUERYABLE_TABLES = CATALOG_TABLES + LEARNER_TABLES
 
 # (version, description, SQL). Append only; never edit an entry once released.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
-    (1, "catalog and learner tables", """
+    (
+        1,
+        "catalog and learner tables",
+        """
 CREATE TABLE course (title TEXT NOT NULL, title_zh TEXT NOT NULL, author TEXT NOT NULL,
     url TEXT, edition TEXT NOT NULL);
 CREATE TABLE tracks (id TEXT PRIMARY KEY, position INTEGER NOT NULL, title TEXT NOT NULL,
@@ -95,7 +108,8 @@ CREATE TABLE module_mastery (module_id TEXT PRIMARY KEY, attempts INTEGER NOT NU
     correct INTEGER NOT NULL, mastery REAL NOT NULL CHECK (mastery >= 0 AND mastery <= 1),
     last_attempt_at TEXT, updated_at TEXT NOT NULL);
 CREATE TABLE catalog_build (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""),
+""",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -141,15 +155,22 @@ def build_course_db(db_path: Path, catalog: Catalog | None = None) -> BuildRepor
     with _writer(db_path) as con:
         version = _migrate(con)
         if _stored_fingerprint(con) == fingerprint:  # checked before taking the write lock
-            return BuildReport(path=db_path, schema_version=version, rebuilt=False, catalog_sha256=fingerprint)
+            return BuildReport(
+                path=db_path, schema_version=version, rebuilt=False, catalog_sha256=fingerprint
+            )
         con.execute("BEGIN IMMEDIATE")
         try:
             if _stored_fingerprint(con) != fingerprint:  # another process may have just built it
                 _load_catalog_tables(con, catalog)
                 built_at = _now()
-                con.executemany("INSERT OR REPLACE INTO catalog_build (key, value) VALUES (?, ?)",
-                                [("catalog_sha256", fingerprint), ("built_at", built_at),
-                                 ("edition", catalog.course.edition)])  # fmt: skip
+                con.executemany(
+                    "INSERT OR REPLACE INTO catalog_build (key, value) VALUES (?, ?)",
+                    [
+                        ("catalog_sha256", fingerprint),
+                        ("built_at", built_at),
+                        ("edition", catalog.course.edition),
+                    ],
+                )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -182,8 +203,10 @@ def _migrate(con: sqlite3.Connection) -> int:
     for version, description, sql in pending:
         con.execute("BEGIN IMMEDIATE")
         try:
-            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-                        "description TEXT NOT NULL, applied_at TEXT NOT NULL)")  # fmt: skip
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
             if con.execute("SELECT 1 FROM schema_version WHERE version = ?", (version,)).fetchone() is None:
                 for statement in filter(str.strip, sql.split(";")):
                     con.execute(statement)
@@ -208,33 +231,76 @@ def _load_catalog_tables(con: sqlite3.Connection, catalog: Catalog) -> None:
     for table in reversed(CATALOG_TABLES):  # children before parents
         con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
     c = catalog.course
-    con.execute("INSERT INTO course VALUES (?, ?, ?, ?, ?)", (c.title, c.title_zh, c.author, c.url, c.edition))
+    con.execute(
+        "INSERT INTO course VALUES (?, ?, ?, ?, ?)", (c.title, c.title_zh, c.author, c.url, c.edition)
+    )
     ordinal = 0
     for track in sorted(catalog.tracks, key=lambda t: t.order):
-        con.execute("INSERT INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (track.id, track.order, track.title, track.title_zh, _join(track.aliases),
-                     track.summary, track.summary_zh))  # fmt: skip
+        con.execute(
+            "INSERT INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                track.id,
+                track.order,
+                track.title,
+                track.title_zh,
+                _join(track.aliases),
+                track.summary,
+                track.summary_zh,
+            ),
+        )
         for mod in sorted(track.modules, key=lambda m: m.order):
             ordinal += 1
-            con.execute("INSERT INTO modules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (mod.id, track.id, mod.order, ordinal, f"{track.order}.{mod.order}", mod.title, mod.title_zh,
-                         _join(mod.aliases), mod.summary, mod.summary_zh))  # fmt: skip
-            con.executemany("INSERT INTO module_topics VALUES (?, ?, ?, ?)",
-                            [(mod.id, i, en, zh) for i, (en, zh) in enumerate(zip(mod.topics, mod.topics_zh, strict=True), 1)])
+            con.execute(
+                "INSERT INTO modules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    mod.id,
+                    track.id,
+                    mod.order,
+                    ordinal,
+                    f"{track.order}.{mod.order}",
+                    mod.title,
+                    mod.title_zh,
+                    _join(mod.aliases),
+                    mod.summary,
+                    mod.summary_zh,
+                ),
+            )
+            con.executemany(
+                "INSERT INTO module_topics VALUES (?, ?, ?, ?)",
+                [
+                    (mod.id, i, en, zh)
+                    for i, (en, zh) in enumerate(zip(mod.topics, mod.topics_zh, strict=True), 1)
+                ],
+            )
             _insert_resources(con, "resources", mod.id, mod.resources)
             _insert_resources(con, "module_references", mod.id, mod.references)
     for position, nb in enumerate(catalog.notebooks, 1):
         cur = con.execute(
             "INSERT INTO notebooks (position, name, category, aliases, description, description_zh, "
             "article_url, colab_url, repo_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (position, nb.name, nb.category, _join(nb.aliases), nb.description, nb.description_zh,
-             nb.article_url, nb.colab_url, nb.repo_url),
-        )  # fmt: skip
-        con.executemany("INSERT INTO notebook_modules VALUES (?, ?)", [(cur.lastrowid, m) for m in nb.modules])
+            (
+                position,
+                nb.name,
+                nb.category,
+                _join(nb.aliases),
+                nb.description,
+                nb.description_zh,
+                nb.article_url,
+                nb.colab_url,
+                nb.repo_url,
+            ),
+        )
+        con.executemany(
+            "INSERT INTO notebook_modules VALUES (?, ?)", [(cur.lastrowid, m) for m in nb.modules]
+        )
     for term in catalog.glossary:
-        cur = con.execute("INSERT INTO glossary (en, zh, en_alt, zh_alt, definition) VALUES (?, ?, ?, ?, ?)",
-                          (term.en, term.zh, _join(term.en_alt), _join(term.zh_alt), term.definition))
-        con.executemany("INSERT INTO glossary_modules VALUES (?, ?)", [(cur.lastrowid, m) for m in term.modules])
+        cur = con.execute(
+            "INSERT INTO glossary (en, zh, en_alt, zh_alt, definition) VALUES (?, ?, ?, ?, ?)",
+            (term.en, term.zh, _join(term.en_alt), _join(term.zh_alt), term.definition),
+        )
+        con.executemany(
+            "INSERT INTO glossary_modules VALUES (?, ?)", [(cur.lastrowid, m) for m in term.modules]
+        )
 
 
 def _insert_resources(con: sqlite3.Connection, table: str, module_id: str, items: Sequence[Resource]) -> None:
@@ -282,7 +348,9 @@ def record_quiz_attempt(
     if score is None:
         score = 1.0 if correct else 0.0
     if not 0.0 <= score <= 1.0:
-        raise ConfigError(f"quiz score must be between 0 and 1, got {score}", "pass score=correct answers/total")
+        raise ConfigError(
+            f"quiz score must be between 0 and 1, got {score}", "pass score=correct answers/total"
+        )
     ensure_course_db(db_path)
     when = _utc_text(taken_at) if taken_at else _now()
     with _writer(Path(db_path)) as con:
@@ -326,7 +394,10 @@ def update_mastery(db_path: Path, module_id: str, mastery: float | None = None) 
 
 
 def _check_module(con: sqlite3.Connection, module_id: str | None) -> None:
-    if module_id is not None and con.execute("SELECT 1 FROM modules WHERE id = ?", (module_id,)).fetchone() is None:
+    if (
+        module_id is not None
+        and con.execute("SELECT 1 FROM modules WHERE id = ?", (module_id,)).fetchone() is None
+    ):
         known = ", ".join(r[0] for r in con.execute("SELECT id FROM modules ORDER BY id"))
         raise ConfigError(f"unknown course module {module_id!r}", f"use one of: {known}")
 
@@ -337,11 +408,20 @@ def _refresh_mastery(con: sqlite3.Connection, module_id: str, explicit: float | 
         (module_id,),
     ).fetchall()
     weights = [MASTERY_DECAY**i for i in range(len(scores))]
-    value = explicit if explicit is not None else (
-        sum(w * s for w, (s, _, _) in zip(weights, scores, strict=True)) / sum(weights) if scores else 0.0
-    )  # fmt: skip
-    row = MasteryRow(module_id=module_id, attempts=len(scores), correct=sum(c for _, c, _ in scores),
-                     mastery=round(value, 4), last_attempt_at=scores[0][2] if scores else None)  # fmt: skip
+    value = (
+        explicit
+        if explicit is not None
+        else (
+            sum(w * s for w, (s, _, _) in zip(weights, scores, strict=True)) / sum(weights) if scores else 0.0
+        )
+    )
+    row = MasteryRow(
+        module_id=module_id,
+        attempts=len(scores),
+        correct=sum(c for _, c, _ in scores),
+        mastery=round(value, 4),
+        last_attempt_at=scores[0][2] if scores else None,
+    )
     con.execute(
         "INSERT OR REPLACE INTO module_mastery VALUES (?, ?, ?, ?, ?, ?)",
         (row.module_id, row.attempts, row.correct, row.mastery, row.last_attempt_at, _now()),

@@ -24,14 +24,60 @@ from llmtutor.knowledge.sql_guard import QueryTimeoutError, SQLExecutionError, U
 
 # Pure functions a read-only query may call (lower-case, as SQLite's authorizer names them).
 # Anything else - load_extension, zeroblob, randomblob, fts3_tokenizer, ... - is denied.
-ALLOWED_FUNCTIONS = frozenset({
-    "count", "sum", "total", "avg", "min", "max", "group_concat", "string_agg",
-    "lower", "upper", "length", "substr", "substring", "trim", "ltrim", "rtrim", "replace", "instr",
-    "like", "glob", "coalesce", "ifnull", "nullif", "iif", "if", "round", "abs", "typeof", "printf",
-    "format", "char", "unicode", "date", "time", "datetime", "julianday", "strftime", "unixepoch",
-    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
-    "first_value", "last_value", "nth_value",
-})  # fmt: skip
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        "count",
+        "sum",
+        "total",
+        "avg",
+        "min",
+        "max",
+        "group_concat",
+        "string_agg",
+        "lower",
+        "upper",
+        "length",
+        "substr",
+        "substring",
+        "trim",
+        "ltrim",
+        "rtrim",
+        "replace",
+        "instr",
+        "like",
+        "glob",
+        "coalesce",
+        "ifnull",
+        "nullif",
+        "iif",
+        "if",
+        "round",
+        "abs",
+        "typeof",
+        "printf",
+        "format",
+        "char",
+        "unicode",
+        "date",
+        "time",
+        "datetime",
+        "julianday",
+        "strftime",
+        "unixepoch",
+        "row_number",
+        "rank",
+        "dense_rank",
+        "percent_rank",
+        "cume_dist",
+        "ntile",
+        "lag",
+        "lead",
+        "first_value",
+        "last_value",
+        "nth_value",
+    }
+)
+
 
 class QueryResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -59,10 +105,18 @@ def schema_prompt(db_path: Path, sample_rows: int = 2, width: int = 40) -> str:
             columns = [d[0] for d in cur.description]
             lines.append(f"{table}({', '.join(columns)})")
             for row in cur.fetchall():
-                cells = [repr(v if not isinstance(v, str) or len(v) <= width else v[: width - 1] + "…") for v in row]
+                cells = [
+                    repr(v if not isinstance(v, str) or len(v) <= width else v[: width - 1] + "…")
+                    for v in row
+                ]
                 lines.append("  (" + ", ".join(cells) + ")")
-        lines.append("Module ids: " + "; ".join(
-            f"{i} = {t} / {z}" for i, t, z in con.execute("SELECT id, title, title_zh FROM modules ORDER BY ordinal")))
+        lines.append(
+            "Module ids: "
+            + "; ".join(
+                f"{i} = {t} / {z}"
+                for i, t, z in con.execute("SELECT id, title, title_zh FROM modules ORDER BY ordinal")
+            )
+        )
     finally:
         con.close()
     return "\n".join(lines)
@@ -125,12 +179,16 @@ def run_readonly(db_path: Path, sql: str, *, timeout_s: float = 2.0, max_rows: i
                     f"the query ran longer than {timeout_s:g} s and was stopped",
                     "simplify it: fewer joins, no recursive CTE",
                 ) from None
-            if any(k in message for k in ("not authorized", "authorization denied", "prohibited", "readonly",
-                                          "read-only")):  # fmt: skip
+            if any(
+                k in message
+                for k in ("not authorized", "authorization denied", "prohibited", "readonly", "read-only")
+            ):
                 raise UnsafeSQLError(
                     f"refused: the course database is read-only ({message})",
                     "ask a question about the catalog or your quiz history; only SELECT queries run here",
                 ) from None
             raise SQLExecutionError(f"SQLite error: {message}", "fix the query and try again") from None
         columns = [d[0] for d in cur.description or ()]
-    return QueryResult(columns=columns, rows=[list(r) for r in rows[:max_rows]], truncated=len(rows) > max_rows)
+    return QueryResult(
+        columns=columns, rows=[list(r) for r in rows[:max_rows]], truncated=len(rows) > max_rows
+    )

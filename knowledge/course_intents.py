@@ -20,11 +20,31 @@ from llmtutor.knowledge.catalog import Catalog, load_catalog
 from llmtutor.knowledge.course_lexicon import Mention, lexicon, normalize
 
 Intent = Literal[
-    "count_resources", "list_resources", "resource_details", "resources_per_module", "resources_per_kind",
-    "count_modules", "list_modules", "module_details", "module_topics", "count_topics", "count_tracks", "list_tracks",
-    "count_notebooks", "list_notebooks", "notebook_details", "count_terms", "list_terms", "term_details",
-    "count_quizzes", "quiz_accuracy", "list_quizzes", "quizzes_per_module", "mastery", "unquizzed_modules",
-]  # fmt: skip
+    "count_resources",
+    "list_resources",
+    "resource_details",
+    "resources_per_module",
+    "resources_per_kind",
+    "count_modules",
+    "list_modules",
+    "module_details",
+    "module_topics",
+    "count_topics",
+    "count_tracks",
+    "list_tracks",
+    "count_notebooks",
+    "list_notebooks",
+    "notebook_details",
+    "count_terms",
+    "list_terms",
+    "term_details",
+    "count_quizzes",
+    "quiz_accuracy",
+    "list_quizzes",
+    "quizzes_per_module",
+    "mastery",
+    "unquizzed_modules",
+]
 Focus = Literal["track", "summary", "zh", "en", "definition", "author", "url", "modules", "mastered"]
 Language = Literal["en", "zh"]
 
@@ -52,21 +72,40 @@ class QueryPlan(BaseModel):
 
 # Slots a plan must have before it can run.
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "resource_details": ("resource",), "module_details": ("module",), "module_topics": ("module",),
-    "count_topics": ("module",), "notebook_details": ("notebook",), "term_details": ("term",),
-}  # fmt: skip
+    "resource_details": ("resource",),
+    "module_details": ("module",),
+    "module_topics": ("module",),
+    "count_topics": ("module",),
+    "notebook_details": ("notebook",),
+    "term_details": ("term",),
+}
 # Catalog slots each intent reads (filled from mentions when an LLM picked the intent).
 INTENT_SLOTS: dict[str, tuple[str, ...]] = {
-    "count_resources": ("module", "track", "kind", "author"), "list_resources": ("module", "track", "kind", "author"),
-    "resource_details": ("resource",), "resources_per_module": ("track", "kind"),
-    "resources_per_kind": ("module", "track"), "count_modules": ("track",), "list_modules": ("track",),
-    "module_details": ("module",), "module_topics": ("module",), "count_topics": ("module",), "count_tracks": (),
+    "count_resources": ("module", "track", "kind", "author"),
+    "list_resources": ("module", "track", "kind", "author"),
+    "resource_details": ("resource",),
+    "resources_per_module": ("track", "kind"),
+    "resources_per_kind": ("module", "track"),
+    "count_modules": ("track",),
+    "list_modules": ("track",),
+    "module_details": ("module",),
+    "module_topics": ("module",),
+    "count_topics": ("module",),
+    "count_tracks": (),
     "list_tracks": (),
-    "count_notebooks": ("module", "category"), "list_notebooks": ("module", "category"),
-    "notebook_details": ("notebook",), "count_terms": ("module",), "list_terms": ("module",),
-    "term_details": ("term",), "count_quizzes": ("module",), "quiz_accuracy": ("module",),
-    "list_quizzes": ("module",), "quizzes_per_module": (), "mastery": ("module",), "unquizzed_modules": ("track",),
-}  # fmt: skip
+    "count_notebooks": ("module", "category"),
+    "list_notebooks": ("module", "category"),
+    "notebook_details": ("notebook",),
+    "count_terms": ("module",),
+    "list_terms": ("module",),
+    "term_details": ("term",),
+    "count_quizzes": ("module",),
+    "quiz_accuracy": ("module",),
+    "list_quizzes": ("module",),
+    "quizzes_per_module": (),
+    "mastery": ("module",),
+    "unquizzed_modules": ("track",),
+}
 
 
 @dataclass
@@ -86,70 +125,286 @@ def _words(*alternatives: str) -> re.Pattern[str]:
 
 
 CUES: dict[str, re.Pattern[str]] = {
-    "quiz": _words(r"quiz\w*", r"attempts?", r"answered", r"tests? (?:i|I've)", r"questions? (?:did|have) I",
-                   r"I (?:got|answered|missed|failed)", r"my (?:answers|mistakes)", "测验", "小测", "测试", "答题",
-                   "做题", "做过的题", "题目"),
-    "mastery": _words(r"master\w*", r"proficien\w*", r"progress", r"weak\w*", r"strong\w*", r"how good am I",
-                      r"how well do I know", r"how am I doing", "掌握", "熟练", "进度", "薄弱", "擅长"),
+    "quiz": _words(
+        r"quiz\w*",
+        r"attempts?",
+        r"answered",
+        r"tests? (?:i|I've)",
+        r"questions? (?:did|have) I",
+        r"I (?:got|answered|missed|failed)",
+        r"my (?:answers|mistakes)",
+        "测验",
+        "小测",
+        "测试",
+        "答题",
+        "做题",
+        "做过的题",
+        "题目",
+    ),
+    "mastery": _words(
+        r"master\w*",
+        r"proficien\w*",
+        r"progress",
+        r"weak\w*",
+        r"strong\w*",
+        r"how good am I",
+        r"how well do I know",
+        r"how am I doing",
+        "掌握",
+        "熟练",
+        "进度",
+        "薄弱",
+        "擅长",
+    ),
     "notebook": _words(r"notebooks?", r"colabs?", "笔记本", "笔记"),
     "term": _words(r"glossary", r"terms?", r"terminology", r"vocabulary", "术语", "词汇", "名词"),
     "resource": _words(r"resources?", r"links?", r"readings?", r"materials?", "资源", "资料", "链接"),
     "module": _words(r"modules?", r"chapters?", r"sections?", r"units?", r"lessons?", "模块", "章节", "单元"),
     "track": _words(r"tracks?", r"parts?", r"paths?", "路线", "方向", "部分", "板块"),
-}  # fmt: skip
-QUESTION_WORDS = _words(r"how many", r"how much", r"number of", r"count", r"which", r"what", r"list", r"show",
-                        r"give", r"name", r"tell", r"who", "多少", "几", "哪些", "哪个", "哪", "列出", "什么", "谁")
+}
+QUESTION_WORDS = _words(
+    r"how many",
+    r"how much",
+    r"number of",
+    r"count",
+    r"which",
+    r"what",
+    r"list",
+    r"show",
+    r"give",
+    r"name",
+    r"tell",
+    r"who",
+    "多少",
+    "几",
+    "哪些",
+    "哪个",
+    "哪",
+    "列出",
+    "什么",
+    "谁",
+)
 COUNT = _words(r"how many", r"number of", r"count", r"total", "多少", "数量", "总数", r"(?<!哪)几")
 TOP = _words(r"most(?! recent)", r"fewest", r"least", r"biggest", r"largest", r"smallest", "最多", "最少")
 LEAST = _words(r"fewest", r"least", r"smallest", "最少")
-PER_GROUP = _words(r"per", r"each", r"every", r"by (?:module|kind|type|category|track)", r"breakdown",
-                   "每个", "每一个", "每种", "各个", "各模块", "按模块", "按类型", "分别")
-KIND_GROUP = _words(r"(?:per|each|by|every) (?:kind|type|format)", r"kinds of", r"types of", "每种", "类型",
-                    "按类型", "各类")
-ACCURACY = _words(r"accuracy", r"average", r"mean score", r"success rate", r"how well", r"percentage",
-                  r"my score", r"scores?", "正确率", "准确率", "平均分", "得分", "平均成绩", "成绩", "分数")
+PER_GROUP = _words(
+    r"per",
+    r"each",
+    r"every",
+    r"by (?:module|kind|type|category|track)",
+    r"breakdown",
+    "每个",
+    "每一个",
+    "每种",
+    "各个",
+    "各模块",
+    "按模块",
+    "按类型",
+    "分别",
+)
+KIND_GROUP = _words(
+    r"(?:per|each|by|every) (?:kind|type|format)", r"kinds of", r"types of", "每种", "类型", "按类型", "各类"
+)
+ACCURACY = _words(
+    r"accuracy",
+    r"average",
+    r"mean score",
+    r"success rate",
+    r"how well",
+    r"percentage",
+    r"my score",
+    r"scores?",
+    "正确率",
+    "准确率",
+    "平均分",
+    "得分",
+    "平均成绩",
+    "成绩",
+    "分数",
+)
 RIGHT = _words(r"right", r"correct(?:ly)?", r"passed", "答对", "做对", "正确")
-WRONG = _words(r"wrong", r"incorrect(?:ly)?", r"missed", r"failed", r"mistakes?", "答错", "做错", "错误", "错题")
-LISTING = _words(r"show", r"list", r"history", r"last", r"recent", r"latest", r"when", "最近", "记录", "历史",
-                 "列出", "显示", "上一次", "上次")
-UNQUIZZED = _words(r"not (?:yet )?(?:been )?quizz?ed", r"(?:haven'?t|have not|didn'?t|did not) (?:I )?(?:yet )?"
-                   r"(?:been )?(?:quizz?ed|studied|tried|practi[cs]ed|taken|touched)", r"never", r"untested",
-                   "还没", "没有做", "没做过", "没测", "未测")
+WRONG = _words(
+    r"wrong", r"incorrect(?:ly)?", r"missed", r"failed", r"mistakes?", "答错", "做错", "错误", "错题"
+)
+LISTING = _words(
+    r"show",
+    r"list",
+    r"history",
+    r"last",
+    r"recent",
+    r"latest",
+    r"when",
+    "最近",
+    "记录",
+    "历史",
+    "列出",
+    "显示",
+    "上一次",
+    "上次",
+)
+UNQUIZZED = _words(
+    r"not (?:yet )?(?:been )?quizz?ed",
+    r"(?:haven'?t|have not|didn'?t|did not) (?:I )?(?:yet )?"
+    r"(?:been )?(?:quizz?ed|studied|tried|practi[cs]ed|taken|touched)",
+    r"never",
+    r"untested",
+    "还没",
+    "没有做",
+    "没做过",
+    "没测",
+    "未测",
+)
 MASTERED = _words(r"mastered", r"master", "掌握了", "已掌握", "掌握得好")
-WEAKEST = _words(r"weak\w*", r"worst", r"lowest", r"review", r"struggl\w*", "薄弱", "最差", "最低", "复习", "不熟")
+WEAKEST = _words(
+    r"weak\w*", r"worst", r"lowest", r"review", r"struggl\w*", "薄弱", "最差", "最低", "复习", "不熟"
+)
 STRONGEST = _words(r"strong\w*", r"best", r"highest", "最好", "最高", "最擅长")
-TODAY, WEEK, MONTH = _words(r"today", "今天", "今日"), _words(r"this week", r"past week", r"last 7 days",
-                                                           "本周", "这周", "这个星期", "最近一周", "七天"), \
-    _words(r"this month", r"past month", r"last 30 days", "本月", "这个月", "最近一个月")  # fmt: skip
-TERM_LOOKUP = _words(r"in chinese", r"in english", r"chinese (?:for|of|word|term|name)", r"english (?:for|of|word|term|"
-                     r"name)", r"translat\w*", r"defin\w*", r"mean(?:s|ing)?", r"glossary", "英文", "中文",
-                     "英语", "怎么说", "翻译", "定义", "什么意思", "术语", "意思")
-TOPICS = _words(r"topics?", r"cover(?:s|ed)?", r"key ideas?", r"subjects?", "主题", "涵盖", "知识点", "内容", "讲什么")
+TODAY, WEEK, MONTH = (
+    _words(r"today", "今天", "今日"),
+    _words(r"this week", r"past week", r"last 7 days", "本周", "这周", "这个星期", "最近一周", "七天"),
+    _words(r"this month", r"past month", r"last 30 days", "本月", "这个月", "最近一个月"),
+)
+TERM_LOOKUP = _words(
+    r"in chinese",
+    r"in english",
+    r"chinese (?:for|of|word|term|name)",
+    r"english (?:for|of|word|term|"
+    r"name)",
+    r"translat\w*",
+    r"defin\w*",
+    r"mean(?:s|ing)?",
+    r"glossary",
+    "英文",
+    "中文",
+    "英语",
+    "怎么说",
+    "翻译",
+    "定义",
+    "什么意思",
+    "术语",
+    "意思",
+)
+TOPICS = _words(
+    r"topics?", r"cover(?:s|ed)?", r"key ideas?", r"subjects?", "主题", "涵盖", "知识点", "内容", "讲什么"
+)
 WHO = _words(r"who", r"author", r"wrote", r"written", r"made", r"created", r"by whom", "作者", "谁")
-LINK = _words(r"links?", r"urls?", r"colab", r"where can i (?:find|open)", r"open", r"address", "链接", "地址",
-              "网址", "打开")
+LINK = _words(
+    r"links?",
+    r"urls?",
+    r"colab",
+    r"where can i (?:find|open)",
+    r"open",
+    r"address",
+    "链接",
+    "地址",
+    "网址",
+    "打开",
+)
 MODULES_OF = _words(r"which modules?", r"what modules?", r"module", "哪个模块", "哪些模块", "模块")
-WHICH_TRACK = _words(r"which (?:track|part|path)", r"what (?:track|part|path)", r"belongs?", r"in which",
-                     "哪个路线", "哪条路线", "哪个部分", "属于", "哪个方向")
-SUMMARY = _words(r"about", r"summary", r"summar\w*", r"describe", r"what is", "讲什么", "关于什么", "简介", "介绍")
-MENTIONS = re.compile(r"(?:mention(?:s|ed|ing)?|refer(?:s|ring)? to|talk(?:s)? about|contain(?:s|ing)?|"
-                      r"include(?:s|ing)?|about|covering|cover(?:s)?|on|use(?:s)?|using|with|regarding|"
-                      r"related to)\s+(.+?)\s*[?？.!。]*$|(?:提到|提及|涉及|关于|讲|用到|使用|包含|含有)了?\s*(.+?)\s*"
-                      r"(?:的|相关|有关)|(?:提到|提及|涉及|用到|包含|含有)了?\s*(.+?)\s*[?？.!。]*$", re.I)  # fmt: skip
+WHICH_TRACK = _words(
+    r"which (?:track|part|path)",
+    r"what (?:track|part|path)",
+    r"belongs?",
+    r"in which",
+    "哪个路线",
+    "哪条路线",
+    "哪个部分",
+    "属于",
+    "哪个方向",
+)
+SUMMARY = _words(
+    r"about", r"summary", r"summar\w*", r"describe", r"what is", "讲什么", "关于什么", "简介", "介绍"
+)
+MENTIONS = re.compile(
+    r"(?:mention(?:s|ed|ing)?|refer(?:s|ring)? to|talk(?:s)? about|contain(?:s|ing)?|"
+    r"include(?:s|ing)?|about|covering|cover(?:s)?|on|use(?:s)?|using|with|regarding|"
+    r"related to)\s+(.+?)\s*[?？.!。]*$|(?:提到|提及|涉及|关于|讲|用到|使用|包含|含有)了?\s*(.+?)\s*"
+    r"(?:的|相关|有关)|(?:提到|提及|涉及|用到|包含|含有)了?\s*(.+?)\s*[?？.!。]*$",
+    re.I,
+)
 FIRST_LAST = _words(r"first", r"last", r"final", "第一个", "最后一个", "第一", "最后")
-LITERAL_SEARCH = _words(r"mention\w*", r"refer\w*", r"contain\w*", r"talk\w* about", "提到", "提及", "包含", "含有")
-NUMBER = re.compile(r"(?:last|top|first|recent|latest|前|最近)\s*(\d{1,3}|[一二两三四五六七八九十])(?!\s*(?:days?|weeks?|months?|天|周|个月|日))", re.I)
+LITERAL_SEARCH = _words(
+    r"mention\w*", r"refer\w*", r"contain\w*", r"talk\w* about", "提到", "提及", "包含", "含有"
+)
+NUMBER = re.compile(
+    r"(?:last|top|first|recent|latest|前|最近)\s*(\d{1,3}|[一二两三四五六七八九十])(?!\s*(?:days?|weeks?|months?|天|周|个月|日))",
+    re.I,
+)
 _ZH_DIGITS = {c: i for i, c in enumerate("一二三四五六七八九十", 1)} | {"两": 2}
-WRITE_VERBS = _words(r"delete", r"drop", r"remove", r"erase", r"wipe", r"truncate", r"insert", r"alter",
-                     r"overwrite", r"reset", r"clear", r"update", r"modify", r"replace", r"rename",
-                     "删除", "删掉", "删去", "清空", "清除", "修改", "更新", "插入", "重置", "篡改", "改成", "改为",
-                     "抹掉", "丢弃")
-WRITE_OBJECTS = _words(r"quiz\w*", r"attempts?", r"rows?", r"records?", r"tables?", r"database", r"db", r"data",
-                       r"mastery", r"scores?", r"history", r"everything", r"all", r"entries", r"progress",
-                       r"modules?", r"resources?", r"notebooks?", r"glossary", "测验", "记录", "数据", "表",
-                       "数据库", "成绩", "分数", "掌握", "全部", "所有", "进度", "历史")
-INJECTION = _words(r"ignore (?:all |the |any )?(?:previous|prior|above|earlier) instructions?", r"disregard",
-                   r"you are now", r"system prompt", "忽略之前", "忽略以上", "忽略前面", "无视")
+WRITE_VERBS = _words(
+    r"delete",
+    r"drop",
+    r"remove",
+    r"erase",
+    r"wipe",
+    r"truncate",
+    r"insert",
+    r"alter",
+    r"overwrite",
+    r"reset",
+    r"clear",
+    r"update",
+    r"modify",
+    r"replace",
+    r"rename",
+    "删除",
+    "删掉",
+    "删去",
+    "清空",
+    "清除",
+    "修改",
+    "更新",
+    "插入",
+    "重置",
+    "篡改",
+    "改成",
+    "改为",
+    "抹掉",
+    "丢弃",
+)
+WRITE_OBJECTS = _words(
+    r"quiz\w*",
+    r"attempts?",
+    r"rows?",
+    r"records?",
+    r"tables?",
+    r"database",
+    r"db",
+    r"data",
+    r"mastery",
+    r"scores?",
+    r"history",
+    r"everything",
+    r"all",
+    r"entries",
+    r"progress",
+    r"modules?",
+    r"resources?",
+    r"notebooks?",
+    r"glossary",
+    "测验",
+    "记录",
+    "数据",
+    "表",
+    "数据库",
+    "成绩",
+    "分数",
+    "掌握",
+    "全部",
+    "所有",
+    "进度",
+    "历史",
+)
+INJECTION = _words(
+    r"ignore (?:all |the |any )?(?:previous|prior|above|earlier) instructions?",
+    r"disregard",
+    r"you are now",
+    r"system prompt",
+    "忽略之前",
+    "忽略以上",
+    "忽略前面",
+    "无视",
+)
 
 
 def language_of(text: str) -> Language:
@@ -165,14 +420,16 @@ def write_request(text: str) -> str | None:
     norm = normalize(text)
     injected = INJECTION.search(norm) is not None
     for verb in WRITE_VERBS.finditer(norm):
-        after = norm[verb.end():]
+        after = norm[verb.end() :]
         if verb.group().isascii():
             if re.match(r"\s+(?:me|us)\b", after, re.I) and not injected:
                 continue
             window = re.match(r"(?:\s*\S+){0,5}", after)
             hit = window is not None and WRITE_OBJECTS.search(window.group())
         else:
-            hit = WRITE_OBJECTS.search(after[:12]) or WRITE_OBJECTS.search(norm[max(0, verb.start() - 12):verb.start()])
+            hit = WRITE_OBJECTS.search(after[:12]) or WRITE_OBJECTS.search(
+                norm[max(0, verb.start() - 12) : verb.start()]
+            )
         if hit or injected:
             return verb.group()
     return None
@@ -185,7 +442,11 @@ def parse_question(text: str, catalog: Catalog | None = None) -> Parse:
     found = _head_nouns_decide(norm, lexicon(catalog).mentions(norm))
     cues = _cue_positions(norm, found)
     target = _target(norm, [c for c in cues if not c[2]])
-    plan = _learner_plan(norm, found, cues, target) or _lookup_plan(norm, found, target) or _entity_plan(norm, found, target)
+    plan = (
+        _learner_plan(norm, found, cues, target)
+        or _lookup_plan(norm, found, target)
+        or _entity_plan(norm, found, target)
+    )
     if plan is None:
         why = "no table of the course database is named (resources, modules, tracks, notebooks, glossary, quizzes)"
         return Parse(None, lang, reason=why)
@@ -213,7 +474,7 @@ def _head_nouns_decide(text: str, found: list[Mention]) -> list[Mention]:
     keep = []
     for m in found:
         rivals = [r for r in found if (r.start, r.end) == (m.start, m.end) and r.slot != m.slot]
-        head = next((slot for slot, cue in _HEAD_NOUN.items() if cue.match(text[m.end:].lstrip())), None)
+        head = next((slot for slot, cue in _HEAD_NOUN.items() if cue.match(text[m.end :].lstrip())), None)
         if rivals and head and any(r.slot == head for r in rivals) and m.slot != head:
             continue
         keep.append(m)
@@ -258,7 +519,7 @@ def _module_or_category(text: str, found: list[Mention]) -> tuple[str | None, st
     """For notebooks: 'quantization notebooks' is a category, 'the quantization module' a module."""
     module = _pick(found, "module")
     category = _pick(found, "category")
-    if module and re.match(r"\s*(?:module|模块)", text[module.end:], re.I):
+    if module and re.match(r"\s*(?:module|模块)", text[module.end :], re.I):
         return module.value, None
     if category:
         return None, category.value
@@ -266,7 +527,15 @@ def _module_or_category(text: str, found: list[Mention]) -> tuple[str | None, st
 
 
 def _time_filter(text: str) -> Literal["today", "week", "month"] | None:
-    return "today" if TODAY.search(text) else "week" if WEEK.search(text) else "month" if MONTH.search(text) else None
+    return (
+        "today"
+        if TODAY.search(text)
+        else "week"
+        if WEEK.search(text)
+        else "month"
+        if MONTH.search(text)
+        else None
+    )
 
 
 def _number(text: str) -> int | None:
@@ -278,15 +547,21 @@ def _number(text: str) -> int | None:
     return max(1, min(value, 200))
 
 
-def _learner_plan(text: str, found: list[Mention], cues: list[tuple[int, str, bool]], target: str | None
-                  ) -> QueryPlan | None:  # fmt: skip
+def _learner_plan(
+    text: str, found: list[Mention], cues: list[tuple[int, str, bool]], target: str | None
+) -> QueryPlan | None:
     kinds = {entity for _, entity, _ in cues}
     learner = bool(kinds & {"quiz", "mastery"}) or bool(
-        re.search(r"正确率|准确率|平均分|平均成绩|得分率|我的?(?:成绩|分数|得分)|答对|答错|做对|做错|错题", text))
+        re.search(
+            r"正确率|准确率|平均分|平均成绩|得分率|我的?(?:成绩|分数|得分)|答对|答错|做对|做错|错题", text
+        )
+    )
     if not learner:
         return None
     module = _slot(found, "module")
-    correct = True if RIGHT.search(text) and not ACCURACY.search(text) else False if WRONG.search(text) else None
+    correct = (
+        True if RIGHT.search(text) and not ACCURACY.search(text) else False if WRONG.search(text) else None
+    )
     since, number = _time_filter(text), _number(text)
     if UNQUIZZED.search(text) and CUES["module"].search(text):
         return QueryPlan(intent="unquizzed_modules", track=_slot(found, "track"))
@@ -294,8 +569,9 @@ def _learner_plan(text: str, found: list[Mention], cues: list[tuple[int, str, bo
         order = "least" if WEAKEST.search(text) else "most" if STRONGEST.search(text) else None
         focus = "mastered" if MASTERED.search(text) and not order and module is None else None
         single = order and not re.search(r"modules|topics|模块们|哪些", text, re.I)
-        return QueryPlan(intent="mastery", module=module, order=order, focus=focus,
-                         limit=number or (1 if single else None))  # fmt: skip
+        return QueryPlan(
+            intent="mastery", module=module, order=order, focus=focus, limit=number or (1 if single else None)
+        )
     if TOP.search(text) or PER_GROUP.search(text) or (target == "module" and module is None):
         order = "least" if LEAST.search(text) else "most"
         return QueryPlan(intent="quizzes_per_module", order=order, limit=1 if TOP.search(text) else None)
@@ -303,7 +579,9 @@ def _learner_plan(text: str, found: list[Mention], cues: list[tuple[int, str, bo
         return QueryPlan(intent="quiz_accuracy", module=module, since=since)
     if COUNT.search(text) and not (number and LISTING.search(text)):
         return QueryPlan(intent="count_quizzes", module=module, correct=correct, since=since)
-    limit = number or (1 if re.search(r"\b(?:last|latest|most recent) quiz\b|上一次|上次|最后一次", text, re.I) else None)
+    limit = number or (
+        1 if re.search(r"\b(?:last|latest|most recent) quiz\b|上一次|上次|最后一次", text, re.I) else None
+    )
     return QueryPlan(intent="list_quizzes", module=module, correct=correct, since=since, limit=limit)
 
 
@@ -311,13 +589,19 @@ def _lookup_plan(text: str, found: list[Mention], target: str | None) -> QueryPl
     """Questions about one named item: a term, a resource, a notebook, a module."""
     term = _pick(found, "term")
     if term and TERM_LOOKUP.search(text) and target in (None, "term"):
-        focus = ("zh" if re.search(r"chinese|中文", text, re.I) else "en" if re.search(r"english|英文|英语", text, re.I)
-                 else "definition")  # fmt: skip
+        focus = (
+            "zh"
+            if re.search(r"chinese|中文", text, re.I)
+            else "en"
+            if re.search(r"english|英文|英语", text, re.I)
+            else "definition"
+        )
         return QueryPlan(intent="term_details", term=term.value, focus=focus)
     resource = _pick(found, "resource")
     if resource and (WHO.search(text) or LINK.search(text)) and target in (None, "resource"):
-        return QueryPlan(intent="resource_details", resource=resource.value,
-                         focus="author" if WHO.search(text) else "url")  # fmt: skip
+        return QueryPlan(
+            intent="resource_details", resource=resource.value, focus="author" if WHO.search(text) else "url"
+        )
     notebook = _pick(found, "notebook")
     if notebook and target in (None, "notebook", "module", "track", "resource") and not COUNT.search(text):
         focus = "modules" if MODULES_OF.search(text) else "url" if LINK.search(text) else None
@@ -325,7 +609,9 @@ def _lookup_plan(text: str, found: list[Mention], target: str | None) -> QueryPl
     module = _pick(found, "module")
     if module and target in (None, "module", "track"):
         if TOPICS.search(text):
-            return QueryPlan(intent="count_topics" if COUNT.search(text) else "module_topics", module=module.value)
+            return QueryPlan(
+                intent="count_topics" if COUNT.search(text) else "module_topics", module=module.value
+            )
         if target == "track" or WHICH_TRACK.search(text):
             return QueryPlan(intent="module_details", module=module.value, focus="track")
         if target is None or (SUMMARY.search(text) and not COUNT.search(text)):
@@ -359,8 +645,12 @@ def _entity_plan(text: str, found: list[Mention], target: str | None) -> QueryPl
             module = category = None
         else:
             keyword = None
-        return QueryPlan(intent="count_notebooks" if count else "list_notebooks", module=module,
-                         category=category, keyword=keyword)  # fmt: skip
+        return QueryPlan(
+            intent="count_notebooks" if count else "list_notebooks",
+            module=module,
+            category=category,
+            keyword=keyword,
+        )
     if target == "term":
         return QueryPlan(intent="count_terms" if count else "list_terms", module=_slot(found, "module"))
     if target == "resource" or (target == "module" and top and CUES["resource"].search(text)):
@@ -368,11 +658,22 @@ def _entity_plan(text: str, found: list[Mention], target: str | None) -> QueryPl
         if KIND_GROUP.search(text) and not kind:
             return QueryPlan(intent="resources_per_kind", track=track, module=module)
         if top or (PER_GROUP.search(text) and not module):
-            return QueryPlan(intent="resources_per_module", track=track, kind=kind,
-                             order="least" if LEAST.search(text) else "most", limit=1 if top else None)  # fmt: skip
+            return QueryPlan(
+                intent="resources_per_module",
+                track=track,
+                kind=kind,
+                order="least" if LEAST.search(text) else "most",
+                limit=1 if top else None,
+            )
         keyword = _keyword(text, "resource") if LITERAL_SEARCH.search(text) else None
-        return QueryPlan(intent="count_resources" if count else "list_resources", module=module,
-                         track=None if module else track, kind=kind, author=author, keyword=keyword)  # fmt: skip
+        return QueryPlan(
+            intent="count_resources" if count else "list_resources",
+            module=module,
+            track=None if module else track,
+            kind=kind,
+            author=author,
+            keyword=keyword,
+        )
     if target == "module":
         if count:
             return QueryPlan(intent="count_modules", track=track)
@@ -381,12 +682,20 @@ def _entity_plan(text: str, found: list[Mention], target: str | None) -> QueryPl
         keyword = _keyword(text, "module") if TOPICS.search(text) or LITERAL_SEARCH.search(text) else None
         edge = FIRST_LAST.search(text)
         order = "least" if edge and re.search(r"last|final|最后", edge.group(), re.I) else None
-        return QueryPlan(intent="list_modules", track=track, keyword=keyword, order=order,
-                         limit=_number(text) or (1 if edge else None))  # fmt: skip
+        return QueryPlan(
+            intent="list_modules",
+            track=track,
+            keyword=keyword,
+            order=order,
+            limit=_number(text) or (1 if edge else None),
+        )
     if target == "track":
         return QueryPlan(intent="count_tracks" if count else "list_tracks")
     if _pick(found, "kind") or _pick(found, "author"):  # "Which videos ...", "What did Karpathy make?"
-        return QueryPlan(intent="count_resources" if count else "list_resources", module=_slot(found, "module"),
-                         kind=_slot(found, "kind"), author=_slot(found, "author"))  # fmt: skip
+        return QueryPlan(
+            intent="count_resources" if count else "list_resources",
+            module=_slot(found, "module"),
+            kind=_slot(found, "kind"),
+            author=_slot(found, "author"),
+        )
     return None
-

@@ -103,7 +103,9 @@ class Lexicon:
         for mention in found:
             clash = [k for k in kept if k.start < mention.end and mention.start < k.end]
             same_span = all(k.start == mention.start and k.end == mention.end for k in clash)
-            duplicate = any((k.slot, k.value, k.start) == (mention.slot, mention.value, mention.start) for k in kept)
+            duplicate = any(
+                (k.slot, k.value, k.start) == (mention.slot, mention.value, mention.start) for k in kept
+            )
             if (not clash or same_span) and not duplicate:  # a second reading of the same span is kept
                 kept.append(mention)
         return sorted(kept, key=lambda m: (m.start, m.slot))
@@ -126,7 +128,9 @@ def build_lexicon(catalog: Catalog) -> Lexicon:
         entries += [("category", category, w, False) for w in words]
     entries += [("author", author, surface, cs) for author, surface, cs in _author_surfaces(catalog)]
     for nb in catalog.notebooks:
-        entries += [("notebook", nb.name, n, False) for n in (nb.name, *nb.aliases) if len(n) >= 4 or _CJK.search(n)]
+        entries += [
+            ("notebook", nb.name, n, False) for n in (nb.name, *nb.aliases) if len(n) >= 4 or _CJK.search(n)
+        ]
     for term in catalog.glossary:
         for spelling in term.spellings():
             if len(spelling) >= 2:

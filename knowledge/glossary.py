@@ -36,7 +36,9 @@ class GlossaryEntry(BaseModel):
     kind: Literal["term", "word"] = "term"  # a course term, or an everyday word of the field
 
     def spellings(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(s.strip() for s in (self.en, *self.en_alt, self.zh, *self.zh_alt) if s.strip()))
+        return tuple(
+            dict.fromkeys(s.strip() for s in (self.en, *self.en_alt, self.zh, *self.zh_alt) if s.strip())
+        )
 
 
 GlossarySource = Callable[[], Iterable[Any]]
@@ -91,8 +93,14 @@ def as_entries(items: Iterable[Any] | Mapping[str, Any]) -> list[GlossaryEntry]:
             continue
         en, zh = _field(item, "en"), _field(item, "zh")
         if en and zh:
-            entries.append(GlossaryEntry(en=str(en), zh=str(zh), en_alt=_as_tuple(_field(item, "en_alt")),
-                                         zh_alt=_as_tuple(_field(item, "zh_alt"))))  # fmt: skip
+            entries.append(
+                GlossaryEntry(
+                    en=str(en),
+                    zh=str(zh),
+                    en_alt=_as_tuple(_field(item, "en_alt")),
+                    zh_alt=_as_tuple(_field(item, "zh_alt")),
+                )
+            )
     return entries
 
 
@@ -171,7 +179,9 @@ class QueryExpander:
         for index, matched in found.items():
             others = [s for s in self.entries[index].spellings() if _norm(s) != _norm(matched)]
             if others:
-                expansions.append(Expansion(matched=matched, alternatives=others, kind=self.entries[index].kind))
+                expansions.append(
+                    Expansion(matched=matched, alternatives=others, kind=self.entries[index].kind)
+                )
         return expansions
 
 

@@ -10,12 +10,46 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-_DROP = {"script", "style", "svg", "noscript", "template", "head", "iframe", "canvas", "button", "form", "select"}
+_DROP = {
+    "script",
+    "style",
+    "svg",
+    "noscript",
+    "template",
+    "head",
+    "iframe",
+    "canvas",
+    "button",
+    "form",
+    "select",
+}
 _DROP_IF_CHROME = {"nav", "footer", "header", "aside"}  # site chrome, not content
 _BLOCK = {
-    "p", "div", "section", "article", "main", "br", "hr", "blockquote", "pre", "ul", "ol", "dl", "dt", "dd",
-    "table", "thead", "tbody", "tfoot", "tr", "figure", "figcaption", "details", "summary", "li",
-}  # fmt: skip
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "br",
+    "hr",
+    "blockquote",
+    "pre",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "figure",
+    "figcaption",
+    "details",
+    "summary",
+    "li",
+}
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 _VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
 _TAG_RE = re.compile(
@@ -72,7 +106,11 @@ class _TextExtractor(HTMLParser):
                 self._drop_stack.append(tag)
                 self._drop_depth += 1
             return
-        hidden = attr.get("aria-hidden") == "true" or "hidden" in attr or "display:none" in (attr.get("style") or "")
+        hidden = (
+            attr.get("aria-hidden") == "true"
+            or "hidden" in attr
+            or "display:none" in (attr.get("style") or "")
+        )
         if tag in _DROP or tag in _DROP_IF_CHROME or (hidden and tag not in _VOID):
             self._drop_stack.append(tag)
             self._drop_depth = 1

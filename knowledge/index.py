@@ -135,20 +135,37 @@ def _write_meta(db: Any, meta: dict[str, Any]) -> None:
 def _chunk_schema(dim: int) -> Any:
     import pyarrow as pa
 
-    return pa.schema([
-        ("chunk_id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("heading", pa.string()),
-        ("language", pa.string()), ("start", pa.int32()), ("end", pa.int32()), ("text", pa.string()),
-        ("tokens", pa.list_(pa.string())), ("vector", pa.list_(pa.float32(), dim)),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("chunk_id", pa.string()),
+            ("path", pa.string()),
+            ("source", pa.string()),
+            ("heading", pa.string()),
+            ("language", pa.string()),
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("text", pa.string()),
+            ("tokens", pa.list_(pa.string())),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
 
 
 def _doc_schema() -> Any:
     import pyarrow as pa
 
-    return pa.schema([
-        ("path", pa.string()), ("source", pa.string()), ("sha256", pa.string()), ("format", pa.string()),
-        ("encoding", pa.string()), ("title", pa.string()), ("chunks", pa.int32()), ("indexed_at", pa.string()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("source", pa.string()),
+            ("sha256", pa.string()),
+            ("format", pa.string()),
+            ("encoding", pa.string()),
+            ("title", pa.string()),
+            ("chunks", pa.int32()),
+            ("indexed_at", pa.string()),
+        ]
+    )
 
 
 def _open_or_create(db: Any, name: str, schema: Any) -> Any:
@@ -162,17 +179,25 @@ def _chunk_rows(chunks: Sequence[Chunk], vectors: np.ndarray) -> Any:
 
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
     columns = {
-        "chunk_id": [c.chunk_id for c in chunks], "path": [c.path for c in chunks],
-        "source": [c.source for c in chunks], "heading": [c.heading for c in chunks],
-        "language": [c.language for c in chunks], "start": [c.start for c in chunks],
-        "end": [c.end for c in chunks], "text": [c.text for c in chunks],
+        "chunk_id": [c.chunk_id for c in chunks],
+        "path": [c.path for c in chunks],
+        "source": [c.source for c in chunks],
+        "heading": [c.heading for c in chunks],
+        "language": [c.language for c in chunks],
+        "start": [c.start for c in chunks],
+        "end": [c.end for c in chunks],
+        "text": [c.text for c in chunks],
         "tokens": [tokenize(c.search_text) for c in chunks],
-    }  # fmt: skip
-    arrays = [pa.array(v) for v in columns.values()] + [pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])]
+    }
+    arrays = [pa.array(v) for v in columns.values()] + [
+        pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+    ]
     return pa.Table.from_arrays(arrays, schema=_chunk_schema(vectors.shape[1]))
 
 
-def _embed(embedder: EmbedderLike, chunks: Sequence[Chunk], progress: Progress | None, batch: int = 64) -> np.ndarray:
+def _embed(
+    embedder: EmbedderLike, chunks: Sequence[Chunk], progress: Progress | None, batch: int = 64
+) -> np.ndarray:
     parts = []
     for begin in range(0, len(chunks), batch):
         parts.append(embedder.embed([c.search_text for c in chunks[begin : begin + batch]]))
@@ -243,14 +268,24 @@ def build_index(
             report.skipped.append(FileProblem(source=source, reason=exc.message))
             continue
         except (IngestError, OSError, UnicodeError, ValueError, RecursionError) as exc:
-            report.failed.append(FileProblem(source=source, reason=getattr(exc, "message", None) or repr(exc)))
+            report.failed.append(
+                FileProblem(source=source, reason=getattr(exc, "message", None) or repr(exc))
+            )
             continue
         (report.updated if key in known else report.added).append(source)
         new_chunks.extend(chunks)
-        doc_rows.append({
-            "path": key, "source": source, "sha256": digest, "format": doc.format, "encoding": doc.encoding,
-            "title": doc.title, "chunks": len(chunks), "indexed_at": now,
-        })  # fmt: skip
+        doc_rows.append(
+            {
+                "path": key,
+                "source": source,
+                "sha256": digest,
+                "format": doc.format,
+                "encoding": doc.encoding,
+                "title": doc.title,
+                "chunks": len(chunks),
+                "indexed_at": now,
+            }
+        )
 
     vectors = _embed(embedder, new_chunks, progress)
     report.chunks_embedded = len(new_chunks)
@@ -305,11 +340,15 @@ def ensure_vector_index(
     dim = table.schema.field("vector").type.list_size
     configs = {
         "IVF_SQ": lambda: IvfSq(distance_type="cosine", num_partitions=partitions),
-        "IVF_PQ": lambda: IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=_sub_vectors(dim)),
+        "IVF_PQ": lambda: IvfPq(
+            distance_type="cosine", num_partitions=partitions, num_sub_vectors=_sub_vectors(dim)
+        ),
         "IVF_FLAT": lambda: IvfFlat(distance_type="cosine", num_partitions=partitions),
     }
     if index_type not in configs:
-        raise CourseIndexError(f"unknown vector index type {index_type!r}", f"use one of {', '.join(configs)}")
+        raise CourseIndexError(
+            f"unknown vector index type {index_type!r}", f"use one of {', '.join(configs)}"
+        )
     table.create_index("vector", config=configs[index_type](), replace=True)
     return True
 
@@ -357,7 +396,13 @@ def index_status(location: str | Path) -> IndexStatus:
     for doc in docs:
         formats[doc["format"]] = formats.get(doc["format"], 0) + 1
     return IndexStatus(
-        uri=uri, exists=True, documents=len(docs), chunks=len(languages), languages=counts, formats=formats,
-        embed_model=str(meta.get("embed_model", "")), last_build=meta.get("last_build"),
+        uri=uri,
+        exists=True,
+        documents=len(docs),
+        chunks=len(languages),
+        languages=counts,
+        formats=formats,
+        embed_model=str(meta.get("embed_model", "")),
+        last_build=meta.get("last_build"),
         sources=sorted(d["source"] for d in docs),
-    )  # fmt: skip
+    )

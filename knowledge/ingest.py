@@ -31,13 +31,31 @@ Format = Literal["markdown", "html", "text", "pdf", "json"]
 # Folders that never hold course material (and can be huge).
 _SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".ipynb_checkpoints"}
 _BINARY_MAGIC = (
-    b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x7fELF", b"\x1f\x8b", b"BZh", b"7z\xbc\xaf",
-    b"Rar!", b"MZ", b"\x00asm", b"SQLite format", b"RIFF", b"OggS", b"ID3", b"fLaC", b"\xca\xfe\xba\xbe",
-)  # fmt: skip
+    b"\x89PNG",
+    b"GIF8",
+    b"\xff\xd8\xff",
+    b"PK\x03\x04",
+    b"\x7fELF",
+    b"\x1f\x8b",
+    b"BZh",
+    b"7z\xbc\xaf",
+    b"Rar!",
+    b"MZ",
+    b"\x00asm",
+    b"SQLite format",
+    b"RIFF",
+    b"OggS",
+    b"ID3",
+    b"fLaC",
+    b"\xca\xfe\xba\xbe",
+)
 _BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
-)  # fmt: skip
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 _MD_SIGNS = re.compile(r"^(#{1,6} \S|```|\s*[-*] \S|\s*\d+\. \S|\[[^\]]+\]\([^)]+\))", re.M)
 
 
@@ -101,7 +119,9 @@ def _cjk_word_coverage(text: str) -> float:
     """
     from llmtutor.knowledge.lexical import jieba_module
 
-    words = [w for w in jieba_module().lcut(text[:4000], HMM=False) if any("\u4e00" <= c <= "\u9fff" for c in w)]
+    words = [
+        w for w in jieba_module().lcut(text[:4000], HMM=False) if any("\u4e00" <= c <= "\u9fff" for c in w)
+    ]
     total = sum(len(w) for w in words)
     return sum(len(w) for w in words if len(w) > 1) / total if total else 0.0
 
@@ -221,10 +241,14 @@ def pdf_to_text(path: Path) -> str:
             reader.decrypt("")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        raise IngestError(f"{path.name}: unreadable PDF ({exc})", "re-export the PDF or save it as text") from exc
+        raise IngestError(
+            f"{path.name}: unreadable PDF ({exc})", "re-export the PDF or save it as text"
+        ) from exc
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
-        raise IngestError(f"{path.name}: the PDF has no text layer", "run OCR on it first or add a text version")
+        raise IngestError(
+            f"{path.name}: the PDF has no text layer", "run OCR on it first or add a text version"
+        )
     return text + "\n"
 
 
@@ -249,11 +273,15 @@ def load_document(path: str | Path, source: str | None = None) -> Document:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise IngestError(f"{source}: cannot read ({exc.strerror or exc})", "check the file's permissions") from exc
+        raise IngestError(
+            f"{source}: cannot read ({exc.strerror or exc})", "check the file's permissions"
+        ) from exc
     if raw.startswith(b"%PDF-"):
         text, fmt, encoding = pdf_to_text(path), "pdf", "binary"
     elif is_binary(raw):
-        raise BinaryFileError(f"{source}: binary file skipped", "only Markdown, HTML, text, PDF and JSON are indexed")
+        raise BinaryFileError(
+            f"{source}: binary file skipped", "only Markdown, HTML, text, PDF and JSON are indexed"
+        )
     else:
         decoded, encoding = decode_bytes(raw)
         fmt = sniff_format(raw, decoded, path.suffix.lower())
@@ -270,6 +298,11 @@ def load_document(path: str | Path, source: str | None = None) -> Document:
     if not text.strip():
         raise IngestError(f"{source}: no text found", "the file is empty or holds only markup")
     return Document(
-        path=str(path), source=source, text=text, format=fmt, encoding=encoding,
-        sha256=hashlib.sha256(raw).hexdigest(), title=_title(text, path.stem),
-    )  # fmt: skip
+        path=str(path),
+        source=source,
+        text=text,
+        format=fmt,
+        encoding=encoding,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        title=_title(text, path.stem),
+    )

@@ -46,12 +46,12 @@ STOPWORDS_EN = frozenset(
     too very just also only any some all each both more most other own same few s t don doesn isn
     use used using make makes made get gets give gives mention mentioned explain tell describe
     please thing things way ways much many one two""".split()
-)  # fmt: skip
+)
 STOPWORDS_ZH = frozenset(
     """的 了 是 在 和 与 及 或 也 都 就 而 并 吗 呢 吧 啊 呀 么 什么 怎么 怎样 如何 哪些 哪个 哪 为什么
     一下 一个 一种 一些 这个 那个 这些 那些 有 有哪些 是什么 之 其 被 把 让 对 从 中 上 下 我 你 他 它
     我们 你们 可以 能 会 要 需要 请 解释 介绍 讲讲 说说 告诉 什么样 多少 几 个 种 呢 吗 哪种""".split()
-)  # fmt: skip
+)
 STOPWORDS = STOPWORDS_EN | STOPWORDS_ZH
 
 
@@ -98,7 +98,9 @@ def stem(word: str) -> str:
         return word[:-3] + "y"
     if word.endswith(("sses", "xes", "ches", "shes")):
         return word[:-2]
-    if word.endswith(("ss", "is")) or (word.endswith("us") and len(word) > 4):  # "class", "basis", "corpus"; but "gpus"
+    if word.endswith(("ss", "is")) or (
+        word.endswith("us") and len(word) > 4
+    ):  # "class", "basis", "corpus"; but "gpus"
         return word
     if word.endswith("s"):
         return word[:-1]

@@ -99,19 +99,25 @@ class QueryAnalyzer:
                 for token, w in self.bm25.term_weights(tokens, share).items():
                     weights[token] = max(weights.get(token, 0.0), w)
             everyday = expansion.kind == "word" and all(self.everyday(t) for t in matched)
-            groups.append(TermGroup(
-                weight_tokens=tuple(matched),
-                token_spellings=tuple(tuple(tokenize(s, bigrams=False)) for s in spellings if not has_cjk(s)),
-                text_spellings=tuple(s.lower().replace(" ", "") for s in spellings if has_cjk(s)),
-                known=self._known(spellings),
-                weight=EVERYDAY_WEIGHT if everyday else 1.0,
-            ))  # fmt: skip
+            groups.append(
+                TermGroup(
+                    weight_tokens=tuple(matched),
+                    token_spellings=tuple(
+                        tuple(tokenize(s, bigrams=False)) for s in spellings if not has_cjk(s)
+                    ),
+                    text_spellings=tuple(s.lower().replace(" ", "") for s in spellings if has_cjk(s)),
+                    known=self._known(spellings),
+                    weight=EVERYDAY_WEIGHT if everyday else 1.0,
+                )
+            )
         for word in words:
-            groups.append(TermGroup(
-                weight_tokens=(word,),
-                token_spellings=((word,),) if not has_cjk(word) else (),
-                text_spellings=(word,) if has_cjk(word) else (),
-                known=word in self.bm25.vocab,
-                weight=EVERYDAY_WEIGHT if self.everyday(word) else 1.0,
-            ))  # fmt: skip
+            groups.append(
+                TermGroup(
+                    weight_tokens=(word,),
+                    token_spellings=((word,),) if not has_cjk(word) else (),
+                    text_spellings=(word,) if has_cjk(word) else (),
+                    known=word in self.bm25.vocab,
+                    weight=EVERYDAY_WEIGHT if self.everyday(word) else 1.0,
+                )
+            )
         return QueryAnalysis(weights=weights, groups=[g for g in groups if g.weight_tokens], added=added)

@@ -144,8 +144,15 @@ class QuestionBank:
                 row[f"short_{lang}"] = sum(q.kind == "short" for q in qs)
         return out
 
-    def select(self, topic: Topic, n: int, kind: str, language: Lang, seed: int = 0,
-               avoid: frozenset[str] = frozenset()) -> list[Question]:  # fmt: skip
+    def select(
+        self,
+        topic: Topic,
+        n: int,
+        kind: str,
+        language: Lang,
+        seed: int = 0,
+        avoid: frozenset[str] = frozenset(),
+    ) -> list[Question]:
         """n questions for a quiz: unseen and on-focus first, spread over sections, mc/short interleaved."""
         rng = random.Random(seed)
         pool = [q for mid in topic.module_ids for q in self.questions(mid, language)]
@@ -183,13 +190,27 @@ class QuestionBank:
         near = {order[i] for i in (here - 1, here + 1, here - 2, here + 2) if 0 <= i < len(order)}
         tiers: list[list[GlossaryTerm]] = [[], [], [], []]
         for term in self.catalog.glossary:
-            tier = 0 if module_id in term.modules else 1 if near & set(term.modules) else \
-                2 if any(m.startswith(track + ".") for m in term.modules) else 3  # fmt: skip
+            tier = (
+                0
+                if module_id in term.modules
+                else 1
+                if near & set(term.modules)
+                else 2
+                if any(m.startswith(track + ".") for m in term.modules)
+                else 3
+            )
             tiers[tier].append(term)
         return tuple(tuple(t) for t in tiers)
 
-    def _distractors(self, answer: GlossaryTerm, module_id: str, rng: random.Random, count: int,
-                     exclude_text: str, style: str) -> list[GlossaryTerm]:  # fmt: skip
+    def _distractors(
+        self,
+        answer: GlossaryTerm,
+        module_id: str,
+        rng: random.Random,
+        count: int,
+        exclude_text: str,
+        style: str,
+    ) -> list[GlossaryTerm]:
         """Other terms of the same module, then neighbouring modules, then the track, then any."""
         shown = _norm(_display(answer, style))
         mentioned = {h[3].en for h in self._matches(exclude_text)}
@@ -215,19 +236,46 @@ class QuestionBank:
                 picked.append(term)
         return picked
 
-    def _mc(self, qid: str, module_id: str, language: Lang, origin: str, prompt: str, answer: str,
-            wrong: list[str], passage: Passage, explanation: str, focus: list[str]) -> Question:  # fmt: skip
+    def _mc(
+        self,
+        qid: str,
+        module_id: str,
+        language: Lang,
+        origin: str,
+        prompt: str,
+        answer: str,
+        wrong: list[str],
+        passage: Passage,
+        explanation: str,
+        focus: list[str],
+    ) -> Question:
         options = [answer, *wrong]
         random.Random(qid).shuffle(options)  # the right letter varies, the same for every run
-        return Question(id=qid, kind="mc", origin=origin, module_id=module_id, language=language, prompt=prompt,
-                        options=options, answer_index=options.index(answer), answer=answer, passage=passage,
-                        explanation=explanation, focus=focus)  # type: ignore[arg-type]  # fmt: skip
+        return Question(
+            id=qid,
+            kind="mc",
+            origin=origin,
+            module_id=module_id,
+            language=language,
+            prompt=prompt,
+            options=options,
+            answer_index=options.index(answer),
+            answer=answer,
+            passage=passage,
+            explanation=explanation,
+            focus=focus,
+        )  # type: ignore[arg-type]
 
     def _cloze(self, section: NoteSection, freq: Counter[str]) -> list[Question]:
         out = []
         zh = section.language == "zh"
-        passage = Passage(source=section.source, heading=section.path, text=section.text,
-                          module_id=section.module_id, language=section.language)  # fmt: skip
+        passage = Passage(
+            source=section.source,
+            heading=section.path,
+            text=section.text,
+            module_id=section.module_id,
+            language=section.language,
+        )
         for sentence in split_sentences(section.text, section.language):
             if not (20 if zh else 60) <= len(sentence) <= (160 if zh else 320):
                 continue
@@ -255,11 +303,26 @@ class QuestionBank:
                     if zh
                     else self._modules[section.module_id].title
                 )
-                prompt = (f"填空（课程笔记《{title}》）：\n\n> {blanked}" if zh
-                          else f"Fill in the blank (course notes, {title}):\n\n> {blanked}")  # fmt: skip
+                prompt = (
+                    f"填空（课程笔记《{title}》）：\n\n> {blanked}"
+                    if zh
+                    else f"Fill in the blank (course notes, {title}):\n\n> {blanked}"
+                )
                 explanation = f"笔记原文：“{sentence}”" if zh else f"The notes say: “{sentence}”"
-                out.append(self._mc(qid, section.module_id, section.language, "cloze", prompt, shown,
-                                    [_display(t, style) for t in wrong], passage, explanation, [term.en]))  # fmt: skip
+                out.append(
+                    self._mc(
+                        qid,
+                        section.module_id,
+                        section.language,
+                        "cloze",
+                        prompt,
+                        shown,
+                        [_display(t, style) for t in wrong],
+                        passage,
+                        explanation,
+                        [term.en],
+                    )
+                )
                 break
         return out
 
@@ -269,27 +332,57 @@ class QuestionBank:
         for term in (t for t in self.catalog.glossary if module_id in t.modules):
             shown = f"{term.zh}（{term.en}）" if zh else term.en
             alts = " / ".join(term.en_alt)
-            passage = Passage(source="catalog.yaml", heading=f"{'术语表' if zh else 'Glossary'} > {shown}",
-                              text=f"{shown}{f' ({alts})' if alts else ''}: {term.definition}",
-                              module_id=module_id, language=language)  # fmt: skip
+            passage = Passage(
+                source="catalog.yaml",
+                heading=f"{'术语表' if zh else 'Glossary'} > {shown}",
+                text=f"{shown}{f' ({alts})' if alts else ''}: {term.definition}",
+                module_id=module_id,
+                language=language,
+            )
             explanation = f"{shown}：{term.definition}" if zh else f"{term.en} ({term.zh}): {term.definition}"
             own = [spelling_pattern(s) for s in term.spellings()]
             if not any(p.search(term.definition) for p in own):  # the definition must not name its term
                 qid = _stable_id("definition", module_id, language, term.en)
                 wrong = self._distractors(term, module_id, random.Random(qid), 3, term.definition, "en")
-                prompt = (f"下面的定义描述的是哪个术语？\n\n> {term.definition}" if zh
-                          else f"Which term matches this definition?\n\n> {term.definition}")  # fmt: skip
+                prompt = (
+                    f"下面的定义描述的是哪个术语？\n\n> {term.definition}"
+                    if zh
+                    else f"Which term matches this definition?\n\n> {term.definition}"
+                )
                 if len(wrong) == 3:
-                    out.append(self._mc(qid, module_id, language, "definition", prompt, shown,
-                                        [f"{t.zh}（{t.en}）" if zh else t.en for t in wrong], passage,
-                                        explanation, [term.en]))  # fmt: skip
+                    out.append(
+                        self._mc(
+                            qid,
+                            module_id,
+                            language,
+                            "definition",
+                            prompt,
+                            shown,
+                            [f"{t.zh}（{t.en}）" if zh else t.en for t in wrong],
+                            passage,
+                            explanation,
+                            [term.en],
+                        )
+                    )
             qid = _stable_id("meaning", module_id, language, term.en)
             wrong_terms = self._distractors(term, module_id, random.Random(qid), 6, "", "en")
             wrong = [t.definition for t in wrong_terms if not any(p.search(t.definition) for p in own)][:3]
             if len(wrong) == 3:
                 prompt = f"“{term.zh}”（{term.en}）指的是什么？" if zh else f"What does “{term.en}” mean?"
-                out.append(self._mc(qid, module_id, language, "meaning", prompt, term.definition, wrong,
-                                    passage, explanation, [term.en]))  # fmt: skip
+                out.append(
+                    self._mc(
+                        qid,
+                        module_id,
+                        language,
+                        "meaning",
+                        prompt,
+                        term.definition,
+                        wrong,
+                        passage,
+                        explanation,
+                        [term.en],
+                    )
+                )
         return out
 
     def _short(self, section: NoteSection) -> Question | None:
@@ -305,21 +398,42 @@ class QuestionBank:
                 f"Short answer ({mod.title}): explain “{subject}” in a few sentences, with the key terms."
             )
         reference = self.key_sentences(section)
-        other = next((s for s in self._sections if s.module_id == section.module_id and s.index == section.index
-                      and s.language != section.language), None)  # fmt: skip
+        other = next(
+            (
+                s
+                for s in self._sections
+                if s.module_id == section.module_id
+                and s.index == section.index
+                and s.language != section.language
+            ),
+            None,
+        )
         terms = self._key_terms(reference, prompt, section)
         if len(terms) < 2:
             return None
-        passage = Passage(source=section.source, heading=section.path, text=section.text,
-                          module_id=section.module_id, language=section.language)  # fmt: skip
+        passage = Passage(
+            source=section.source,
+            heading=section.path,
+            text=section.text,
+            module_id=section.module_id,
+            language=section.language,
+        )
         return Question(
-            id=_stable_id("short", section.source, section.heading), kind="short", origin="key_idea",
-            module_id=section.module_id, language=section.language, prompt=prompt, answer=reference,
-            reference_alt=self.key_sentences(other) if other else "", key_terms=terms,
-            explanation=("参考答案取自笔记“" + section.heading + "”一节。") if zh
+            id=_stable_id("short", section.source, section.heading),
+            kind="short",
+            origin="key_idea",
+            module_id=section.module_id,
+            language=section.language,
+            prompt=prompt,
+            answer=reference,
+            reference_alt=self.key_sentences(other) if other else "",
+            key_terms=terms,
+            explanation=("参考答案取自笔记“" + section.heading + "”一节。")
+            if zh
             else f"The reference comes from the notes section “{section.heading}”.",
-            passage=passage, focus=[t.label for t in terms],
-        )  # fmt: skip
+            passage=passage,
+            focus=[t.label for t in terms],
+        )
 
     def key_sentences(self, section: NoteSection, limit: int = 3) -> str:
         """The section's first sentence plus its most term-dense ones, in reading order."""
@@ -344,8 +458,12 @@ class QuestionBank:
                 terms.setdefault(_norm(term.en), KeyTerm(label=term.en, spellings=list(term.spellings())))
         covered = {_norm(s) for t in terms.values() for s in t.spellings}
         for token in TECH.findall(reference):
-            if (_norm(token) not in covered and len(token) >= 3 and token.upper() not in GENERIC_TECH
-                    and not mentions(prompt, [token])):  # fmt: skip
+            if (
+                _norm(token) not in covered
+                and len(token) >= 3
+                and token.upper() not in GENERIC_TECH
+                and not mentions(prompt, [token])
+            ):
                 terms.setdefault(_norm(token), KeyTerm(label=token, spellings=[token]))
         if len(terms) < 3:
             corpus = [s.text for s in self._sections if s.language == section.language]

@@ -173,5 +173,7 @@ class TermMatcher:
 
     def matches(self, text: str) -> list[tuple[int, int, str, GlossaryTerm]]:
         """(start, end, text as written, term) of each non-overlapping mention, in text order."""
-        return [(m.start(), m.end(), m.group(), self._by_spelling[_norm(m.group())])
-                for m in self._pattern.finditer(text)]  # fmt: skip
+        return [
+            (m.start(), m.end(), m.group(), self._by_spelling[_norm(m.group())])
+            for m in self._pattern.finditer(text)
+        ]

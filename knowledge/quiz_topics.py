@@ -16,8 +16,21 @@ from llmtutor.errors import LLMTutorError
 from llmtutor.knowledge.catalog import Catalog, _norm
 from llmtutor.knowledge.quiz_text import TermMatcher, spelling_pattern
 
-_ALL_WORDS = frozenset(_norm(w) for w in ("all", "everything", "course", "the course", "whole course", "全部",
-                                          "所有", "整个课程", "全部课程", "课程"))  # fmt: skip
+_ALL_WORDS = frozenset(
+    _norm(w)
+    for w in (
+        "all",
+        "everything",
+        "course",
+        "the course",
+        "whole course",
+        "全部",
+        "所有",
+        "整个课程",
+        "全部课程",
+        "课程",
+    )
+)
 _TOO_GENERIC = frozenset(_norm(w) for w in ("LLM", "LLMs", "model", "models", "模型", "大模型"))
 
 
@@ -77,12 +90,14 @@ def find_topic_in(catalog: Catalog, text: str) -> str | None:
 
     Ties go to module and track names, then module topics, then glossary terms (deterministic)."""
     ranked: dict[str, int] = {}
-    for rank, names in enumerate((
-        [n for t in catalog.tracks for n in (t.title, t.title_zh, *t.aliases)]
-        + [n for m in catalog.modules() for n in (m.id, m.title, m.title_zh, *m.aliases)],
-        [n for m in catalog.modules() for n in (*m.topics, *m.topics_zh)],
-        [s for t in catalog.glossary for s in t.spellings()],
-    )):  # fmt: skip
+    for rank, names in enumerate(
+        (
+            [n for t in catalog.tracks for n in (t.title, t.title_zh, *t.aliases)]
+            + [n for m in catalog.modules() for n in (m.id, m.title, m.title_zh, *m.aliases)],
+            [n for m in catalog.modules() for n in (*m.topics, *m.topics_zh)],
+            [s for t in catalog.glossary for s in t.spellings()],
+        )
+    ):
         for name in names:
             ranked.setdefault(name, rank)
     usable = (n for n in ranked if len(n) >= 2 and _norm(n) not in _TOO_GENERIC)

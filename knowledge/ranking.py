@@ -59,7 +59,9 @@ def near_duplicates(similarity: PairSimilarity, threshold: float) -> list[int]:
     return kept
 
 
-def mmr(scores: Sequence[float], items: Sequence[int], similarity: PairSimilarity, k: int, lam: float) -> list[int]:
+def mmr(
+    scores: Sequence[float], items: Sequence[int], similarity: PairSimilarity, k: int, lam: float
+) -> list[int]:
     """Maximal marginal relevance over `items` (indices into `similarity`); returns positions in `items`."""
     if not scores:
         return []
@@ -70,6 +72,7 @@ def mmr(scores: Sequence[float], items: Sequence[int], similarity: PairSimilarit
     chosen: list[int] = []
     rest = list(range(len(scores)))
     while rest and len(chosen) < k:
+
         def gain(i: int) -> float:
             redundancy = max((similarity(items[i], items[j])[0] for j in chosen), default=0.0)
             return lam * relevance[i] - (1 - lam) * redundancy
@@ -92,7 +95,11 @@ class TermGroup:
 
 
 def coverage(
-    groups: Sequence[TermGroup], tokens: frozenset[str], text: str, idf: Callable[[str], float], known_only: bool = False
+    groups: Sequence[TermGroup],
+    tokens: frozenset[str],
+    text: str,
+    idf: Callable[[str], float],
+    known_only: bool = False,
 ) -> float:
     """Share of the question's concepts present in a chunk, weighted by IDF.
 

@@ -72,15 +72,24 @@ class RetrievalConfig(BaseModel):
     rrf_k: float = Field(60.0, gt=0)
     lexical_weight: float = Field(1.0, ge=0)
     dense_weight: float = Field(0.6, ge=0)
-    expansion_weight: float = Field(0.6, ge=0, description="Weight of a glossary spelling relative to the query's words.")
-    dedupe_jaccard: float = Field(0.8, gt=0, le=1, description="Shingle overlap above which two chunks are one.")
+    expansion_weight: float = Field(
+        0.6, ge=0, description="Weight of a glossary spelling relative to the query's words."
+    )
+    dedupe_jaccard: float = Field(
+        0.8, gt=0, le=1, description="Shingle overlap above which two chunks are one."
+    )
     mmr_lambda: float = Field(0.85, ge=0, le=1, description="1 = pure relevance, 0 = pure diversity.")
-    min_coverage: float = Field(0.5, ge=0, le=1, description="Share of the query's known terms (by IDF) a relevant chunk holds.")
-    min_cosine: float = Field(0.5, ge=-1, le=1, description="Dense similarity that alone makes a chunk relevant.")
+    min_coverage: float = Field(
+        0.5, ge=0, le=1, description="Share of the query's known terms (by IDF) a relevant chunk holds."
+    )
+    min_cosine: float = Field(
+        0.5, ge=-1, le=1, description="Dense similarity that alone makes a chunk relevant."
+    )
     coord_power: float = Field(1.0, ge=0, description="Exponent of the query-term coverage factor on BM25.")
     nprobes: int = Field(20, ge=1, description="IVF partitions searched when the ANN index is used.")
     dense_backend: Literal["auto", "exact", "ann"] = Field(
-        "auto", description="exact: in-memory matrix; ann: LanceDB's vector index; auto: ann from 50k chunks if indexed."
+        "auto",
+        description="exact: in-memory matrix; ann: LanceDB's vector index; auto: ann from 50k chunks if indexed.",
     )
 
 
@@ -137,7 +146,9 @@ class Retriever:
         self.table = db.open_table("chunks")
         cols = ["chunk_id", "source", "heading", "language", "start", "end", "text", "tokens"]
         data = read_columns(self.table, cols).to_pydict()
-        self.rows: list[dict[str, Any]] = [dict(zip(cols, values, strict=True)) for values in zip(*data.values(), strict=True)]
+        self.rows: list[dict[str, Any]] = [
+            dict(zip(cols, values, strict=True)) for values in zip(*data.values(), strict=True)
+        ]
         self._position = {row["chunk_id"]: i for i, row in enumerate(self.rows)}
         self.bm25 = BM25Index(data["tokens"])
         self._token_sets = [frozenset(tokens) for tokens in data["tokens"]]
@@ -148,14 +159,18 @@ class Retriever:
         indexed = any("vector" in i.columns for i in self.table.list_indices())
         backend = self.config.dense_backend
         if backend == "ann" and not indexed:
-            raise CourseIndexError(f"the index at {location} has no vector index", "rebuild it (50k+ chunks) or use exact search")
+            raise CourseIndexError(
+                f"the index at {location} has no vector index", "rebuild it (50k+ chunks) or use exact search"
+            )
         self.use_ann = backend == "ann" or (backend == "auto" and indexed and len(self.rows) >= ANN_MIN_ROWS)
         self.vectors: np.ndarray | None = None
         if not self.use_ann:
             vec = read_columns(self.table, ["vector"]).column("vector")
             flat = vec.combine_chunks().flatten().to_numpy(zero_copy_only=False) if len(vec) else np.zeros(0)
             self.vectors = np.ascontiguousarray(flat, dtype=np.float32).reshape(len(self.rows), -1)
-        entries = glossary() if callable(glossary) else glossary if glossary is not None else default_glossary()
+        entries = (
+            glossary() if callable(glossary) else glossary if glossary is not None else default_glossary()
+        )
         self.expander = QueryExpander(as_entries(entries))
         vocab = find_vocab_file(getattr(embedder, "model_path", None))
         self.analyzer = QueryAnalyzer(self.bm25, self.expander, vocab, self.config.expansion_weight)
@@ -188,18 +203,30 @@ class Retriever:
             search = search.where("language = 'en'", prefilter=True)
         hits = search.nprobes(self.config.nprobes).limit(n).select(["chunk_id"]).to_arrow()
         ids = hits.column("chunk_id").to_pylist()
-        return np.array([self._position[i] for i in ids], dtype=np.int64), 1.0 - hits.column("_distance").to_numpy()
+        return np.array([self._position[i] for i in ids], dtype=np.int64), 1.0 - hits.column(
+            "_distance"
+        ).to_numpy()
 
     def cosine(self, vector: np.ndarray, positions: Sequence[int]) -> np.ndarray:
         if self.vectors is not None:
             return self.vectors[list(positions)] @ vector
         ids = ", ".join("'" + self.rows[p]["chunk_id"] + "'" for p in positions)
-        rows = self.table.search().where(f"chunk_id IN ({ids})").select(["chunk_id", "vector"]).to_arrow().to_pylist()
+        rows = (
+            self.table.search()
+            .where(f"chunk_id IN ({ids})")
+            .select(["chunk_id", "vector"])
+            .to_arrow()
+            .to_pylist()
+        )
         by_id = {r["chunk_id"]: np.asarray(r["vector"], dtype=np.float32) for r in rows}
-        return np.array([float(by_id[self.rows[p]["chunk_id"]] @ vector) for p in positions], dtype=np.float32)
+        return np.array(
+            [float(by_id[self.rows[p]["chunk_id"]] @ vector) for p in positions], dtype=np.float32
+        )
 
     # ----- search ------------------------------------------------------------------
-    def _lexical(self, weights: dict[str, float], groups: list[TermGroup], coord: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _lexical(
+        self, weights: dict[str, float], groups: list[TermGroup], coord: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(row positions, scores) of the BM25 ranking, best first.
 
         With `coord`, scores are multiplied by the chunk's IDF-weighted share
@@ -215,11 +242,13 @@ class Retriever:
         values = scores[top]
         if coord:
             cover = np.array([self._coverage(groups, p) for p in top.tolist()])
-            values = values * cover ** self.config.coord_power
+            values = values * cover**self.config.coord_power
         order = np.argsort(-values)[: self.config.candidates]
         return top[order], values[order]
 
-    def search(self, query: str, k: int = 5, method: Method = "hybrid", *, only_relevant: bool = True) -> SearchResult:
+    def search(
+        self, query: str, k: int = 5, method: Method = "hybrid", *, only_relevant: bool = True
+    ) -> SearchResult:
         """The k best chunks. `only_relevant=False` keeps weak hits (a search box shows
         its best matches anyway); `found` is computed either way."""
         query = query.strip()
@@ -231,21 +260,35 @@ class Retriever:
         # vector search (saving ~15 ms) and English ones rank only English chunks by it.
         # The query is embedded on a worker thread (torch releases the GIL) while BM25 runs.
         english = detect_language(query) == "en" and bool(self._english.any())
-        pending = self._pool.submit(self.embedder.embed, query) if method != "bm25" and (english or not hybrid) else None
+        pending = (
+            self._pool.submit(self.embedder.embed, query)
+            if method != "bm25" and (english or not hybrid)
+            else None
+        )
         weights, groups, added = self._query_terms(query, expand=hybrid)
         lexical_order, lexical_scores = (np.zeros(0, dtype=np.int64), None)
         if method != "dense":
             lexical_order, lexical_scores = self._lexical(weights, groups, coord=hybrid)
             if method == "bm25":
-                return self._result(query, list(zip(lexical_order[:k].tolist(), lexical_scores[:k].tolist(), strict=True)),
-                                    groups, None, added)  # fmt: skip
+                return self._result(
+                    query,
+                    list(zip(lexical_order[:k].tolist(), lexical_scores[:k].tolist(), strict=True)),
+                    groups,
+                    None,
+                    added,
+                )
         vector = pending.result()[0] if pending is not None else None
         dense_order = np.zeros(0, dtype=np.int64)
         if vector is not None:
             dense_order, dense_sims = self._dense(vector, cfg.candidates, english_only=hybrid)
             if method == "dense":
-                return self._result(query, list(zip(dense_order[:k].tolist(), dense_sims[:k].tolist(), strict=True)),
-                                    groups, vector, added)  # fmt: skip
+                return self._result(
+                    query,
+                    list(zip(dense_order[:k].tolist(), dense_sims[:k].tolist(), strict=True)),
+                    groups,
+                    vector,
+                    added,
+                )
         fused: dict[int, float] = {}
         lw, dw = (1.0, 1.0) if method == "rrf" else (cfg.lexical_weight, cfg.dense_weight)
         for weight, order in ((lw, lexical_order), (dw, dense_order)):
@@ -258,7 +301,9 @@ class Retriever:
         similarity = PairSimilarity([self._shingle(p) for p, _ in pool])
         keep = near_duplicates(similarity, cfg.dedupe_jaccard)
         chosen = mmr([pool[i][1] for i in keep], keep, similarity, k, cfg.mmr_lambda)
-        return self._result(query, [pool[keep[i]] for i in chosen], groups, vector, added, filter_relevance=only_relevant)
+        return self._result(
+            query, [pool[keep[i]] for i in chosen], groups, vector, added, filter_relevance=only_relevant
+        )
 
     def _coverage(self, groups: list[TermGroup], position: int, known_only: bool = False) -> float:
         text = self._lowered.get(position)
@@ -303,22 +348,34 @@ class Retriever:
         """
         cfg = self.config
         positions = [p for p, _ in scored]
-        sims = self.cosine(vector, positions) if vector is not None and positions else np.zeros(len(positions))
+        sims = (
+            self.cosine(vector, positions) if vector is not None and positions else np.zeros(len(positions))
+        )
         sims = np.where(self._english[positions], sims, 0.0) if positions else sims
         known = known_share(groups)
         hits, found = [], False
         for (position, score), sim in zip(scored, sims.tolist(), strict=True):
             cov = self._coverage(groups, position, known_only=True)
-            strong = (known > 0.5 and cov >= cfg.min_coverage and self._anchored(groups, position)) or sim >= cfg.min_cosine
+            strong = (
+                known > 0.5 and cov >= cfg.min_coverage and self._anchored(groups, position)
+            ) or sim >= cfg.min_cosine
             found = found or strong
             if filter_relevance and not (strong or cov > 0 or sim >= cfg.min_cosine / 2):
                 continue
             row = self.rows[position]
-            hits.append(SearchHit(
-                text=row["text"], source=row["source"], heading=row["heading"], score=round(score, 6),
-                chunk_id=row["chunk_id"], language=row["language"], start=row["start"], end=row["end"],
-                relevance=round(max(cov * min(1.0, known / 0.5), sim), 4),
-            ))  # fmt: skip
+            hits.append(
+                SearchHit(
+                    text=row["text"],
+                    source=row["source"],
+                    heading=row["heading"],
+                    score=round(score, 6),
+                    chunk_id=row["chunk_id"],
+                    language=row["language"],
+                    start=row["start"],
+                    end=row["end"],
+                    relevance=round(max(cov * min(1.0, known / 0.5), sim), 4),
+                )
+            )
         if filter_relevance and not found:
             hits = []
         return SearchResult(query=query, hits=hits, found=found, expansions=added)

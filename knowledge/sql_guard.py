@@ -25,8 +25,19 @@ MAX_LIMIT = 200
 MAX_SQL_CHARS = 4_000
 # Functions that read files, load code or allocate without bound. The connection's authorizer
 # allow-lists functions as well; naming them here gives a clear refusal instead of a retry.
-BLOCKED_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer",
-                               "zeroblob", "randomblob", "sqlite_compileoption_get", "sqlite_offset"})  # fmt: skip
+BLOCKED_FUNCTIONS = frozenset(
+    {
+        "load_extension",
+        "readfile",
+        "writefile",
+        "edit",
+        "fts3_tokenizer",
+        "zeroblob",
+        "randomblob",
+        "sqlite_compileoption_get",
+        "sqlite_offset",
+    }
+)
 REFUSAL_HINT = (
     "the course database is read-only here: ask a question about the catalog or your quiz history "
     "(quiz results are recorded by the quiz tool)"
@@ -83,7 +94,9 @@ def validate_sql(sql: str, schema: Mapping[str, Sequence[str]], max_limit: int =
     except (ParseError, TokenError) as exc:
         raise InvalidSQLError(f"SQL syntax error: {_first_line(exc)}", "write valid SQLite") from None
     if len(statements) != 1:
-        raise UnsafeSQLError(f"refused: {len(statements)} statements given, only one SELECT may run", REFUSAL_HINT)
+        raise UnsafeSQLError(
+            f"refused: {len(statements)} statements given, only one SELECT may run", REFUSAL_HINT
+        )
     tree = statements[0]
     forbidden = _forbidden_nodes(exp)
     if isinstance(tree, forbidden):
@@ -97,23 +110,52 @@ def validate_sql(sql: str, schema: Mapping[str, Sequence[str]], max_limit: int =
     try:
         from sqlglot.optimizer.qualify import qualify
 
-        qualify(tree.copy(), schema=lowered, dialect="sqlite", validate_qualify_columns=True,
-                quote_identifiers=False)  # fmt: skip
+        qualify(
+            tree.copy(),
+            schema=lowered,
+            dialect="sqlite",
+            validate_qualify_columns=True,
+            quote_identifiers=False,
+        )
     except OptimizeError as exc:
-        raise InvalidSQLError(f"{_first_line(exc)} (use only the columns in the schema; quote text "
-                              "values with single quotes)", "fix the column names") from None  # fmt: skip
+        raise InvalidSQLError(
+            f"{_first_line(exc)} (use only the columns in the schema; quote text values with single quotes)",
+            "fix the column names",
+        ) from None
     except (ParseError, ValueError, KeyError) as exc:  # sqlglot cannot analyse it: not our SQL
-        raise InvalidSQLError(f"cannot analyse the query: {_first_line(exc)}", "write a simpler SELECT") from None
+        raise InvalidSQLError(
+            f"cannot analyse the query: {_first_line(exc)}", "write a simpler SELECT"
+        ) from None
     limit = _apply_limit(tree, max_limit, exp)
     return GuardedSQL(sql=tree.sql(dialect="sqlite"), tables=sorted(tables), limit=limit)
 
 
 def _forbidden_nodes(exp) -> tuple[type, ...]:
     # Command: a statement sqlglot could not parse (VACUUM, REPLACE ...): never run those.
-    return tuple(getattr(exp, name) for name in (
-        "Insert", "Update", "Delete", "Drop", "Create", "Alter", "Merge", "Command", "Pragma",
-        "Attach", "Detach", "Transaction", "Commit", "Rollback", "Into", "Set", "LoadData", "Copy",
-    ) if hasattr(exp, name))  # fmt: skip
+    return tuple(
+        getattr(exp, name)
+        for name in (
+            "Insert",
+            "Update",
+            "Delete",
+            "Drop",
+            "Create",
+            "Alter",
+            "Merge",
+            "Command",
+            "Pragma",
+            "Attach",
+            "Detach",
+            "Transaction",
+            "Commit",
+            "Rollback",
+            "Into",
+            "Set",
+            "LoadData",
+            "Copy",
+        )
+        if hasattr(exp, name)
+    )
 
 
 def _refuse_writes_and_escapes(tree, forbidden: tuple[type, ...], exp) -> None:
@@ -135,16 +177,19 @@ def _check_tables(tree, schema: Mapping[str, Sequence[str]], exp) -> set[str]:
         if table.args.get("db") is not None or table.args.get("catalog") is not None:
             qualifier = table.args.get("db") or table.args.get("catalog")
             if str(qualifier.name).lower() != "main":
-                raise UnsafeSQLError(f"refused: table {table.sql('sqlite')} is outside the course database",
-                                     REFUSAL_HINT)  # fmt: skip
+                raise UnsafeSQLError(
+                    f"refused: table {table.sql('sqlite')} is outside the course database", REFUSAL_HINT
+                )
             table.set("db", None)  # "main.modules" is just "modules"
         if not name:
             raise InvalidSQLError("a FROM clause names no table", "select FROM one of the schema's tables")
         if name in ctes:
             continue
         if name not in known:
-            raise InvalidSQLError(f"unknown table {table.name!r}; the tables are: {', '.join(sorted(schema))}",
-                                  "use only the schema's tables")  # fmt: skip
+            raise InvalidSQLError(
+                f"unknown table {table.name!r}; the tables are: {', '.join(sorted(schema))}",
+                "use only the schema's tables",
+            )
         used.add(name)
     return used
 

@@ -38,7 +38,16 @@ def make_registry(calls: list[str]) -> ToolRegistry:
     return ToolRegistry(
         [
             ToolSpec("cheap_count", "Counts cheaply.", CountIn, CountOut, cheap, examples=("count",)),
-            ToolSpec("big_count", "Counts expensively.", CountIn, CountOut, expensive, examples=("big",), expensive=True, writes=True),
+            ToolSpec(
+                "big_count",
+                "Counts expensively.",
+                CountIn,
+                CountOut,
+                expensive,
+                examples=("big",),
+                expensive=True,
+                writes=True,
+            ),
         ]
     )
 

@@ -51,7 +51,9 @@ class OllamaShim:
 
             def do_GET(self):
                 if self.path == "/api/tags":
-                    models = [{"name": MODEL_TAG, "model": MODEL_TAG, "modified_at": _now(), "size": 100_000_000}]
+                    models = [
+                        {"name": MODEL_TAG, "model": MODEL_TAG, "modified_at": _now(), "size": 100_000_000}
+                    ]
                     models += [{"name": n, "model": n, "modified_at": _now(), "size": 1} for n in shim.pulled]
                     self._json(200, {"models": models})
                 elif self.path == "/api/version":
@@ -67,8 +69,13 @@ class OllamaShim:
                         self._ndjson([{"error": "pull model manifest: file does not exist"}])
                         return
                     shim.pulled.append(name)
-                    self._ndjson([{"status": "pulling manifest"}, {"status": "downloading", "total": 10, "completed": 10},
-                                  {"status": "success"}])
+                    self._ndjson(
+                        [
+                            {"status": "pulling manifest"},
+                            {"status": "downloading", "total": 10, "completed": 10},
+                            {"status": "success"},
+                        ]
+                    )
                 elif self.path == "/api/chat":
                     self._chat(body)
                 else:
@@ -77,28 +84,43 @@ class OllamaShim:
             def _chat(self, body: dict) -> None:
                 options = body.get("options") or {}
                 request = {
-                    "messages": [{"role": m["role"], "content": m.get("content", "")} for m in body["messages"]],
+                    "messages": [
+                        {"role": m["role"], "content": m.get("content", "")} for m in body["messages"]
+                    ],
                     "max_tokens": options.get("num_predict") or 64,
                     "temperature": options.get("temperature", 0.0),
                 }
                 fmt = body.get("format")
                 if isinstance(fmt, dict):
-                    request["response_format"] = {"type": "json_schema", "json_schema": {"name": "out", "schema": fmt}}
+                    request["response_format"] = {
+                        "type": "json_schema",
+                        "json_schema": {"name": "out", "schema": fmt},
+                    }
                 elif fmt == "json":
                     request["response_format"] = {"type": "json_object"}
-                reply = httpx.post(f"{shim.openai_base_url}/chat/completions", json=request, timeout=120).json()
+                reply = httpx.post(
+                    f"{shim.openai_base_url}/chat/completions", json=request, timeout=120
+                ).json()
                 text = reply["choices"][0]["message"]["content"] or ""
                 done = {
-                    "model": body["model"], "created_at": _now(), "message": {"role": "assistant", "content": ""},
-                    "done": True, "done_reason": "stop", "prompt_eval_count": reply["usage"]["prompt_tokens"],
+                    "model": body["model"],
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": ""},
+                    "done": True,
+                    "done_reason": "stop",
+                    "prompt_eval_count": reply["usage"]["prompt_tokens"],
                     "eval_count": reply["usage"]["completion_tokens"],
                 }
                 if body.get("stream", True):
                     # Stream word by word, as Ollama streams token by token.
                     pieces = [w for w in text.split(" ")]
                     events = [
-                        {"model": body["model"], "created_at": _now(),
-                         "message": {"role": "assistant", "content": (p if i == 0 else " " + p)}, "done": False}
+                        {
+                            "model": body["model"],
+                            "created_at": _now(),
+                            "message": {"role": "assistant", "content": (p if i == 0 else " " + p)},
+                            "done": False,
+                        }
                         for i, p in enumerate(pieces)
                     ]
                     self._ndjson([*events, done])

@@ -14,18 +14,35 @@ from llmtutor.tools.registry import ToolRegistry, ToolSpec
 from llmtutor.tools.settings import Settings
 
 PASSAGES = [
-    {"n": 1, "source": "scientist-4-sft.md", "heading": "Supervised Fine-Tuning › LoRA",
-     "text": "LoRA freezes the base weights. It trains two low-rank matrices A and B of rank r, often 8 or 16. "
-             "Only about 0.1% of the parameters are trained."},
-    {"n": 2, "source": "scientist-7-quantization.md", "heading": "Quantization › GGUF",
-     "text": "GGUF is the file format of llama.cpp. It stores quantized weights such as Q4_K_M."},
-    {"n": 3, "source": "scientist-4-sft.md", "heading": "监督微调 › LoRA",
-     "text": "LoRA 冻结原始权重，只训练两个低秩矩阵。秩 r 通常取 8 或 16。"},
+    {
+        "n": 1,
+        "source": "scientist-4-sft.md",
+        "heading": "Supervised Fine-Tuning › LoRA",
+        "text": "LoRA freezes the base weights. It trains two low-rank matrices A and B of rank r, often 8 or 16. "
+        "Only about 0.1% of the parameters are trained.",
+    },
+    {
+        "n": 2,
+        "source": "scientist-7-quantization.md",
+        "heading": "Quantization › GGUF",
+        "text": "GGUF is the file format of llama.cpp. It stores quantized weights such as Q4_K_M.",
+    },
+    {
+        "n": 3,
+        "source": "scientist-4-sft.md",
+        "heading": "监督微调 › LoRA",
+        "text": "LoRA 冻结原始权重，只训练两个低秩矩阵。秩 r 通常取 8 或 16。",
+    },
 ]
 
 
 def test_model_answer_with_citations_is_kept_and_sources_listed():
-    answer = compose({"tool": "search", "citations": PASSAGES}, "LoRA trains two low-rank matrices [1].", "What is LoRA?", "en")
+    answer = compose(
+        {"tool": "search", "citations": PASSAGES},
+        "LoRA trains two low-rank matrices [1].",
+        "What is LoRA?",
+        "en",
+    )
     assert answer.text.startswith("LoRA trains two low-rank matrices [1].")
     assert "**Sources**\n[1] scientist-4-sft.md — Supervised Fine-Tuning › LoRA" in answer.text
     assert [c["n"] for c in answer.citations] == [1]
@@ -33,7 +50,12 @@ def test_model_answer_with_citations_is_kept_and_sources_listed():
 
 def test_uncited_or_invented_model_text_falls_back_to_extractive():
     for model_text in ["LoRA is a radio protocol.", "LoRA uses rank 512 [1].", "See [7]."]:
-        answer = compose({"tool": "search", "citations": PASSAGES}, model_text, "What is LoRA and what rank does it use?", "en")
+        answer = compose(
+            {"tool": "search", "citations": PASSAGES},
+            model_text,
+            "What is LoRA and what rank does it use?",
+            "en",
+        )
         assert "low-rank matrices" in answer.text and "[1]" in answer.text
         assert "512" not in answer.text and "[7]" not in answer.text
 
@@ -44,7 +66,10 @@ def test_extractive_prefers_the_learner_language():
 
 
 def test_not_found_answers_in_the_learner_language():
-    assert compose({"tool": "search", "found": False, "citations": []}, "", "最好的披萨？", "zh").text == NOT_FOUND["zh"]
+    assert (
+        compose({"tool": "search", "found": False, "citations": []}, "", "最好的披萨？", "zh").text
+        == NOT_FOUND["zh"]
+    )
 
 
 class SearchIn(BaseModel):
@@ -76,8 +101,13 @@ class SearchRouter(ScriptedRouter):
 
 def make(tmp_path, replies) -> Tutor:
     registry = ToolRegistry([ToolSpec("search", "Search the course.", SearchIn, SearchOut, search)])
-    return Tutor(Settings(workspace=tmp_path), backend=FakeBackend(replies), registry=registry,
-                 router=SearchRouter(), checkpointer=InMemorySaver())
+    return Tutor(
+        Settings(workspace=tmp_path),
+        backend=FakeBackend(replies),
+        registry=registry,
+        router=SearchRouter(),
+        checkpointer=InMemorySaver(),
+    )
 
 
 def test_cited_answer_through_the_graph(tmp_path):

@@ -50,12 +50,22 @@ NEW_IN_THIS_EDITION = {
 }
 # The 15 notebooks of the earlier edition (seeds/000, seeds/001), by their names there.
 EARLIER_NOTEBOOKS = [
-    "LLM AutoEval", "LazyMergekit", "AutoGGUF", "Model Family Tree",
-    "Fine-tune Llama 2 in Google Colab", "Fine-tune LLMs with Axolotl", "Fine-tune Mistral-7b with DPO",
-    "Introduction to Quantization", "4-bit Quantization using GPTQ", "Quantization with GGUF and llama.cpp",
-    "ExLlamaV2: The Fastest Library to Run LLMs", "Decoding Strategies in Large Language Models",
-    "Visualizing GPT-2's Loss Landscape", "Improve ChatGPT with Knowledge Graphs", "Merge LLMs with mergekit",
-]  # fmt: skip
+    "LLM AutoEval",
+    "LazyMergekit",
+    "AutoGGUF",
+    "Model Family Tree",
+    "Fine-tune Llama 2 in Google Colab",
+    "Fine-tune LLMs with Axolotl",
+    "Fine-tune Mistral-7b with DPO",
+    "Introduction to Quantization",
+    "4-bit Quantization using GPTQ",
+    "Quantization with GGUF and llama.cpp",
+    "ExLlamaV2: The Fastest Library to Run LLMs",
+    "Decoding Strategies in Large Language Models",
+    "Visualizing GPT-2's Loss Landscape",
+    "Improve ChatGPT with Knowledge Graphs",
+    "Merge LLMs with mergekit",
+]
 
 SEEDS = next(
     (p for p in (Path("/work/shared/seeds"), Path(__file__).parents[1] / "shared" / "seeds") if p.is_dir()),

@@ -32,7 +32,9 @@ def test_help_lists_commands_and_imports_nothing_heavy(env):
     for command in ("chat", "ask", "plan", "tools", "ui", "doctor", "personas"):
         assert command in out
     probe = "import sys, llmtutor.ui.cli; print(sorted(m for m in ('torch','gradio','langgraph','transformers') if m in sys.modules))"
-    heavy = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    heavy = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert heavy == "[]"
 
 
@@ -44,7 +46,15 @@ def test_tools_list_json(env):
 
 
 def test_tools_run_estimate_memory(env):
-    out = run(env, "tools", "run", "estimate_memory", "--args", '{"model": "llama-2-7b", "precision": "fp16"}', "--json")
+    out = run(
+        env,
+        "tools",
+        "run",
+        "estimate_memory",
+        "--args",
+        '{"model": "llama-2-7b", "precision": "fp16"}',
+        "--json",
+    )
     result = json.loads(out.stdout)
     assert 12 < result["total_gib"] < 20
 
@@ -74,8 +84,12 @@ def test_plan_single_and_batch(env, tmp_path):
 
 @pytest.mark.skipif(not DEV_ROUTING.exists(), reason="dev routing set not present")
 def test_plan_batch_on_dev_set_keeps_order(env):
-    items = [json.loads(line) for line in DEV_ROUTING.read_text(encoding="utf-8").splitlines() if line.strip()]
-    decisions = [json.loads(line) for line in run(env, "plan", "--batch", str(DEV_ROUTING)).stdout.splitlines()]
+    items = [
+        json.loads(line) for line in DEV_ROUTING.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    decisions = [
+        json.loads(line) for line in run(env, "plan", "--batch", str(DEV_ROUTING)).stdout.splitlines()
+    ]
     assert len(decisions) == len(items)
     assert all(set(d) == {"tool", "args"} for d in decisions)
 

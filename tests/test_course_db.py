@@ -57,18 +57,32 @@ def sha(path: Path) -> str:
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "course.sqlite"
     build_course_db(path)
-    record_quiz_attempt(path, question="What is GGUF?", answer="a file format", correct=True,
-                        module_id="scientist.quantization", topic="GGUF")  # fmt: skip
+    record_quiz_attempt(
+        path,
+        question="What is GGUF?",
+        answer="a file format",
+        correct=True,
+        module_id="scientist.quantization",
+        topic="GGUF",
+    )
     return path
 
 
 def test_build_loads_the_catalog(db: Path):
     catalog = load_catalog()
-    counts = run_readonly(db, "SELECT (SELECT COUNT(*) FROM modules), (SELECT COUNT(*) FROM resources), "
-                              "(SELECT COUNT(*) FROM notebooks), (SELECT COUNT(*) FROM glossary), "
-                              "(SELECT COUNT(*) FROM tracks)").rows[0]  # fmt: skip
-    assert counts == [len(catalog.modules()), len(list(catalog.resources())), len(catalog.notebooks),
-                      len(catalog.glossary), len(catalog.tracks)]  # fmt: skip
+    counts = run_readonly(
+        db,
+        "SELECT (SELECT COUNT(*) FROM modules), (SELECT COUNT(*) FROM resources), "
+        "(SELECT COUNT(*) FROM notebooks), (SELECT COUNT(*) FROM glossary), "
+        "(SELECT COUNT(*) FROM tracks)",
+    ).rows[0]
+    assert counts == [
+        len(catalog.modules()),
+        len(list(catalog.resources())),
+        len(catalog.notebooks),
+        len(catalog.glossary),
+        len(catalog.tracks),
+    ]
     rag = run_readonly(db, "SELECT code, track_id, ordinal FROM modules WHERE id = 'engineer.rag'").rows[0]
     assert rag[0] == "3.3" and rag[1] == "engineer"
     versions = run_readonly(db, "SELECT title FROM course").rows
@@ -85,13 +99,21 @@ def test_build_is_idempotent_and_leaves_the_file_alone(db: Path):
 def test_catalog_rebuild_keeps_learner_rows(db: Path):
     data = load_catalog().model_dump()
     data["tracks"][2]["modules"][2]["resources"].append(
-        {"title": "A new RAG article", "author": "Someone", "url": "https://example.org/rag", "kind": "article"})
+        {
+            "title": "A new RAG article",
+            "author": "Someone",
+            "url": "https://example.org/rag",
+            "kind": "article",
+        }
+    )
     changed = Catalog.model_validate(data)
     report = build_course_db(db, changed)
     assert report.rebuilt
     assert run_readonly(db, "SELECT COUNT(*) FROM resources WHERE title = 'A new RAG article'").rows == [[1]]
     assert run_readonly(db, "SELECT COUNT(*) FROM quiz_attempts").rows == [[1]]
-    assert run_readonly(db, "SELECT attempts FROM module_mastery WHERE module_id = 'scientist.quantization'").rows == [[1]]
+    assert run_readonly(
+        db, "SELECT attempts FROM module_mastery WHERE module_id = 'scientist.quantization'"
+    ).rows == [[1]]
 
 
 def test_migrations_are_append_only_and_versions_recorded(db: Path):
@@ -119,7 +141,9 @@ def test_record_attempt_updates_mastery_with_recency_weights(tmp_path: Path):
     db = tmp_path / "c.sqlite"
     for correct in (False, False, True):
         record_quiz_attempt(db, question="q", answer="a", correct=correct, module_id="engineer.rag")
-    row = run_readonly(db, "SELECT attempts, correct, mastery FROM module_mastery WHERE module_id = 'engineer.rag'").rows[0]
+    row = run_readonly(
+        db, "SELECT attempts, correct, mastery FROM module_mastery WHERE module_id = 'engineer.rag'"
+    ).rows[0]
     assert row[:2] == [3, 1]
     assert row[2] == pytest.approx(1 / (1 + 0.7 + 0.49), abs=1e-3)  # the newest (right) answer weighs most
     assert update_mastery(db, "engineer.rag", 0.9).mastery == 0.9
@@ -159,8 +183,11 @@ def test_guard_caps_limit_and_checks_names(db: Path):
     assert validate_sql("SELECT title FROM modules", schema).sql.endswith("LIMIT 200")
     assert validate_sql("SELECT title FROM modules LIMIT 100000", schema).limit == 200
     assert validate_sql("SELECT title FROM modules LIMIT 5", schema).limit == 5
-    ok = validate_sql("WITH c AS (SELECT module_id, COUNT(*) AS n FROM resources GROUP BY module_id) "
-                      "SELECT m.title, c.n FROM c JOIN modules m ON m.id = c.module_id ORDER BY c.n DESC", schema)  # fmt: skip
+    ok = validate_sql(
+        "WITH c AS (SELECT module_id, COUNT(*) AS n FROM resources GROUP BY module_id) "
+        "SELECT m.title, c.n FROM c JOIN modules m ON m.id = c.module_id ORDER BY c.n DESC",
+        schema,
+    )
     assert ok.tables == ["modules", "resources"]
     with pytest.raises(InvalidSQLError, match="titel"):
         validate_sql("SELECT titel FROM modules", schema)
@@ -171,8 +198,15 @@ def test_guard_caps_limit_and_checks_names(db: Path):
 
 
 def test_queryable_tables_are_documented():
-    assert set(QUERYABLE_TABLES) >= {"tracks", "modules", "resources", "notebooks", "glossary", "quiz_attempts",
-                                     "module_mastery"}  # fmt: skip
+    assert set(QUERYABLE_TABLES) >= {
+        "tracks",
+        "modules",
+        "resources",
+        "notebooks",
+        "glossary",
+        "quiz_attempts",
+        "module_mastery",
+    }
 
 
 def test_readme_documents_every_table_and_column(db: Path):

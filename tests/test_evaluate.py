@@ -99,10 +99,19 @@ def test_training_on_the_text_lowers_its_perplexity_and_writes_the_card(
     trained = _train_on(tiny_llama_dir, TEXT, tmp_path / "trained")
     events: list = []
     config = EvalConfig(
-        models=[ModelSpec(model=str(tiny_llama_dir), label="base"), ModelSpec(model=str(trained), label="trained")],
-        models_dir=tmp_path / "models", metrics=["perplexity"], perplexity_text=str(text_file),
-        max_length=32, stride=16, batch_size=2, device="cpu", output_dir=tmp_path / "eval",
-    )  # fmt: skip
+        models=[
+            ModelSpec(model=str(tiny_llama_dir), label="base"),
+            ModelSpec(model=str(trained), label="trained"),
+        ],
+        models_dir=tmp_path / "models",
+        metrics=["perplexity"],
+        perplexity_text=str(text_file),
+        max_length=32,
+        stride=16,
+        batch_size=2,
+        device="cpu",
+        output_dir=tmp_path / "eval",
+    )
     result = run(config, progress=events.append)
     base, tuned = (m.metrics["perplexity"] for m in result.models)
     assert math.isfinite(base) and tuned < base / 10  # 25 steps on the text itself: a large drop
@@ -167,7 +176,10 @@ def test_bundled_data_is_well_formed() -> None:
     refs = [json.loads(line) for line in DEFAULT_REFERENCES.read_text(encoding="utf-8").splitlines()]
     assert 30 <= len(refs) <= 50 and {r["language"] for r in refs} == {"en", "zh"}
     assert all(r["prompt"].strip() and r["reference"].strip() for r in refs)
-    quiz = [json.loads(line) for line in (TASKS_DIR / "course_quiz.jsonl").read_text(encoding="utf-8").splitlines()]
+    quiz = [
+        json.loads(line)
+        for line in (TASKS_DIR / "course_quiz.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert 40 <= len(quiz) <= 80 and {q["language"] for q in quiz} == {"en", "zh"}
     for q in quiz:
         assert len(q["choices"]) == len(set(q["choices"])) == 4 and 0 <= q["answer"] < 4
@@ -213,12 +225,20 @@ class ScriptedJudge:
 def test_judge_single_retries_a_malformed_verdict_and_records_failures() -> None:
     from llmtutor.training.evaluate.judge import grade_single
 
-    replies = iter(['{"reason": "ok", "score": "seven"}',  # item 1: schema error, then valid
-                    '{"reason": "correct", "score": 7}',
-                    "no json at all", "{", '{"score": 11, "reason": "x"}'])  # item 2: three bad replies
+    replies = iter(
+        [
+            '{"reason": "ok", "score": "seven"}',  # item 1: schema error, then valid
+            '{"reason": "correct", "score": 7}',
+            "no json at all",
+            "{",
+            '{"score": 11, "reason": "x"}',
+        ]
+    )  # item 2: three bad replies
     judge = ScriptedJudge(lambda _user: next(replies))
-    items = [{"id": f"q{i}", "prompt": "What is LoRA?", "reference": "Low-rank adapters.", "answer": "Adapters."}
-             for i in (1, 2)]  # fmt: skip
+    items = [
+        {"id": f"q{i}", "prompt": "What is LoRA?", "reference": "Low-rank adapters.", "answer": "Adapters."}
+        for i in (1, 2)
+    ]
     res = grade_single(judge, items, retries=2)
     assert res["judge_score"] == 7 and res["judge_graded"] == 1 and res["judge_failures"] == 1
     first, second = res["records"]
@@ -230,8 +250,10 @@ def test_judge_single_retries_a_malformed_verdict_and_records_failures() -> None
 def test_judge_pairwise_swaps_positions() -> None:
     from llmtutor.training.evaluate.judge import compare_pairwise
 
-    items = [{"id": "q1", "prompt": "p", "reference": "r", "answer": "GOOD answer", "baseline_answer": "weak"},
-             {"id": "q2", "prompt": "p", "reference": "r", "answer": "weak", "baseline_answer": "GOOD answer"}]  # fmt: skip
+    items = [
+        {"id": "q1", "prompt": "p", "reference": "r", "answer": "GOOD answer", "baseline_answer": "weak"},
+        {"id": "q2", "prompt": "p", "reference": "r", "answer": "weak", "baseline_answer": "GOOD answer"},
+    ]
 
     def by_content(user: str) -> str:  # an unbiased judge: picks whichever position holds GOOD
         a = user.split("Answer A:")[1].split("Answer B:")[0]
@@ -249,36 +271,60 @@ def test_judge_pairwise_swaps_positions() -> None:
 def test_judge_sanity_check_catches_a_judge_that_does_not_read_the_answers() -> None:
     from llmtutor.training.evaluate.judge import sanity_check
 
-    qa = [("What is LoRA?", "Low-rank adapters."), ("What is GGUF?", "llama.cpp's file format."),
-          ("What is DPO?", "Preference optimisation without a reward model.")]  # fmt: skip
+    qa = [
+        ("What is LoRA?", "Low-rank adapters."),
+        ("What is GGUF?", "llama.cpp's file format."),
+        ("What is DPO?", "Preference optimisation without a reward model."),
+    ]
     generous = sanity_check(ScriptedJudge(lambda _u: '{"reason": "great", "score": 10}'), qa, "single")
-    assert generous == {"passed": False, "reference_scores": [10, 10, 10], "wrong_answer_scores": [10, 10, 10]}
+    assert generous == {
+        "passed": False,
+        "reference_scores": [10, 10, 10],
+        "wrong_answer_scores": [10, 10, 10],
+    }
 
     def reads(user: str) -> str:
         right = user.split("Reference answer: ")[1].split("\n\n")[0] == user.split("Assistant's answer: ")[1]
         return json.dumps({"reason": "compared", "score": 8 if right else 3})
 
     assert sanity_check(ScriptedJudge(reads), qa, "single")["passed"] is True
-    assert sanity_check(ScriptedJudge(reads), qa[:1], "single")["wrong_answer_scores"] == [3]  # off-topic control
+    assert sanity_check(ScriptedJudge(reads), qa[:1], "single")["wrong_answer_scores"] == [
+        3
+    ]  # off-topic control
 
 
 def test_run_with_judge_and_generation_metrics(tiny_llama_dir: Path, tmp_path: Path) -> None:
     refs = tmp_path / "refs.jsonl"
-    refs.write_text('{"prompt": "What is LoRA?", "reference": "Low-rank adapters on frozen weights."}\n'
-                    '{"prompt": "什么是量化？", "reference": "用更少的比特存储权重。"}\n', encoding="utf-8")  # fmt: skip
+    refs.write_text(
+        '{"prompt": "What is LoRA?", "reference": "Low-rank adapters on frozen weights."}\n'
+        '{"prompt": "什么是量化？", "reference": "用更少的比特存储权重。"}\n',
+        encoding="utf-8",
+    )
     replies = iter(["garbage", '{"reason": "meh", "score": 3}', '{"reason": "meh", "score": 5}'])
 
-    def respond(user: str) -> str:  # control answers first: each reference, and the other question's reference
+    def respond(
+        user: str,
+    ) -> str:  # control answers first: each reference, and the other question's reference
         reference = user.split("Reference answer: ")[1].split("\n\n")[0]
         answer = user.split("Assistant's answer: ")[1]
         if answer == reference:
             return '{"reason": "matches", "score": 9}'
-        return '{"reason": "wrong question", "score": 2}' if answer.endswith(("weights.", "。")) else next(replies)
+        return (
+            '{"reason": "wrong question", "score": 2}'
+            if answer.endswith(("weights.", "。"))
+            else next(replies)
+        )
 
     judge = ScriptedJudge(respond)
-    config = EvalConfig(models=[ModelSpec(model=str(tiny_llama_dir), label="tiny")], models_dir=tmp_path,
-                        metrics=["bleu_rouge", "judge"], references=refs, max_new_tokens=4, device="cpu",
-                        output_dir=tmp_path / "eval")  # fmt: skip
+    config = EvalConfig(
+        models=[ModelSpec(model=str(tiny_llama_dir), label="tiny")],
+        models_dir=tmp_path,
+        metrics=["bleu_rouge", "judge"],
+        references=refs,
+        max_new_tokens=4,
+        device="cpu",
+        output_dir=tmp_path / "eval",
+    )
     result = run(config, judge=judge)
     metrics = result.models[0].metrics
     assert metrics["judge_score"] == 4 and result.models[0].details["judge_failures"] == 0
@@ -288,8 +334,11 @@ def test_run_with_judge_and_generation_metrics(tiny_llama_dir: Path, tmp_path: P
     judged = [json.loads(x) for x in (tmp_path / "eval" / "judge.jsonl").read_text().splitlines()]
     assert judged[0]["attempts"] == 2 and judged[0]["model"] == "tiny"
     assert result.settings["judge"]["model"] == "scripted-judge"
-    assert result.settings["judge"]["sanity_check"] == {"passed": True, "reference_scores": [9, 9],
-                                                      "wrong_answer_scores": [2, 2]}
+    assert result.settings["judge"]["sanity_check"] == {
+        "passed": True,
+        "reference_scores": [9, 9],
+        "wrong_answer_scores": [2, 2],
+    }
     assert "sanity check on control answers: passed" in (tmp_path / "eval" / "eval_card.md").read_text()
 
 
@@ -297,9 +346,19 @@ def test_run_pairwise_compares_each_model_with_the_baseline(tiny_llama_dir: Path
     refs = tmp_path / "refs.jsonl"
     refs.write_text('{"prompt": "What is LoRA?", "reference": "Low-rank adapters."}\n', encoding="utf-8")
     judge = ScriptedJudge(lambda _u: '{"reason": "same", "winner": "tie"}')
-    config = EvalConfig(models=[ModelSpec(model=str(tiny_llama_dir), label="a"), ModelSpec(model=str(tiny_llama_dir), label="b")],
-                        models_dir=tmp_path, metrics=["judge"], judge_mode="pairwise", references=refs,
-                        max_new_tokens=2, device="cpu", output_dir=tmp_path / "eval")  # fmt: skip
+    config = EvalConfig(
+        models=[
+            ModelSpec(model=str(tiny_llama_dir), label="a"),
+            ModelSpec(model=str(tiny_llama_dir), label="b"),
+        ],
+        models_dir=tmp_path,
+        metrics=["judge"],
+        judge_mode="pairwise",
+        references=refs,
+        max_new_tokens=2,
+        device="cpu",
+        output_dir=tmp_path / "eval",
+    )
     result = run(config, judge=judge)
     assert [m.metrics["judge_win_rate"] for m in result.models] == [0.5, 0.5]
     assert result.deltas["b"]["judge_win_rate"] == 0 and result.models[1].details["judge_ties"] == 1
@@ -342,9 +401,17 @@ def test_judge_metric_needs_a_judge(tmp_path: Path) -> None:
 
 
 def test_cancel_raises(tiny_llama_dir: Path, text_file: Path, tmp_path: Path) -> None:
-    config = EvalConfig(models=[ModelSpec(model=str(tiny_llama_dir))], models_dir=tmp_path, metrics=["perplexity"],
-                        perplexity_text=str(text_file), max_length=16, stride=4, batch_size=1, device="cpu",
-                        output_dir=tmp_path / "eval")  # fmt: skip
+    config = EvalConfig(
+        models=[ModelSpec(model=str(tiny_llama_dir))],
+        models_dir=tmp_path,
+        metrics=["perplexity"],
+        perplexity_text=str(text_file),
+        max_length=16,
+        stride=4,
+        batch_size=1,
+        device="cpu",
+        output_dir=tmp_path / "eval",
+    )
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(CancelledError):
@@ -367,9 +434,16 @@ def test_cancel_raises(tiny_llama_dir: Path, text_file: Path, tmp_path: Path) ->
 @pytest.mark.slow
 def test_smollm2_on_the_course(smollm2_dir: Path, models_dir: Path, tmp_path: Path) -> None:
     """SmolLM2-135M-Instruct: perplexity on the course notes (HF and llama.cpp) and the full quiz."""
-    config = EvalConfig(models=[ModelSpec()], models_dir=models_dir, metrics=["perplexity", "lm_eval"],
-                        max_eval_tokens=4096, max_length=1024, stride=512, device="cpu",
-                        output_dir=tmp_path / "eval")  # fmt: skip
+    config = EvalConfig(
+        models=[ModelSpec()],
+        models_dir=models_dir,
+        metrics=["perplexity", "lm_eval"],
+        max_eval_tokens=4096,
+        max_length=1024,
+        stride=512,
+        device="cpu",
+        output_dir=tmp_path / "eval",
+    )
     result = run(config)
     m = result.models[0].metrics
     print("\n" + result.to_markdown())

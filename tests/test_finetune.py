@@ -36,12 +36,19 @@ QA = [
     ("Who wrote the LLM Course?", "Maxime Labonne wrote the LLM Course."),
 ]
 PAIRS = [
-    {"prompt": "What is LoRA?", "chosen": "Low-rank adapters on frozen weights.", "rejected": "A radio protocol."},
+    {
+        "prompt": "What is LoRA?",
+        "chosen": "Low-rank adapters on frozen weights.",
+        "rejected": "A radio protocol.",
+    },
     {"prompt": "Who wrote the LLM Course?", "chosen": "Maxime Labonne.", "rejected": "I don't know."},
-    {"prompt": [{"role": "user", "content": "什么是量化？"}], "chosen": [{"role": "assistant", "content": "用更少的比特表示权重。"}],
-     "rejected": "不知道。"},
+    {
+        "prompt": [{"role": "user", "content": "什么是量化？"}],
+        "chosen": [{"role": "assistant", "content": "用更少的比特表示权重。"}],
+        "rejected": "不知道。",
+    },
     {"prompt": "What is DPO?", "chosen": "Direct Preference Optimization.", "rejected": "A database."},
-]  # fmt: skip
+]
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -68,33 +75,69 @@ def pref_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_config(base: Path, dataset: Path, out: Path, **overrides: Any) -> FinetuneConfig:
-    values: dict[str, Any] = dict(base_model=str(base), dataset=dataset, output_dir=out, max_steps=2, batch_size=2,
-                                  learning_rate=1e-2, eval_fraction=0, max_seq_len=128, merge=False, save_steps=50)  # fmt: skip
+    values: dict[str, Any] = dict(
+        base_model=str(base),
+        dataset=dataset,
+        output_dir=out,
+        max_steps=2,
+        batch_size=2,
+        learning_rate=1e-2,
+        eval_fraction=0,
+        max_seq_len=128,
+        merge=False,
+        save_steps=50,
+    )
     return FinetuneConfig(**(values | overrides))
 
 
 # ----- data: formats and row-level errors ----------------------------------------------------
 def test_formats_are_detected_and_converted(tmp_path: Path) -> None:
-    alpaca = load_dataset_rows(write_jsonl(tmp_path / "a.jsonl", [{"instruction": "Q", "input": "ctx", "output": "A"}]))
+    alpaca = load_dataset_rows(
+        write_jsonl(tmp_path / "a.jsonl", [{"instruction": "Q", "input": "ctx", "output": "A"}])
+    )
     assert alpaca.format == "alpaca"
-    assert alpaca.rows[0]["messages"] == [{"role": "user", "content": "Q\n\nctx"}, {"role": "assistant", "content": "A"}]
-    share = load_dataset_rows(write_jsonl(tmp_path / "s.jsonl", [{"conversations": [
-        {"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}]))  # fmt: skip
+    assert alpaca.rows[0]["messages"] == [
+        {"role": "user", "content": "Q\n\nctx"},
+        {"role": "assistant", "content": "A"},
+    ]
+    share = load_dataset_rows(
+        write_jsonl(
+            tmp_path / "s.jsonl",
+            [
+                {
+                    "conversations": [
+                        {"from": "system", "value": "Be brief."},
+                        {"from": "human", "value": "Hi"},
+                        {"from": "gpt", "value": "Hello"},
+                    ]
+                }
+            ],
+        )
+    )
     assert (share.format, share.source_format) == ("chat", "sharegpt")
     assert [m["role"] for m in share.rows[0]["messages"]] == ["system", "user", "assistant"]
     text = load_dataset_rows(write_jsonl(tmp_path / "t.jsonl", [{"text": "Attention is all you need."}]))
     assert text.format == "text" and text.rows == [{"text": "Attention is all you need."}]
     pref = load_dataset_rows(write_jsonl(tmp_path / "p.jsonl", PAIRS))
     assert pref.format == "preference"
-    assert pref.rows[0]["chosen"] == [{"role": "assistant", "content": "Low-rank adapters on frozen weights."}]
+    assert pref.rows[0]["chosen"] == [
+        {"role": "assistant", "content": "Low-rank adapters on frozen weights."}
+    ]
     assert pref.rows[2]["prompt"] == [{"role": "user", "content": "什么是量化？"}]
     with (tmp_path / "c.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["instruction", "output"])
         writer.writeheader()
         writer.writerow({"instruction": "Q", "output": "A"})
     assert load_dataset_rows(tmp_path / "c.csv").format == "alpaca"
-    (tmp_path / "j.json").write_text(json.dumps({"data": [{"messages": [{"role": "user", "content": "Q"},
-                                                                       {"role": "assistant", "content": "A"}]}]}))  # fmt: skip
+    (tmp_path / "j.json").write_text(
+        json.dumps(
+            {
+                "data": [
+                    {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}
+                ]
+            }
+        )
+    )
     assert load_dataset_rows(tmp_path / "j.json").format == "chat"
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -104,20 +147,27 @@ def test_formats_are_detected_and_converted(tmp_path: Path) -> None:
 
 
 def test_bad_rows_are_listed_with_their_line(tmp_path: Path) -> None:
-    lines = [json.dumps({"instruction": "Q1", "output": "A1"}),
-             json.dumps({"instruction": "Q2"}),                     # line 2: missing output
-             json.dumps({"instruction": "Q3", "output": "  "}),     # line 3: empty output
-             "{not json",                                           # line 4: not JSON
-             json.dumps({"instruction": "Q5", "output": 5}),        # line 5: wrong type
-             json.dumps({"instruction": ["Q6"], "output": "A6"})]   # line 6: wrong type  # fmt: skip
+    lines = [
+        json.dumps({"instruction": "Q1", "output": "A1"}),
+        json.dumps({"instruction": "Q2"}),  # line 2: missing output
+        json.dumps({"instruction": "Q3", "output": "  "}),  # line 3: empty output
+        "{not json",  # line 4: not JSON
+        json.dumps({"instruction": "Q5", "output": 5}),  # line 5: wrong type
+        json.dumps({"instruction": ["Q6"], "output": "A6"}),
+    ]  # line 6: wrong type
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(DatasetError) as err:
         load_dataset_rows(path)
     message = str(err.value)
     assert isinstance(err.value, ToolInputError)
-    for expected in ("line 2: missing 'output'", "line 3: 'output' is empty", "line 4: not valid JSON",
-                     "line 5: 'output' must be a string, got int", "line 6: 'instruction' must be a string"):  # fmt: skip
+    for expected in (
+        "line 2: missing 'output'",
+        "line 3: 'output' is empty",
+        "line 4: not valid JSON",
+        "line 5: 'output' must be a string, got int",
+        "line 6: 'instruction' must be a string",
+    ):
         assert expected in message, message
     assert "fix or remove those rows" in message
 
@@ -132,12 +182,18 @@ def test_dataset_level_errors(tmp_path: Path) -> None:
         load_dataset_rows(write_jsonl(tmp_path / "data.txt", [{"text": "x"}]))
     with pytest.raises(DatasetError, match="unknown dataset format: fields seen: answer, question"):
         load_dataset_rows(write_jsonl(tmp_path / "u.jsonl", [{"question": "Q", "answer": "A"}]))
-    mixed = [{"instruction": "Q", "output": "A"}, {"messages": [{"role": "user", "content": "Q"}]}, {"text": "x"}]
+    mixed = [
+        {"instruction": "Q", "output": "A"},
+        {"messages": [{"role": "user", "content": "Q"}]},
+        {"text": "x"},
+    ]
     with pytest.raises(DatasetError, match="mixed formats") as err:
         load_dataset_rows(write_jsonl(tmp_path / "m.jsonl", mixed))
     assert "line 2" in str(err.value) and "line 3" in str(err.value)
-    chat = [{"messages": [{"role": "user", "content": "Q"}]},
-            {"messages": [{"role": "robot", "content": "Q"}, {"role": "assistant", "content": "A"}]}]  # fmt: skip
+    chat = [
+        {"messages": [{"role": "user", "content": "Q"}]},
+        {"messages": [{"role": "robot", "content": "Q"}, {"role": "assistant", "content": "A"}]},
+    ]
     with pytest.raises(DatasetError) as err:
         load_dataset_rows(write_jsonl(tmp_path / "c.jsonl", chat))
     assert "line 1: no assistant message" in str(err.value) and "unknown role 'robot'" in str(err.value)
@@ -160,10 +216,15 @@ def test_config_validation_and_json_round_trip(tmp_path: Path) -> None:
         FinetuneConfig(name="bad name!")
     with pytest.raises(ValueError):
         FinetuneConfig(lora_rank=8)  # extra fields are refused
-    config = FinetuneConfig(dataset=tmp_path / "d.jsonl", output_dir=tmp_path / "out", method="orpo", max_steps=3)
+    config = FinetuneConfig(
+        dataset=tmp_path / "d.jsonl", output_dir=tmp_path / "out", method="orpo", max_steps=3
+    )
     again = FinetuneConfig.model_validate_json(config.model_dump_json())
     assert again == config and again.lr == 5e-5 and again.checkpoints == tmp_path / "out" / "checkpoints"
-    assert FinetuneConfig().dataset_path == BUNDLED_SFT and FinetuneConfig(method="dpo").dataset_path == BUNDLED_PREFERENCE
+    assert (
+        FinetuneConfig().dataset_path == BUNDLED_SFT
+        and FinetuneConfig(method="dpo").dataset_path == BUNDLED_PREFERENCE
+    )
 
 
 def test_qlora_falls_back_to_lora_on_cpu() -> None:
@@ -203,16 +264,26 @@ def test_progress_bridge_stops_on_cancel_and_divergence() -> None:
 
 # ----- rendering: chat template, masking, packing -----------------------------------------------
 def test_rows_use_the_chat_template_and_mask_the_prompt(tiny_tokenizer: Any) -> None:
-    row = {"messages": [{"role": "user", "content": "What is LoRA?"}, {"role": "assistant", "content": "Adapters."},
-                        {"role": "user", "content": "And QLoRA?"}, {"role": "assistant", "content": "4-bit base."}]}  # fmt: skip
+    row = {
+        "messages": [
+            {"role": "user", "content": "What is LoRA?"},
+            {"role": "assistant", "content": "Adapters."},
+            {"role": "user", "content": "And QLoRA?"},
+            {"role": "assistant", "content": "4-bit base."},
+        ]
+    }
     text = render_example(tiny_tokenizer, row)
     assert text == tiny_tokenizer.apply_chat_template(row["messages"], tokenize=False)
     assert "<|im_start|>user\nWhat is LoRA?<|im_end|>" in text and "<|im_start|>assistant\n" in text
     item = tokenize_example(tiny_tokenizer, row, max_len=512)
     assert item is not None
     trained = [t for t, label in zip(item["input_ids"], item["labels"], strict=True) if label != -100]
-    assert tiny_tokenizer.decode(trained) == "Adapters.<|im_end|>\n4-bit base.<|im_end|>\n"  # answers + their stop
-    prompt = tiny_tokenizer.apply_chat_template(row["messages"][:1], tokenize=False, add_generation_prompt=True)
+    assert (
+        tiny_tokenizer.decode(trained) == "Adapters.<|im_end|>\n4-bit base.<|im_end|>\n"
+    )  # answers + their stop
+    prompt = tiny_tokenizer.apply_chat_template(
+        row["messages"][:1], tokenize=False, add_generation_prompt=True
+    )
     n_prompt = len(tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert item["labels"][:n_prompt] == [-100] * n_prompt
     assert tokenize_example(tiny_tokenizer, row, max_len=10) is None  # the answer does not fit: dropped
@@ -227,7 +298,9 @@ def test_plain_format_without_chat_template(tiny_tokenizer: Any) -> None:
     assert render_example(plain, row).startswith("### Instruction:\nQ?\n\n### Response:\nA.")
     item = tokenize_example(plain, row, 128)
     assert item is not None
-    assert plain.decode([t for t, x in zip(item["input_ids"], item["labels"], strict=True) if x != -100]).startswith("A.")
+    assert plain.decode(
+        [t for t, x in zip(item["input_ids"], item["labels"], strict=True) if x != -100]
+    ).startswith("A.")
 
 
 def test_packed_rows_do_not_attend_to_each_other(tiny_llama_dir: Path) -> None:
@@ -240,32 +313,55 @@ def test_packed_rows_do_not_attend_to_each_other(tiny_llama_dir: Path) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)).eval()
     a, b, c = list(range(10, 17)), list(range(40, 45)), list(range(70, 79))
-    bins = [{"input_ids": a + b, "labels": a + b, "seq_lengths": [7, 5]}, {"input_ids": c, "labels": c, "seq_lengths": [9]}]
+    bins = [
+        {"input_ids": a + b, "labels": a + b, "seq_lengths": [7, 5]},
+        {"input_ids": c, "labels": c, "seq_lengths": [9]},
+    ]
     collator = PackedCollator(pad_token_id=0, packed=True)
     batch = collator(bins)
     assert "attention_mask" not in batch and collator.tokens == 21
-    assert batch["position_ids"].tolist() == [list(range(7)) + list(range(5)), list(range(9)) + list(range(3))]
-    assert batch["labels"][0, 7].item() == -100 and batch["labels"][0, 8].item() == b[1]  # no label across rows
+    assert batch["position_ids"].tolist() == [
+        list(range(7)) + list(range(5)),
+        list(range(9)) + list(range(3)),
+    ]
+    assert (
+        batch["labels"][0, 7].item() == -100 and batch["labels"][0, 8].item() == b[1]
+    )  # no label across rows
     assert batch["labels"][1, 9:].tolist() == [-100] * 3  # padding is never trained
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        packed = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits
         for row, start, ids in ((0, 0, a), (0, 7, b), (1, 0, c)):
             alone = model(input_ids=torch.tensor([ids])).logits[0]
-            assert torch.allclose(packed[row, start:start + len(ids)], alone, atol=1e-4)
+            assert torch.allclose(packed[row, start : start + len(ids)], alone, atol=1e-4)
 
 
 # ----- training runs -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def lora_run(tiny_llama_dir: Path, sft_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[FinetuneResult, list[TrainingEvent]]:  # fmt: skip
+def lora_run(
+    tiny_llama_dir: Path, sft_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[FinetuneResult, list[TrainingEvent]]:
     events: list[TrainingEvent] = []
     # batch 8 holds every packed bin of the 9 train rows, so each step sees the same data and the
     # loss falls steadily (~10.8 -> ~10.2) instead of jumping between different rows.
-    config = tiny_config(tiny_llama_dir, sft_file, tmp_path_factory.mktemp("lora") / "out", max_steps=12,
-                         learning_rate=1e-2, batch_size=8, eval_fraction=0.25, merge=True, name="tiny-course")  # fmt: skip
+    config = tiny_config(
+        tiny_llama_dir,
+        sft_file,
+        tmp_path_factory.mktemp("lora") / "out",
+        max_steps=12,
+        learning_rate=1e-2,
+        batch_size=8,
+        eval_fraction=0.25,
+        merge=True,
+        name="tiny-course",
+    )
     return run(config, progress=events.append), events
 
 
-def test_lora_sft_learns_and_writes_every_artifact(lora_run: tuple[FinetuneResult, list[TrainingEvent]]) -> None:
+def test_lora_sft_learns_and_writes_every_artifact(
+    lora_run: tuple[FinetuneResult, list[TrainingEvent]],
+) -> None:
     result, events = lora_run
     out = Path(result.output_dir)
     m = result.metrics
@@ -278,10 +374,27 @@ def test_lora_sft_learns_and_writes_every_artifact(lora_run: tuple[FinetuneResul
     losses = [e.loss for e in train]
     assert losses[-1] < losses[0] - 0.3 and sum(losses[-3:]) < sum(losses[3:6]) < sum(losses[:3]), losses
     assert m["trained_tokens"] > 0 and m["tokens_per_s"] > 0 and m["peak_rss_mb"] > 100 and m["eval_loss"] > 0
-    assert set(m["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/tokenizer_config.json",
-                 "merged/config.json", "merged/model.safetensors", "merged/chat_template.jinja", "training_config.json",
-                 "metrics.json", "loss_curve.png", "README.md"):  # fmt: skip
+    assert set(m["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    for name in (
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/tokenizer_config.json",
+        "merged/config.json",
+        "merged/model.safetensors",
+        "merged/chat_template.jinja",
+        "training_config.json",
+        "metrics.json",
+        "loss_curve.png",
+        "README.md",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists() and not (out / ".staging").exists()
     assert json.loads((out / "metrics.json").read_text())["steps"] == 12
@@ -291,12 +404,19 @@ def test_lora_sft_learns_and_writes_every_artifact(lora_run: tuple[FinetuneResul
     card = (out / "README.md").read_text()
     assert "tiny-course" in card and "AutoModelForCausalLM" in card and "Limitations" in card
     assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert result.registration == {"name": "tiny-course", "kind": "merged", "path": "merged", "base": result.base_model,
-                                   "lineage": result.registration["lineage"]}  # fmt: skip
+    assert result.registration == {
+        "name": "tiny-course",
+        "kind": "merged",
+        "path": "merged",
+        "base": result.base_model,
+        "lineage": result.registration["lineage"],
+    }
     assert "| train loss |" in result.to_markdown()
 
 
-def test_lora_weights_moved_and_merged_model_chats(lora_run: tuple[FinetuneResult, list[TrainingEvent]]) -> None:
+def test_lora_weights_moved_and_merged_model_chats(
+    lora_run: tuple[FinetuneResult, list[TrainingEvent]],
+) -> None:
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -310,8 +430,12 @@ def test_lora_weights_moved_and_merged_model_chats(lora_run: tuple[FinetuneResul
     assert merged.config.use_cache is True
     assert not any("lora" in name for name, _ in merged.named_parameters())
     tok = AutoTokenizer.from_pretrained(str(out / "merged"))
-    inputs = tok.apply_chat_template([{"role": "user", "content": "What is LoRA?"}], add_generation_prompt=True,
-                                     return_tensors="pt", return_dict=True)  # fmt: skip
+    inputs = tok.apply_chat_template(
+        [{"role": "user", "content": "What is LoRA?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     generated = merged.generate(**inputs, max_new_tokens=5, do_sample=False)
     assert generated.shape[1] > inputs["input_ids"].shape[1]
 
@@ -319,24 +443,42 @@ def test_lora_weights_moved_and_merged_model_chats(lora_run: tuple[FinetuneResul
 @pytest.mark.parametrize("method", ["dpo", "orpo"])
 def test_preference_methods_train(method: str, tiny_llama_dir: Path, pref_file: Path, tmp_path: Path) -> None:
     events: list[TrainingEvent] = []
-    result = run(tiny_config(tiny_llama_dir, pref_file, tmp_path / "out", method=method), progress=events.append)
+    result = run(
+        tiny_config(tiny_llama_dir, pref_file, tmp_path / "out", method=method), progress=events.append
+    )
     assert result.metrics["steps"] == 2 and result.method == method
     losses = [e.loss for e in events if e.stage == "train" and e.loss is not None]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
-    assert result.registration["kind"] == "adapter" and (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    assert (
+        result.registration["kind"] == "adapter"
+        and (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    )
     assert result.metrics["trained_tokens"] > 0
 
 
 def test_full_finetune_without_packing(tiny_llama_dir: Path, sft_file: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    result = run(tiny_config(tiny_llama_dir, sft_file, tmp_path / "out", adapter="full", packing=False,
-                             learning_rate=1e-3, merge=True))  # fmt: skip
-    assert result.registration["kind"] == "full" and result.model_dir == "model" and result.adapter_dir is None
+    result = run(
+        tiny_config(
+            tiny_llama_dir,
+            sft_file,
+            tmp_path / "out",
+            adapter="full",
+            packing=False,
+            learning_rate=1e-3,
+            merge=True,
+        )
+    )
+    assert (
+        result.registration["kind"] == "full" and result.model_dir == "model" and result.adapter_dir is None
+    )
     assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "out" / "model")).config.num_hidden_layers == 2
 
 
-def test_cancel_leaves_nothing_that_looks_finished(tiny_llama_dir: Path, sft_file: Path, tmp_path: Path) -> None:
+def test_cancel_leaves_nothing_that_looks_finished(
+    tiny_llama_dir: Path, sft_file: Path, tmp_path: Path
+) -> None:
     cancel = threading.Event()
 
     def progress(event: TrainingEvent) -> None:
@@ -345,7 +487,11 @@ def test_cancel_leaves_nothing_that_looks_finished(tiny_llama_dir: Path, sft_fil
 
     out = tmp_path / "out"
     with pytest.raises(CancelledError):
-        run(tiny_config(tiny_llama_dir, sft_file, out, max_steps=6, merge=True), progress=progress, cancel=cancel)
+        run(
+            tiny_config(tiny_llama_dir, sft_file, out, max_steps=6, merge=True),
+            progress=progress,
+            cancel=cancel,
+        )
     for name in ("merged", "adapter", "metrics.json", "README.md", "training_config.json", "loss_curve.png"):
         assert not (out / name).exists(), name
     assert (out / "checkpoints" / "checkpoint-2").is_dir()  # saved on cancel, for resume
@@ -372,12 +518,16 @@ def test_resume_continues_the_step_count(tiny_llama_dir: Path, sft_file: Path, t
     assert result.metrics["steps"] == 8 and "resumed from checkpoint-4" in result.notes
 
 
-def test_finished_output_dir_is_not_overwritten(lora_run: tuple[FinetuneResult, list[TrainingEvent]], sft_file: Path) -> None:
+def test_finished_output_dir_is_not_overwritten(
+    lora_run: tuple[FinetuneResult, list[TrainingEvent]], sft_file: Path
+) -> None:
     with pytest.raises(ToolInputError, match="already holds a finished fine-tune"):
         run(FinetuneConfig(dataset=sft_file, output_dir=Path(lora_run[0].output_dir)))
 
 
-def test_method_and_data_must_match(tiny_llama_dir: Path, sft_file: Path, pref_file: Path, tmp_path: Path) -> None:
+def test_method_and_data_must_match(
+    tiny_llama_dir: Path, sft_file: Path, pref_file: Path, tmp_path: Path
+) -> None:
     with pytest.raises(DatasetError, match="needs preference rows"):
         run(tiny_config(tiny_llama_dir, sft_file, tmp_path / "a", method="dpo"))
     with pytest.raises(DatasetError, match="preference pairs"):
@@ -417,8 +567,16 @@ def test_bundled_datasets_are_up_to_date() -> None:
 @pytest.mark.slow
 def test_smollm2_lora_on_bundled_data(smollm2_dir: Path, models_dir: Path, tmp_path: Path) -> None:
     events: list[TrainingEvent] = []
-    config = FinetuneConfig(models_dir=models_dir, output_dir=tmp_path / "out", max_steps=30, batch_size=4,
-                            max_seq_len=256, eval_fraction=0.05, learning_rate=3e-4, merge=True)  # fmt: skip
+    config = FinetuneConfig(
+        models_dir=models_dir,
+        output_dir=tmp_path / "out",
+        max_steps=30,
+        batch_size=4,
+        max_seq_len=256,
+        eval_fraction=0.05,
+        learning_rate=3e-4,
+        merge=True,
+    )
     result = run(config, progress=events.append)
     losses = [e.loss for e in events if e.stage == "train" and e.loss is not None]
     assert result.registration["kind"] == "merged" and result.metrics["padding_fraction"] < 0.2
@@ -432,8 +590,14 @@ def test_qlora_on_cuda(smollm2_dir: Path, models_dir: Path, tmp_path: Path) -> N
 
     if not torch.cuda.is_available():
         pytest.skip("QLoRA needs CUDA")
-    config = FinetuneConfig(models_dir=models_dir, adapter="qlora", output_dir=tmp_path / "out", max_steps=5,
-                            max_seq_len=256, eval_fraction=0)  # fmt: skip
+    config = FinetuneConfig(
+        models_dir=models_dir,
+        adapter="qlora",
+        output_dir=tmp_path / "out",
+        max_steps=5,
+        max_seq_len=256,
+        eval_fraction=0,
+    )
     result = run(config)
     assert result.adapter == "qlora" and result.metrics["device"] == "cuda"
     assert (tmp_path / "out" / "merged" / "model.safetensors").is_file()

@@ -48,7 +48,12 @@ def test_cheap_tool_runs_and_result_reaches_answer(tmp_path, calls):
     tutor = make_tutor(tmp_path, calls, ["It counted three."], recorder=recorder)
     events = list(tutor.stream("cheap please", thread_id="t"))
     kinds = [e.type for e in events]
-    assert kinds.index("tool_start") < kinds.index("progress") < kinds.index("tool_result") < kinds.index("answer")
+    assert (
+        kinds.index("tool_start")
+        < kinds.index("progress")
+        < kinds.index("tool_result")
+        < kinds.index("answer")
+    )
     assert calls == ["cheap"]
     result = next(e for e in events if e.type == "tool_result").data
     assert result["output"] == {"total": 3}
@@ -85,14 +90,20 @@ def test_expensive_tool_shows_its_plan_or_is_refused_before_asking(tmp_path, cal
 
     registry = make_registry(calls)
     big = dataclasses.replace(registry.get("big_count"), preview=preview)
-    tutor = Tutor(Settings(workspace=tmp_path), backend=FakeBackend(["Done."]),
-                  registry=ToolRegistry([registry.get("cheap_count"), big]), router=ScriptedRouter(),
-                  checkpointer=InMemorySaver())  # fmt: skip
+    tutor = Tutor(
+        Settings(workspace=tmp_path),
+        backend=FakeBackend(["Done."]),
+        registry=ToolRegistry([registry.get("cheap_count"), big]),
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
     asked = tutor.ask("big job", thread_id="plan")
     assert asked.pending_approval and "count to 200" in asked.pending_approval["message"]
     assert asked.pending_approval["plan"].startswith("**Plan**")
     # A run that cannot fit is refused with the numbers; nothing is asked, nothing runs.
-    tutor.router.route = lambda text: RouteDecision(tool="big_count", args={"n": 9}, confidence=1.0, method="classifier")
+    tutor.router.route = lambda text: RouteDecision(
+        tool="big_count", args={"n": 9}, confidence=1.0, method="classifier"
+    )
     refused = tutor.ask("big job", thread_id="plan-2")
     assert refused.pending_approval is None and calls == []
     assert "9.0 GB" in refused.answer and "use n <= 5" in refused.answer
@@ -121,22 +132,36 @@ def test_persona_without_the_tool_answers_directly(tmp_path, calls):
         encoding="utf-8",
     )
     settings = Settings(workspace=tmp_path, personas_dir=tmp_path / "p")
-    tutor = Tutor(settings, backend=FakeBackend(["Plain answer."]), registry=make_registry(calls),
-                  router=ScriptedRouter(), checkpointer=InMemorySaver())
+    tutor = Tutor(
+        settings,
+        backend=FakeBackend(["Plain answer."]),
+        registry=make_registry(calls),
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
     reply = tutor.ask("cheap please", persona="narrow")
     assert calls == [] and reply.tool_calls == [] and reply.persona == "narrow"
 
 
 def test_thread_resumes_from_sqlite_checkpoint(tmp_path, calls):
     db = tmp_path / "threads.sqlite"
-    first = make_tutor(tmp_path, calls, ["Nice to meet you, Ada."],
-                       checkpointer=SqliteSaver(sqlite3.connect(db, check_same_thread=False)))
+    first = make_tutor(
+        tmp_path,
+        calls,
+        ["Nice to meet you, Ada."],
+        checkpointer=SqliteSaver(sqlite3.connect(db, check_same_thread=False)),
+    )
     first.ask("My name is Ada.", thread_id="resume-me")
 
     # A new process: new Tutor, same database file.
     recorder = PromptRecorder()
-    second = make_tutor(tmp_path, calls, ["Your name is Ada."], recorder=recorder,
-                        checkpointer=SqliteSaver(sqlite3.connect(db, check_same_thread=False)))
+    second = make_tutor(
+        tmp_path,
+        calls,
+        ["Your name is Ada."],
+        recorder=recorder,
+        checkpointer=SqliteSaver(sqlite3.connect(db, check_same_thread=False)),
+    )
     reply = second.ask("What is my name?", thread_id="resume-me")
     assert reply.answer == "Your name is Ada."
     sent = [m.content for m in recorder.prompts[-1]]
@@ -159,8 +184,13 @@ def test_native_tool_calling_on_a_capable_backend(tmp_path, calls):
     ]
     backend = FakeBackend(script, native_tools=True)
     settings = Settings(workspace=tmp_path, backend="openai", chat_model="big-model")
-    tutor = Tutor(settings, backend=backend, registry=make_registry(calls), router=ScriptedRouter(),
-                  checkpointer=InMemorySaver())
+    tutor = Tutor(
+        settings,
+        backend=backend,
+        registry=make_registry(calls),
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
     assert tutor.uses_native_routing()
 
     reply = tutor.ask("please count to seven")
@@ -187,8 +217,13 @@ def test_help_and_bad_commands_touch_no_state(tmp_path, calls):
 
     settings = Settings(workspace=tmp_path)
     registry = make_registry(calls)
-    tutor = Tutor(settings, backend=FakeBackend([]), registry=registry, router=Router(registry),
-                  checkpointer=InMemorySaver())
+    tutor = Tutor(
+        settings,
+        backend=FakeBackend([]),
+        registry=registry,
+        router=Router(registry),
+        checkpointer=InMemorySaver(),
+    )
     reply = tutor.ask("/help", thread_id="h")
     assert "/cheap_count" in reply.answer and "socratic_coach" in reply.answer
     with pytest.raises(ToolNotFoundError):

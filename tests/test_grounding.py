@@ -4,13 +4,21 @@ RESULT = "| weights | 5.47 GiB |\n| total | 14.61 GiB |\nFits a 16 GB GPU. 8.03e
 
 
 def test_invented_numbers_are_dropped_and_real_ones_kept():
-    explanation = "Llama 3 8B needs 1.05E-7 GB of memory. The total is 14.61 GiB, so a 16 GB card works. Great!"
-    assert drop_ungrounded_sentences(explanation, RESULT) == "The total is 14.61 GiB, so a 16 GB card works. Great!"
+    explanation = (
+        "Llama 3 8B needs 1.05E-7 GB of memory. The total is 14.61 GiB, so a 16 GB card works. Great!"
+    )
+    assert (
+        drop_ungrounded_sentences(explanation, RESULT)
+        == "The total is 14.61 GiB, so a 16 GB card works. Great!"
+    )
 
 
 def test_rounded_figures_and_small_integers_are_fine():
     text = "About 14.6 GiB in total. Use 2 GPUs if you like. 它需要 99 GB 显存。权重占 5.47 GiB。"
-    assert drop_ungrounded_sentences(text, RESULT) == "About 14.6 GiB in total. Use 2 GPUs if you like. 权重占 5.47 GiB。"
+    assert (
+        drop_ungrounded_sentences(text, RESULT)
+        == "About 14.6 GiB in total. Use 2 GPUs if you like. 权重占 5.47 GiB。"
+    )
 
 
 def test_numbers_from_the_request_count_as_grounded():

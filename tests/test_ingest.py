@@ -67,7 +67,9 @@ def test_all_seed_files_load_as_clean_text():
     assert "# " in html_doc.text and "_msthash" not in html_doc.text and "octicon" not in html_doc.text
 
 
-@pytest.mark.parametrize(("text", "encoding"), [(ZH, "gb18030"), (ZH, "gbk"), (TW, "big5"), ("你好世界，模型", "gb18030")])
+@pytest.mark.parametrize(
+    ("text", "encoding"), [(ZH, "gb18030"), (ZH, "gbk"), (TW, "big5"), ("你好世界，模型", "gb18030")]
+)
 def test_legacy_chinese_encodings_are_detected(tmp_path, text, encoding):
     path = tmp_path / f"notes-{encoding}.txt"
     path.write_bytes(text.encode(encoding))
@@ -107,7 +109,9 @@ def test_formats_by_content(tmp_path):
     assert [s.path for s in split_sections(doc.text)][-1] == ("Quantization", "GGUF")
 
     data = tmp_path / "glossary.json"
-    data.write_text(json.dumps([{"title": "LoRA", "body": "Low-rank adapters on frozen weights."}]), encoding="utf-8")
+    data.write_text(
+        json.dumps([{"title": "LoRA", "body": "Low-rank adapters on frozen weights."}]), encoding="utf-8"
+    )
     doc = load_document(data)
     assert doc.format == "json" and "# LoRA" in doc.text and "Low-rank adapters" in doc.text
 
@@ -136,7 +140,9 @@ def _ends_sentence(text: str, end: int) -> bool:
 @pytest.mark.parametrize("body", [ZH * 12, EN * 10, (ZH + "\n\n" + EN) * 6])
 def test_chunks_never_cut_a_sentence(tmp_path, body):
     path = tmp_path / "notes.md"
-    path.write_text(f"# Course\n\n## Section A\n\n{body}\n\n## Section B\n\n{body[: len(body) // 3]}\n", encoding="utf-8")
+    path.write_text(
+        f"# Course\n\n## Section A\n\n{body}\n\n## Section B\n\n{body[: len(body) // 3]}\n", encoding="utf-8"
+    )
     doc = load_document(path)
     config = ChunkConfig(target_chars=300, min_chars=120, max_chars=500, overlap_chars=80)
     chunks = chunk_document(doc, config)
@@ -162,8 +168,15 @@ def test_sentence_spans_keep_abbreviations_and_decimals():
 
 def test_plain_text_numbered_headings_and_code_comments(tmp_path):
     notes = tmp_path / "roadmap.txt"
-    notes.write_text("1. LLM 基础\n1.1 数学\n线性代数很重要。\n1.2 Python\nNumPy 用于数值计算。\n", encoding="utf-8")
-    headings = {c.heading for c in chunk_document(load_document(notes), ChunkConfig(min_chars=0, target_chars=50, overlap_chars=0))}
+    notes.write_text(
+        "1. LLM 基础\n1.1 数学\n线性代数很重要。\n1.2 Python\nNumPy 用于数值计算。\n", encoding="utf-8"
+    )
+    headings = {
+        c.heading
+        for c in chunk_document(
+            load_document(notes), ChunkConfig(min_chars=0, target_chars=50, overlap_chars=0)
+        )
+    }
     assert {"1. LLM 基础 > 1.1 数学", "1. LLM 基础 > 1.2 Python"} <= headings
     md = tmp_path / "deploy.md"
     md.write_text("# Deploy\n\nFROM python:3.11\n# install deps\nRUN pip install x\n", encoding="utf-8")

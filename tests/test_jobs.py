@@ -34,12 +34,16 @@ def test_job_succeeds_and_artifacts_move_into_outputs(tmp_path):
     assert not (tmp_path / "jobs" / job_id / "staging").exists()
     assert job.artifacts["report"].endswith("report.json") and job.summary == "ran steps [1, 2, 3]"
     assert [e["step"] for e in events if e.get("step")] and events[0]["stage"] == "train"
-    again = runner.wait(tmp_path, runner.submit(tmp_path, "demo", {"steps": 1, "sleep_s": 0, "name": "counted"}), timeout=60)
+    again = runner.wait(
+        tmp_path, runner.submit(tmp_path, "demo", {"steps": 1, "sleep_s": 0, "name": "counted"}), timeout=60
+    )
     assert again.output_dir and again.output_dir.endswith("counted-2")  # never overwrites an earlier result
 
 
 def test_failed_job_records_the_error_and_leaves_nothing_finished(tmp_path):
-    job = runner.wait(tmp_path, runner.submit(tmp_path, "demo", {"steps": 4, "fail_at": 2, "sleep_s": 0}), timeout=60)
+    job = runner.wait(
+        tmp_path, runner.submit(tmp_path, "demo", {"steps": 4, "fail_at": 2, "sleep_s": 0}), timeout=60
+    )
     assert job.status == "failed" and "planned failure at step 2" in (job.error or "")
     assert not (tmp_path / "outputs").exists()
     assert any("planned failure" in line for line in runner.tail_log(tmp_path, job.id, 50))
@@ -59,7 +63,9 @@ def test_killed_worker_is_interrupted_then_resumes_from_its_checkpoint(tmp_path)
     job_id = runner.submit(tmp_path, "demo", {"steps": 30, "sleep_s": 0.1})
     assert _wait_for(lambda: (runner.get(tmp_path, job_id).progress or {}).get("step", 0) >= 3)
     os.killpg(runner.get(tmp_path, job_id).pid or 0, signal.SIGKILL)  # a crash / OOM kill
-    assert _wait_for(lambda: runner.recover(tmp_path) == [job_id] or runner.get(tmp_path, job_id).status == "interrupted")
+    assert _wait_for(
+        lambda: runner.recover(tmp_path) == [job_id] or runner.get(tmp_path, job_id).status == "interrupted"
+    )
     assert runner.get(tmp_path, job_id).status == "interrupted"
     done_before = int((tmp_path / "jobs" / job_id / "checkpoints" / "step.txt").read_text())
     runner.resume(tmp_path, job_id)
@@ -82,7 +88,10 @@ def test_paths_stay_inside_the_workspace_or_allowed_folders(tmp_path):
     allowed.mkdir()
     (allowed / "d.jsonl").write_text("{}\n")
     assert resolve_user_path("x.jsonl", ws) == (ws / "x.jsonl").resolve()
-    assert resolve_user_path(allowed / "d.jsonl", ws, allowed=[allowed], must_exist=True) == (allowed / "d.jsonl").resolve()
+    assert (
+        resolve_user_path(allowed / "d.jsonl", ws, allowed=[allowed], must_exist=True)
+        == (allowed / "d.jsonl").resolve()
+    )
     for bad in ("../data/d.jsonl", "/etc/passwd", str(allowed / "d.jsonl")):
         with pytest.raises(PathNotAllowedError, match="LLMTUTOR_ALLOWED_DIRS"):
             resolve_user_path(bad, ws)
@@ -94,7 +103,9 @@ def test_paths_stay_inside_the_workspace_or_allowed_folders(tmp_path):
 
 
 def test_memory_check_refuses_with_the_numbers():
-    with pytest.raises(InsufficientMemoryError, match=r"needs about [\d.]+ GiB but only [\d.]+ GiB is free on cpu"):
+    with pytest.raises(
+        InsufficientMemoryError, match=r"needs about [\d.]+ GiB but only [\d.]+ GiB is free on cpu"
+    ):
         check_fits(10**15, "cpu", "full fine-tuning of a 70B model")
     assert check_fits(1, "cpu", "tiny") > 0
 

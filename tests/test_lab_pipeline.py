@@ -16,19 +16,52 @@ from llmtutor.tools.registry import ToolContext, default_registry
 from llmtutor.training.model_registry import RegisteredModel, find_model, register_model
 
 STEPS = [
-    {"id": "finetune", "tool": "finetune_model",
-     "args": {"dataset": "course", "base_model": "tiny-base", "max_steps": 2, "batch_size": 2, "max_seq_len": 64,
-              "evaluate": False, "name": "tiny-lab-sft"}},
-    {"id": "merge", "tool": "merge_models",
-     "args": {"method": "slerp", "models": ["tiny-base", "{finetune}"], "base_model": "tiny-base", "t": 0.5,
-              "name": "tiny-lab-slerp"}},
-    {"id": "quantize", "tool": "quantize_model",
-     "args": {"model": "{merge}", "methods": ["gguf"], "gguf_types": ["Q8_0"], "perplexity_tokens": 128,
-              "name": "tiny-lab-q8"}},
-    {"id": "evaluate", "tool": "evaluate_model",
-     "args": {"models": ["tiny-base", "{merge}", "{quantize}"], "metrics": ["perplexity"], "quick": True,
-              "text": "notes.md"}},  # a short text: llama.cpp scores the GGUF one forced token at a time
-]  # fmt: skip
+    {
+        "id": "finetune",
+        "tool": "finetune_model",
+        "args": {
+            "dataset": "course",
+            "base_model": "tiny-base",
+            "max_steps": 2,
+            "batch_size": 2,
+            "max_seq_len": 64,
+            "evaluate": False,
+            "name": "tiny-lab-sft",
+        },
+    },
+    {
+        "id": "merge",
+        "tool": "merge_models",
+        "args": {
+            "method": "slerp",
+            "models": ["tiny-base", "{finetune}"],
+            "base_model": "tiny-base",
+            "t": 0.5,
+            "name": "tiny-lab-slerp",
+        },
+    },
+    {
+        "id": "quantize",
+        "tool": "quantize_model",
+        "args": {
+            "model": "{merge}",
+            "methods": ["gguf"],
+            "gguf_types": ["Q8_0"],
+            "perplexity_tokens": 128,
+            "name": "tiny-lab-q8",
+        },
+    },
+    {
+        "id": "evaluate",
+        "tool": "evaluate_model",
+        "args": {
+            "models": ["tiny-base", "{merge}", "{quantize}"],
+            "metrics": ["perplexity"],
+            "quick": True,
+            "text": "notes.md",
+        },
+    },  # a short text: llama.cpp scores the GGUF one forced token at a time
+]
 
 
 @pytest.fixture
@@ -83,7 +116,9 @@ def test_invalid_recipes_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(ToolInputError, match="before a step"):
         load_recipe(_recipe(tmp_path, [STEPS[1]]))
     bad_chat = tmp_path / "bad-chat.yaml"
-    bad_chat.write_text(yaml.safe_dump({"name": "x", "steps": STEPS[:1], "chat_model": "{nope}"}), encoding="utf-8")
+    bad_chat.write_text(
+        yaml.safe_dump({"name": "x", "steps": STEPS[:1], "chat_model": "{nope}"}), encoding="utf-8"
+    )
     with pytest.raises(ToolInputError, match="no step has that id"):
         load_recipe(bad_chat)
     with pytest.raises(ToolInputError, match="cannot read recipe"):
@@ -92,7 +127,12 @@ def test_invalid_recipes_are_refused_before_anything_runs(tmp_path):
 
 def test_bundled_recipe_is_valid_and_chains_the_four_labs():
     recipe = load_recipe(None)
-    assert [s.tool for s in recipe.steps] == ["finetune_model", "merge_models", "quantize_model", "evaluate_model"]
+    assert [s.tool for s in recipe.steps] == [
+        "finetune_model",
+        "merge_models",
+        "quantize_model",
+        "evaluate_model",
+    ]
     registry = default_registry()
     for step in recipe.steps:  # the arguments validate against each tool's own input model
         registry.get(step.tool).validate({k: v for k, v in step.args.items()})

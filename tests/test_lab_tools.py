@@ -25,18 +25,31 @@ def lab(tmp_path, tiny_llama_dir) -> ToolContext:
         shutil.copytree(tiny_llama_dir, folder)
         generator = torch.Generator().manual_seed(seed)
         for file in folder.glob("*.safetensors"):
-            tensors = {k: (v + 0.02 * torch.randn(v.shape, generator=generator)).contiguous()
-                       for k, v in load_file(str(file)).items()}  # fmt: skip
+            tensors = {
+                k: (v + 0.02 * torch.randn(v.shape, generator=generator)).contiguous()
+                for k, v in load_file(str(file)).items()
+            }
             save_file(tensors, str(file), metadata={"format": "pt"})
-        register_model(models, RegisteredModel(name=name, path=str(folder), kind="merged",
-                                               meta={"lineage": {"parents": ["tiny"], "method": "sft-lora"}}))  # fmt: skip
+        register_model(
+            models,
+            RegisteredModel(
+                name=name,
+                path=str(folder),
+                kind="merged",
+                meta={"lineage": {"parents": ["tiny"], "method": "sft-lora"}},
+            ),
+        )
     return ToolContext(workspace=tmp_path)
 
 
 def test_merge_tool_previews_then_runs_as_a_job_and_registers_lineage(lab):
     from llmtutor.tools.merge_models import TOOL
 
-    args = {**TOOL.extract_args("SLERP merge them at t=0.3"), "models": ["tiny-a", "tiny-b"], "name": "tiny-slerp"}  # type: ignore[misc]
+    args = {
+        **TOOL.extract_args("SLERP merge them at t=0.3"),
+        "models": ["tiny-a", "tiny-b"],
+        "name": "tiny-slerp",
+    }  # type: ignore[misc]
     plan = TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
     assert "slerp merge" in plan and "same vocabulary" in plan and "GiB free" in plan
     out = TOOL.run(args, lab)
@@ -44,14 +57,20 @@ def test_merge_tool_previews_then_runs_as_a_job_and_registers_lineage(lab):
     assert out.model_name == "tiny-slerp" and "cosine similarity" in out.summary
     registered = find_model(lab.models_dir, "tiny-slerp")
     assert registered and Path(registered.path, "config.json").is_file()
-    assert registered.meta["lineage"]["parents"] == ["tiny-a", "tiny-b"] and registered.meta["lineage"]["method"] == "slerp"
+    assert (
+        registered.meta["lineage"]["parents"] == ["tiny-a", "tiny-b"]
+        and registered.meta["lineage"]["method"] == "slerp"
+    )
     assert "llmtutor chat" in out.to_markdown()
 
 
 def test_moe_tool_asks_for_prompts_it_cannot_infer_then_assembles_and_registers(lab):
     from llmtutor.tools.merge_models import TOOL
 
-    args = {**TOOL.extract_args("Build a mixture of experts from my two fine-tunes"), "models": ["tiny-a", "tiny-b"]}  # type: ignore[misc]
+    args = {
+        **TOOL.extract_args("Build a mixture of experts from my two fine-tunes"),
+        "models": ["tiny-a", "tiny-b"],
+    }  # type: ignore[misc]
     assert args["method"] == "moe"
     with pytest.raises(ToolInputError, match="positive prompts for tiny-b"):
         TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
@@ -68,8 +87,17 @@ def test_merge_of_incompatible_models_is_refused_in_the_preview(lab, tmp_path):
     from llmtutor.tools.merge_models import TOOL
 
     with pytest.raises(ToolInputError, match="density"):
-        TOOL.preview(TOOL.validate({"method": "ties", "models": ["tiny-a"], "base_model": "tiny-b",  # type: ignore[misc]
-                                    "density": None}), lab)  # fmt: skip
+        TOOL.preview(
+            TOOL.validate(
+                {
+                    "method": "ties",
+                    "models": ["tiny-a"],
+                    "base_model": "tiny-b",  # type: ignore[misc]
+                    "density": None,
+                }
+            ),
+            lab,
+        )
     with pytest.raises(ToolInputError, match="not a registered model"):
         TOOL.preview(TOOL.validate({"models": ["tiny-a", "no-such-model"]}), lab)  # type: ignore[misc]
 
@@ -78,7 +106,9 @@ def test_evaluate_tool_compares_two_models_in_a_job(lab):
     from llmtutor.tools.evaluate_model import TOOL
 
     text = lab.workspace / "notes.txt"
-    text.write_text("Quantization maps weights to fewer bits. LoRA trains small adapters. " * 20, encoding="utf-8")
+    text.write_text(
+        "Quantization maps weights to fewer bits. LoRA trains small adapters. " * 20, encoding="utf-8"
+    )
     args = {"models": ["tiny-a", "tiny-b"], "metrics": ["perplexity"], "text": "notes.txt"}
     assert "evaluate 2 model(s)" in TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
     out = TOOL.run(args, lab)
@@ -107,7 +137,9 @@ def test_the_bundled_model_as_judge_grades_through_llamacpp_and_is_sanity_checke
     from llmtutor.tools.evaluate_model import EvaluateRequest, build_config, run_job
 
     req = EvaluateRequest(models=["tiny-a"], metrics=["judge"], judge_model="smollm2")
-    config = build_config(req, lab, tmp_path / "eval").model_copy(update={"max_references": 2, "max_new_tokens": 8})
+    config = build_config(req, lab, tmp_path / "eval").model_copy(
+        update={"max_references": 2, "max_new_tokens": 8}
+    )
     result = run_job(config)
     judge = result.settings["judge"]
     assert judge["model"] != "scripted-judge" and set(judge["sanity_check"]) >= {"passed"}
@@ -124,9 +156,14 @@ def test_the_bundled_model_as_judge_grades_through_llamacpp_and_is_sanity_checke
 def test_finetune_tool_plans_runs_and_registers_a_chat_ready_model(lab):
     from llmtutor.tools.finetune_model import TOOL
 
-    args = {**TOOL.extract_args("Fine-tune the model with LoRA rank 4 for 3 steps"),  # type: ignore[misc]
-            "base_model": "tiny-a", "batch_size": 2, "max_seq_len": 64, "name": "tiny-course",
-            "evaluate": False}  # fmt: skip  (the chat test in test_e2e covers the eval card)
+    args = {
+        **TOOL.extract_args("Fine-tune the model with LoRA rank 4 for 3 steps"),  # type: ignore[misc]
+        "base_model": "tiny-a",
+        "batch_size": 2,
+        "max_seq_len": 64,
+        "name": "tiny-course",
+        "evaluate": False,
+    }  # the chat test in test_e2e covers the eval card
     assert args["lora_r"] == 4 and args["max_steps"] == 3
     plan = TOOL.preview(TOOL.validate(args), lab)  # type: ignore[misc]
     assert "course_sft.jsonl" in plan and "GiB needed" in plan and "r=4" in plan
@@ -152,8 +189,16 @@ def test_finetune_tool_refuses_bad_data_and_escapes_before_asking(lab):
     with pytest.raises(ToolInputError, match="outside the workspace"):
         TOOL.preview(TOOL.validate({"dataset": "../../etc/passwd", "base_model": "tiny-a"}), lab)  # type: ignore[misc]
     with pytest.raises(ToolInputError, match="preference"):
-        TOOL.preview(TOOL.validate({"method": "dpo", "dataset": str(__import__("llmtutor.training.finetune", fromlist=["x"]).BUNDLED_SFT),  # type: ignore[misc]
-                                    "base_model": "tiny-a"}), lab)  # fmt: skip
+        TOOL.preview(
+            TOOL.validate(
+                {
+                    "method": "dpo",
+                    "dataset": str(__import__("llmtutor.training.finetune", fromlist=["x"]).BUNDLED_SFT),  # type: ignore[misc]
+                    "base_model": "tiny-a",
+                }
+            ),
+            lab,
+        )
 
 
 def test_a_run_that_cannot_fit_is_refused_with_the_numbers(lab):
@@ -161,5 +206,7 @@ def test_a_run_that_cannot_fit_is_refused_with_the_numbers(lab):
     from llmtutor.tools.runner import list_jobs
 
     with pytest.raises(ToolInputError, match=r"needs about [\d.]+ GiB but only [\d.]+ GiB is free"):
-        TOOL.run({"adapter": "full", "batch_size": 512, "max_seq_len": 32768}, lab)  # SmolLM2, full, huge batch
+        TOOL.run(
+            {"adapter": "full", "batch_size": 512, "max_seq_len": 32768}, lab
+        )  # SmolLM2, full, huge batch
     assert list_jobs(lab.workspace) == []  # nothing started

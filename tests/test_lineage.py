@@ -14,9 +14,15 @@ from llmtutor.training.model_registry import RegisteredModel, register_model, re
 def _register(models_dir: Path, name: str, kind: str, parents: list[str], method: str, **params) -> None:
     folder = models_dir / name
     folder.mkdir(parents=True, exist_ok=True)
-    register_model(models_dir, RegisteredModel(name=name, path=str(folder), kind=kind,  # type: ignore[arg-type]
-                                               meta={"lineage": {"parents": parents, "method": method,
-                                                                 "parameters": params}}))  # fmt: skip
+    register_model(
+        models_dir,
+        RegisteredModel(
+            name=name,
+            path=str(folder),
+            kind=kind,  # type: ignore[arg-type]
+            meta={"lineage": {"parents": parents, "method": method, "parameters": params}},
+        ),
+    )
 
 
 def test_family_tree_walks_ancestors_and_descendants(tmp_path):
@@ -27,9 +33,11 @@ def test_family_tree_walks_ancestors_and_descendants(tmp_path):
     tree = family_tree(tmp_path, "course-slerp")
     assert set(tree.nodes) == {"course-slerp", "SmolLM2-135M-Instruct", "course-sft", "course-q4"}
     assert {(e.parent, e.child) for e in tree.edges} == {
-        ("SmolLM2-135M-Instruct", "course-sft"), ("SmolLM2-135M-Instruct", "course-slerp"),
-        ("course-sft", "course-slerp"), ("course-slerp", "course-q4"),
-    }  # fmt: skip
+        ("SmolLM2-135M-Instruct", "course-sft"),
+        ("SmolLM2-135M-Instruct", "course-slerp"),
+        ("course-sft", "course-slerp"),
+        ("course-slerp", "course-q4"),
+    }
     mermaid = tree.to_mermaid()
     assert mermaid.startswith("graph TD") and "slerp t=0.5" in mermaid and mermaid.count("-->") == 4
     png = render_png(tree, tmp_path / "tree.png")
@@ -57,7 +65,9 @@ def test_models_cli_lists_and_draws(tmp_path, monkeypatch):
     _register(tmp_path / "models", "course-sft", "merged", ["SmolLM2-135M-Instruct"], "sft-lora", r=8)
     runner = CliRunner()
     listed = runner.invoke(app, ["models", "list", "--json"])
-    assert listed.exit_code == 0 and [m["name"] for m in __import__("json").loads(listed.stdout)] == ["course-sft"]
+    assert listed.exit_code == 0 and [m["name"] for m in __import__("json").loads(listed.stdout)] == [
+        "course-sft"
+    ]
     tree = runner.invoke(app, ["models", "tree", "course-sft", "--png", str(tmp_path / "t.png")])
     assert tree.exit_code == 0 and "sft-lora r=8" in tree.stdout and (tmp_path / "t.png").is_file()
     assert runner.invoke(app, ["models", "tree", "missing"]).exit_code == 2

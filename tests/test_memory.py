@@ -141,7 +141,15 @@ def test_params_only_is_flagged_approximate():
 
 @pytest.mark.parametrize(
     ("value", "count"),
-    [("3B", 3e9), ("135M", 135e6), (7e9, 7e9), ("1.5 billion", 1.5e9), ("70亿", 7e9), (7, 7e9), ("7,000,000,000", 7e9)],
+    [
+        ("3B", 3e9),
+        ("135M", 135e6),
+        (7e9, 7e9),
+        ("1.5 billion", 1.5e9),
+        ("70亿", 7e9),
+        (7, 7e9),
+        ("7,000,000,000", 7e9),
+    ],
 )
 def test_parse_param_count(value, count):
     assert parse_param_count(value) == pytest.approx(count)
@@ -215,11 +223,17 @@ def test_unknown_model_and_missing_config_name_the_fix(tmp_path):
     [
         ("How much memory does a 3B model need for full fine-tuning?", {"params": "3B", "mode": "full"}),
         ("8B 模型在 fp16 下推理需要多少显存？", {"params": "8B", "precision": "fp16", "mode": "inference"}),
-        ("Run Llama-3-8B in half precision", {"model": "Llama-3-8B", "precision": "fp16", "mode": "inference"}),
+        (
+            "Run Llama-3-8B in half precision",
+            {"model": "Llama-3-8B", "precision": "fp16", "mode": "inference"},
+        ),
         ("meta-llama/Meta-Llama-3-8B with 4k context", {"model": "Llama-3-8B", "context_length": 4096}),
         ("135M 的模型全量微调", {"params": "135M", "mode": "full"}),
         ("Qwen2.5 7B 用 4 位加载推理", {"model": "Qwen2.5-7B", "precision": "nf4", "mode": "inference"}),
-        ("serve mistral 7b as Q4_K_M, 8192 tokens", {"model": "Mistral-7B", "precision": "Q4_K_M", "context_length": 8192}),
+        (
+            "serve mistral 7b as Q4_K_M, 8192 tokens",
+            {"model": "Mistral-7B", "precision": "Q4_K_M", "context_length": 8192},
+        ),
         ("QLoRA on a 13B model, batch size 4", {"params": "13B", "mode": "qlora", "batch_size": 4}),
         ("LoRA fine-tune Gemma 2 9B in int8", {"model": "Gemma-2-9B", "precision": "int8", "mode": "lora"}),
         ("7B 模型微调", {"params": "7B", "mode": "full"}),
@@ -254,5 +268,7 @@ def test_tool_spec_and_light_import():
     assert TOOL.name == "estimate_memory" and not TOOL.expensive and not TOOL.writes
     assert TOOL.openai_schema()["function"]["parameters"]["properties"]["precision"]
     probe = "import sys, llmtutor.tools.estimate_memory; print('torch' in sys.modules or 'transformers' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"

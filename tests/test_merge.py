@@ -21,7 +21,10 @@ def _perturbed(src: Path, dst: Path, seed: int, scale: float = 0.02) -> Path:
     generator = torch.Generator().manual_seed(seed)
     for file in dst.glob("*.safetensors"):
         tensors = load_file(str(file))
-        moved = {k: (v + scale * torch.randn(v.shape, generator=generator)).contiguous() for k, v in tensors.items()}
+        moved = {
+            k: (v + scale * torch.randn(v.shape, generator=generator)).contiguous()
+            for k, v in tensors.items()
+        }
         save_file(moved, str(file), metadata={"format": "pt"})
     return dst
 
@@ -29,8 +32,11 @@ def _perturbed(src: Path, dst: Path, seed: int, scale: float = 0.02) -> Path:
 @pytest.fixture(scope="module")
 def family(tmp_path_factory, tiny_llama_dir: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("family")
-    return {"base": tiny_llama_dir, "ft1": _perturbed(tiny_llama_dir, root / "ft1", 1),
-            "ft2": _perturbed(tiny_llama_dir, root / "ft2", 2)}  # fmt: skip
+    return {
+        "base": tiny_llama_dir,
+        "ft1": _perturbed(tiny_llama_dir, root / "ft1", 1),
+        "ft2": _perturbed(tiny_llama_dir, root / "ft2", 2),
+    }
 
 
 def _tensors(folder: Path) -> dict:
@@ -46,8 +52,14 @@ def test_slerp_lies_between_its_parents_and_loads(family, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = MergeConfig(method="slerp", models=[MergeModel(model=str(family["base"])), MergeModel(model=str(family["ft1"]))],
-                      t=0.5, output_dir=tmp_path / "out", models_dir=tmp_path, name="slerp-test")  # fmt: skip
+    cfg = MergeConfig(
+        method="slerp",
+        models=[MergeModel(model=str(family["base"])), MergeModel(model=str(family["ft1"]))],
+        t=0.5,
+        output_dir=tmp_path / "out",
+        models_dir=tmp_path,
+        name="slerp-test",
+    )
     result = run(cfg)
     merged, a, b = _tensors(tmp_path / "out" / "model"), _tensors(family["base"]), _tensors(family["ft1"])
     for key in ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"):
@@ -62,15 +74,24 @@ def test_slerp_lies_between_its_parents_and_loads(family, tmp_path):
     assert tokenizer.chat_template  # the base's tokenizer (and template) travel with the merge
     assert torch.isfinite(model(**tokenizer("hello", return_tensors="pt")).logits).all()
     assert result.registration["kind"] == "merged" and result.registration["lineage"]["method"] == "slerp"
-    assert len(result.registration["lineage"]["parents"]) == 2 and (tmp_path / "out" / "mergekit_config.yml").is_file()
+    assert (
+        len(result.registration["lineage"]["parents"]) == 2
+        and (tmp_path / "out" / "mergekit_config.yml").is_file()
+    )
 
 
 def test_linear_merge_is_the_weighted_average(family, tmp_path):
     import torch
 
-    cfg = MergeConfig(method="linear", models=[MergeModel(model=str(family["ft1"]), weight=0.5),
-                                               MergeModel(model=str(family["ft2"]), weight=0.5)],
-                      output_dir=tmp_path / "lin", models_dir=tmp_path)  # fmt: skip
+    cfg = MergeConfig(
+        method="linear",
+        models=[
+            MergeModel(model=str(family["ft1"]), weight=0.5),
+            MergeModel(model=str(family["ft2"]), weight=0.5),
+        ],
+        output_dir=tmp_path / "lin",
+        models_dir=tmp_path,
+    )
     run(cfg)
     merged, a, b = _tensors(tmp_path / "lin" / "model"), _tensors(family["ft1"]), _tensors(family["ft2"])
     key = "model.layers.0.mlp.up_proj.weight"
@@ -81,10 +102,17 @@ def test_linear_merge_is_the_weighted_average(family, tmp_path):
 def test_task_vector_merges_have_no_nan(family, tmp_path, method):
     import torch
 
-    models = [MergeModel(model=str(family[n]), weight=0.5, density=0.6 if method != "task_arithmetic" else None)
-              for n in ("ft1", "ft2")]  # fmt: skip
-    cfg = MergeConfig(method=method, models=models, base_model=str(family["base"]), output_dir=tmp_path / method,
-                      models_dir=tmp_path)  # fmt: skip
+    models = [
+        MergeModel(model=str(family[n]), weight=0.5, density=0.6 if method != "task_arithmetic" else None)
+        for n in ("ft1", "ft2")
+    ]
+    cfg = MergeConfig(
+        method=method,
+        models=models,
+        base_model=str(family["base"]),
+        output_dir=tmp_path / method,
+        models_dir=tmp_path,
+    )
     run(cfg)
     merged, base = _tensors(tmp_path / method / "model"), _tensors(family["base"])
     key = "model.layers.1.self_attn.v_proj.weight"
@@ -96,17 +124,30 @@ def test_ties_without_weights_merges_with_default_weights(family, tmp_path):
     """What the chat sends ("TIES-merge my fine-tunes, density 0.5"): no per-model weights.
     mergekit itself would fail mid-merge; the recipe fills LazyMergekit's default of 1.0."""
     models = [MergeModel(model=str(family[n]), density=0.5) for n in ("ft1", "ft2")]
-    result = run(MergeConfig(method="ties", models=models, base_model=str(family["base"]), output_dir=tmp_path / "t",
-                             models_dir=tmp_path))  # fmt: skip
+    result = run(
+        MergeConfig(
+            method="ties",
+            models=models,
+            base_model=str(family["base"]),
+            output_dir=tmp_path / "t",
+            models_dir=tmp_path,
+        )
+    )
     sim = {Path(k).name: v for k, v in result.similarity.items()}
     assert all(0.5 < v <= 1.0 + 1e-9 for v in sim.values()), sim
     assert abs(sim["ft1"] - sim["ft2"]) < 0.01  # equal default weights: neither fine-tune dominates
 
 
 def test_passthrough_stacks_layers(family, tmp_path):
-    cfg = MergeConfig(method="passthrough", models=[MergeModel(model=str(family["base"]), layer_range=(0, 2)),
-                                                    MergeModel(model=str(family["ft1"]), layer_range=(1, 2))],
-                      output_dir=tmp_path / "pt", models_dir=tmp_path)  # fmt: skip
+    cfg = MergeConfig(
+        method="passthrough",
+        models=[
+            MergeModel(model=str(family["base"]), layer_range=(0, 2)),
+            MergeModel(model=str(family["ft1"]), layer_range=(1, 2)),
+        ],
+        output_dir=tmp_path / "pt",
+        models_dir=tmp_path,
+    )
     run(cfg)
     assert json.loads((tmp_path / "pt" / "model" / "config.json").read_text())["num_hidden_layers"] == 3
 
@@ -120,8 +161,13 @@ def test_incompatible_models_are_refused_before_writing(family, tmp_path, smollm
     LlamaForCausalLM(LlamaConfig(**{**config, "hidden_size": 32, "head_dim": 8})).save_pretrained(wide)
     AutoTokenizer.from_pretrained(str(family["base"])).save_pretrained(wide)
     with pytest.raises(IncompatibleModelsError, match="hidden_size"):
-        run(MergeConfig(models=[MergeModel(model=str(family["base"])), MergeModel(model=str(wide))],
-                        output_dir=tmp_path / "no", models_dir=tmp_path))  # fmt: skip
+        run(
+            MergeConfig(
+                models=[MergeModel(model=str(family["base"])), MergeModel(model=str(wide))],
+                output_dir=tmp_path / "no",
+                models_dir=tmp_path,
+            )
+        )
     assert not (tmp_path / "no" / "model").exists()
     # Same shapes, different vocabulary: embedding rows would mean different tokens.
     other_vocab = tmp_path / "vocab"
@@ -130,8 +176,13 @@ def test_incompatible_models_are_refused_before_writing(family, tmp_path, smollm
     tokenizer.add_tokens(["<extra_token_a>", "<extra_token_b>"])
     tokenizer.save_pretrained(other_vocab)
     with pytest.raises(IncompatibleModelsError, match="tokenizers"):
-        run(MergeConfig(models=[MergeModel(model=str(family["base"])), MergeModel(model=str(other_vocab))],
-                        output_dir=tmp_path / "no2", models_dir=tmp_path))  # fmt: skip
+        run(
+            MergeConfig(
+                models=[MergeModel(model=str(family["base"])), MergeModel(model=str(other_vocab))],
+                output_dir=tmp_path / "no2",
+                models_dir=tmp_path,
+            )
+        )
     del torch
 
 
@@ -145,14 +196,43 @@ def test_incompatible_models_are_refused_before_writing(family, tmp_path, smollm
         ({"method": "passthrough", "models": [{"model": "a"}]}, "layer_range"),
         ({"method": "linear", "models": [{"model": "a"}]}, "at least two"),
         ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}]}, "at least two experts"),
-        ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b"}]}, "positive prompts for b"),
-        ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "a", "positive_prompts": ["y"]}]},
-         "appears twice"),
-        ({"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b", "positive_prompts": ["x"]}]},
-         "same prompts"),
-        ({"method": "moe", "gate_mode": "random", "experts_per_token": 3, "models": [{"model": "a"}, {"model": "b"}]},
-         "more than the 2 experts"),
-        ({"method": "slerp", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b"}]}, "for MoE experts"),
+        (
+            {"method": "moe", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b"}]},
+            "positive prompts for b",
+        ),
+        (
+            {
+                "method": "moe",
+                "models": [
+                    {"model": "a", "positive_prompts": ["x"]},
+                    {"model": "a", "positive_prompts": ["y"]},
+                ],
+            },
+            "appears twice",
+        ),
+        (
+            {
+                "method": "moe",
+                "models": [
+                    {"model": "a", "positive_prompts": ["x"]},
+                    {"model": "b", "positive_prompts": ["x"]},
+                ],
+            },
+            "same prompts",
+        ),
+        (
+            {
+                "method": "moe",
+                "gate_mode": "random",
+                "experts_per_token": 3,
+                "models": [{"model": "a"}, {"model": "b"}],
+            },
+            "more than the 2 experts",
+        ),
+        (
+            {"method": "slerp", "models": [{"model": "a", "positive_prompts": ["x"]}, {"model": "b"}]},
+            "for MoE experts",
+        ),
     ],
 )
 def test_parameters_are_validated_before_the_job(fields, message):
@@ -178,7 +258,11 @@ parameters:
 dtype: bfloat16
 """
     cfg = MergeConfig.from_yaml(text, output_dir=tmp_path)
-    assert cfg.method == "slerp" and [m.model for m in cfg.models] == ["base-model", "my-finetune"] and cfg.t == 0.5
+    assert (
+        cfg.method == "slerp"
+        and [m.model for m in cfg.models] == ["base-model", "my-finetune"]
+        and cfg.t == 0.5
+    )
     with pytest.raises(ToolInputError, match="exactly two"):
         MergeConfig.from_yaml("merge_method: slerp\nmodels:\n  - model: a\n")
 
@@ -189,17 +273,36 @@ def test_moe_keeps_each_experts_mlp_and_routes_their_prompts(family, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    experts = [MergeModel(model=str(family["base"]), positive_prompts=["Tell me a story about a dragon."]),
-               MergeModel(model=str(family["ft1"]), positive_prompts=["What is LoRA in fine-tuning?"])]  # fmt: skip
-    result = run(MergeConfig(method="moe", models=experts, gate_mode="hidden", experts_per_token=1,
-                             output_dir=tmp_path / "moe", models_dir=tmp_path, name="tiny-moe"))  # fmt: skip
+    experts = [
+        MergeModel(model=str(family["base"]), positive_prompts=["Tell me a story about a dragon."]),
+        MergeModel(model=str(family["ft1"]), positive_prompts=["What is LoRA in fine-tuning?"]),
+    ]
+    result = run(
+        MergeConfig(
+            method="moe",
+            models=experts,
+            gate_mode="hidden",
+            experts_per_token=1,
+            output_dir=tmp_path / "moe",
+            models_dir=tmp_path,
+            name="tiny-moe",
+        )
+    )
     folder = tmp_path / "moe" / "model"
     config = json.loads((folder / "config.json").read_text())
-    assert config["model_type"] == "mixtral" and config["num_local_experts"] == 2 and config["num_experts_per_tok"] == 1
+    assert (
+        config["model_type"] == "mixtral"
+        and config["num_local_experts"] == 2
+        and config["num_experts_per_tok"] == 1
+    )
     moe, parents = _tensors(folder), [_tensors(family["base"]), _tensors(family["ft1"])]
     for i, parent in enumerate(parents):
-        assert torch.equal(moe["model.layers.1.mlp.experts.down_proj"][i], parent["model.layers.1.mlp.down_proj.weight"])
-    assert torch.equal(moe["model.layers.0.self_attn.q_proj.weight"], parents[0]["model.layers.0.self_attn.q_proj.weight"])
+        assert torch.equal(
+            moe["model.layers.1.mlp.experts.down_proj"][i], parent["model.layers.1.mlp.down_proj.weight"]
+        )
+    assert torch.equal(
+        moe["model.layers.0.self_attn.q_proj.weight"], parents[0]["model.layers.0.self_attn.q_proj.weight"]
+    )
     routing = result.parameters["routing"]
     assert set(routing) == {str(family["base"]), str(family["ft1"])}
     assert all(abs(sum(row.values()) - 1) < 1e-3 for row in routing.values())
@@ -232,11 +335,18 @@ def test_moe_experts_default_to_their_training_prompts(tmp_path):
     from llmtutor.training.merge.moe import GENERAL_PROMPTS, expert_prompts
 
     data = tmp_path / "data.jsonl"
-    data.write_text('{"instruction": "What is GGUF?", "output": "A file format."}\n'
-                    '{"messages": [{"role": "user", "content": "What is DPO?"}, {"role": "assistant", "content": "x"}]}\n',
-                    encoding="utf-8")  # fmt: skip
+    data.write_text(
+        '{"instruction": "What is GGUF?", "output": "A file format."}\n'
+        '{"messages": [{"role": "user", "content": "What is DPO?"}, {"role": "assistant", "content": "x"}]}\n',
+        encoding="utf-8",
+    )
     (tmp_path / "sft" / "merged").mkdir(parents=True)
-    (tmp_path / "sft" / "training_config.json").write_text(json.dumps({"dataset": str(data)}), encoding="utf-8")
-    assert expert_prompts("sft", tmp_path / "sft" / "merged", is_base=False) == ["What is GGUF?", "What is DPO?"]
+    (tmp_path / "sft" / "training_config.json").write_text(
+        json.dumps({"dataset": str(data)}), encoding="utf-8"
+    )
+    assert expert_prompts("sft", tmp_path / "sft" / "merged", is_base=False) == [
+        "What is GGUF?",
+        "What is DPO?",
+    ]
     assert expert_prompts("base", tmp_path / "elsewhere", is_base=True) == GENERAL_PROMPTS
     assert expert_prompts("unknown", tmp_path / "elsewhere", is_base=False) is None

@@ -53,8 +53,14 @@ def test_unknown_persona_lists_the_choices():
 
 @pytest.mark.parametrize(
     ("text", "lang"),
-    [("What is LoRA?", "en"), ("解释一下什么是 GGUF", "zh"), ("RLHF 和 SFT 有什么区别？", "zh"), ("你好", "zh"),
-     ("Hello!", "en"), ("用 LoRA 微调，学习率 2e-4", "zh")],
+    [
+        ("What is LoRA?", "en"),
+        ("解释一下什么是 GGUF", "zh"),
+        ("RLHF 和 SFT 有什么区别？", "zh"),
+        ("你好", "zh"),
+        ("Hello!", "en"),
+        ("用 LoRA 微调，学习率 2e-4", "zh"),
+    ],
 )
 def test_detect_language(text, lang):
     assert detect_language(text) == lang

@@ -41,11 +41,20 @@ def test_type_mix_matches_llama_cpp_for_smollm2():
     from llmtutor.training.quantize.ggml_types import TypePlan
 
     plan = TypePlan("Q4_K_M", n_layers=30, tied_output=True)
-    shapes = {"attn_q": (576, 576), "attn_k": (192, 576), "attn_v": (192, 576), "attn_output": (576, 576),
-              "ffn_gate": (1536, 576), "ffn_up": (1536, 576), "ffn_down": (576, 1536)}  # fmt: skip
+    shapes = {
+        "attn_q": (576, 576),
+        "attn_k": (192, 576),
+        "attn_v": (192, 576),
+        "attn_output": (576, 576),
+        "ffn_gate": (1536, 576),
+        "ffn_up": (1536, 576),
+        "ffn_down": (576, 1536),
+    }
     types = Counter(plan.tensor_type(f"blk.{i}.{k}.weight", s) for i in range(30) for k, s in shapes.items())
     types[plan.tensor_type("token_embd.weight", (49152, 576))] += 1
-    types.update(plan.tensor_type(f"blk.{i}.{k}.weight", (576,)) for i in range(30) for k in ("attn_norm", "ffn_norm"))
+    types.update(
+        plan.tensor_type(f"blk.{i}.{k}.weight", (576,)) for i in range(30) for k in ("attn_norm", "ffn_norm")
+    )
     types[plan.tensor_type("output_norm.weight", (576,))] += 1
     assert types == Counter({"Q5_0": 166, "F32": 61, "Q4_K": 16, "Q8_0": 15, "Q6_K": 14})
 
@@ -119,17 +128,30 @@ def test_modelfile_carries_template_stop_tokens_and_system_prompt(smollm2_dir):
 
     text = modelfile("m-Q4_K_M.gguf", AutoTokenizer.from_pretrained(str(smollm2_dir)))
     assert "FROM ./m-Q4_K_M.gguf" in text and "<|im_start|>{{ .Role }}" in text
-    assert 'PARAMETER stop "<|im_end|>"' in text and 'SYSTEM """You are a helpful AI assistant named SmolLM' in text
+    assert (
+        'PARAMETER stop "<|im_end|>"' in text
+        and 'SYSTEM """You are a helpful AI assistant named SmolLM' in text
+    )
 
 
 def test_quantize_run_on_tiny_model_reports_every_row(tiny_llama_dir, tmp_path):
     from llmtutor.training.quantize import QuantizeConfig, run
 
     events = []
-    result = run(QuantizeConfig(model=str(tiny_llama_dir), methods=["absmax", "zeropoint", "int4", "gguf"],
-                                gguf_types=["Q8_0", "Q4_0"], imatrix=True, perplexity_tokens=128, perplexity_window=64,
-                                models_dir=tmp_path / "models", output_dir=tmp_path / "out", name="tiny"),
-                 progress=events.append)  # fmt: skip
+    result = run(
+        QuantizeConfig(
+            model=str(tiny_llama_dir),
+            methods=["absmax", "zeropoint", "int4", "gguf"],
+            gguf_types=["Q8_0", "Q4_0"],
+            imatrix=True,
+            perplexity_tokens=128,
+            perplexity_window=64,
+            models_dir=tmp_path / "models",
+            output_dir=tmp_path / "out",
+            name="tiny",
+        ),
+        progress=events.append,
+    )
     labels = [r.label for r in result.rows]
     assert labels[0].startswith("source") and len(labels) == 6
     assert all(r.perplexity and math.isfinite(r.perplexity) for r in result.rows)
@@ -148,8 +170,14 @@ def test_quantize_run_on_tiny_model_reports_every_row(tiny_llama_dir, tmp_path):
 def test_bitsandbytes_int8_and_nf4_on_cpu(smollm2_dir, tmp_path):
     from llmtutor.training.quantize import QuantizeConfig, run
 
-    result = run(QuantizeConfig(methods=["bnb_int8", "bnb_nf4"], perplexity_tokens=256, models_dir=smollm2_dir.parent,
-                                output_dir=tmp_path / "out"))  # fmt: skip
+    result = run(
+        QuantizeConfig(
+            methods=["bnb_int8", "bnb_nf4"],
+            perplexity_tokens=256,
+            models_dir=smollm2_dir.parent,
+            output_dir=tmp_path / "out",
+        )
+    )
     source, int8, nf4 = result.rows
     assert nf4.memory_mb < int8.memory_mb < source.memory_mb
     assert abs(int8.perplexity_delta_pct) < 10 and nf4.perplexity > source.perplexity
@@ -162,8 +190,15 @@ def test_bitsandbytes_nf4_on_cuda(smollm2_dir, tmp_path):
         pytest.skip("needs CUDA")
     from llmtutor.training.quantize import QuantizeConfig, run
 
-    result = run(QuantizeConfig(methods=["bnb_nf4", "bnb_int8"], device="cuda", perplexity_tokens=512,
-                                models_dir=smollm2_dir.parent, output_dir=tmp_path / "out"))  # fmt: skip
+    result = run(
+        QuantizeConfig(
+            methods=["bnb_nf4", "bnb_int8"],
+            device="cuda",
+            perplexity_tokens=512,
+            models_dir=smollm2_dir.parent,
+            output_dir=tmp_path / "out",
+        )
+    )
     source, nf4, int8 = result.rows
     assert result.device == "cuda" and nf4.memory_mb < int8.memory_mb < source.memory_mb
     assert nf4.perplexity < source.perplexity * 1.5
@@ -189,10 +224,21 @@ def test_source_gguf_follows_lineage_to_the_bundled_file(tmp_path):
     from llmtutor.training.model_registry import RegisteredModel, register_model
     from llmtutor.training.quantize import source_gguf
 
-    register_model(tmp_path, RegisteredModel(name="ft", path=str(tmp_path), kind="merged",
-                                             meta={"lineage": {"parents": ["SmolLM2-135M-Instruct"]}}))  # fmt: skip
-    register_model(tmp_path, RegisteredModel(name="mix", path=str(tmp_path), kind="merged",
-                                             meta={"lineage": {"parents": ["ft", "other"]}}))  # fmt: skip
+    register_model(
+        tmp_path,
+        RegisteredModel(
+            name="ft",
+            path=str(tmp_path),
+            kind="merged",
+            meta={"lineage": {"parents": ["SmolLM2-135M-Instruct"]}},
+        ),
+    )
+    register_model(
+        tmp_path,
+        RegisteredModel(
+            name="mix", path=str(tmp_path), kind="merged", meta={"lineage": {"parents": ["ft", "other"]}}
+        ),
+    )
     assert source_gguf("mix", tmp_path) == default_gguf_path()
     assert source_gguf("unknown-model", tmp_path) is None
     assert source_gguf(str(Path(tmp_path)), tmp_path) is None  # a plain folder without a GGUF source

@@ -119,9 +119,24 @@ def test_unknown_topic_is_a_typed_error_with_close_topics(ctx):
 # ----- grading -----------------------------------------------------------------------
 def test_multiple_choice_answer_formats():
     options = ["GPTQ", "quantized low-rank adaptation", "absmax quantization", "EXL2"]
-    for answer in ("B", "b", "B)", "(b)", "b.", "B 选项", "answer: B", "The answer is b", "选B", "答案是 B", "2",
-                   "B) quantized low-rank adaptation", "quantized low-rank adaptation", "Quantized Low-Rank Adaptation.",
-                   "quantized low rank adaption", "quantized"):  # fmt: skip
+    for answer in (
+        "B",
+        "b",
+        "B)",
+        "(b)",
+        "b.",
+        "B 选项",
+        "answer: B",
+        "The answer is b",
+        "选B",
+        "答案是 B",
+        "2",
+        "B) quantized low-rank adaptation",
+        "quantized low-rank adaptation",
+        "Quantized Low-Rank Adaptation.",
+        "quantized low rank adaption",
+        "quantized",
+    ):
         assert parse_choice(answer, options) == 1, answer
     assert parse_choice("absmax", options) == 2
     for answer in ("hello", "E", "quantization is fun", ""):
@@ -137,9 +152,11 @@ def test_short_answers_are_graded_on_key_terms_in_either_language():
     en = next(
         q for q in bank.questions("scientist.quantization", "en") if q.kind == "short" and "AWQ" in q.prompt
     )
-    good = ("AWQ keeps the ~1% salient weight channels that multiply large activations accurate: it finds them with "
-            "activation statistics on calibration data and scales them before quantization. Perplexity is lower "
-            "than GPTQ, but it needs more VRAM; weights stay 4-bit.")  # fmt: skip
+    good = (
+        "AWQ keeps the ~1% salient weight channels that multiply large activations accurate: it finds them with "
+        "activation statistics on calibration data and scales them before quantization. Perplexity is lower "
+        "than GPTQ, but it needs more VRAM; weights stay 4-bit."
+    )
     high, low = grade(en, good), grade(en, "I had pasta for lunch and watched football.")
     assert high.correct and high.score >= 0.7 and "GPTQ" in high.matched_terms
     assert low.verdict == "wrong" and low.score < 0.2 and low.missing_terms
@@ -199,8 +216,10 @@ def test_full_quiz_start_answer_summary_and_recording(ctx):
         rows = con.execute(
             "SELECT module_id, correct, score, expected FROM quiz_attempts ORDER BY id"
         ).fetchall()
-        mastery = con.execute("SELECT attempts, correct, mastery FROM module_mastery WHERE module_id = ?",
-                              ("scientist.quantization",)).fetchone()  # fmt: skip
+        mastery = con.execute(
+            "SELECT attempts, correct, mastery FROM module_mastery WHERE module_id = ?",
+            ("scientist.quantization",),
+        ).fetchone()
     assert [(r[0], r[1]) for r in rows] == [("scientist.quantization", c) for c in (1, 1, 0, 0)]
     assert rows[0][3] == first.answer
     assert mastery[:2] == (4, 2) and 0 < mastery[2] < 1
@@ -246,7 +265,10 @@ def test_session_survives_a_restart(ctx, tmp_path):
     other = TOOL.run({"topic": "GGUF", "n": 1}, ctx)
     assert store.load(ctx.workspace, out.session_id).status == "asking"
     assert store.active_session(ctx.workspace) == other.session_id
-    assert store.continuation(ctx.workspace, "skip", shown=f"... _Quiz {out.session_id}_")["session_id"] == out.session_id  # type: ignore[index]
+    assert (
+        store.continuation(ctx.workspace, "skip", shown=f"... _Quiz {out.session_id}_")["session_id"]
+        == out.session_id
+    )  # type: ignore[index]
     assert store.continuation(ctx.workspace, "skip", shown="an answer about LoRA") is None
     with pytest.raises(ToolInputError):
         TOOL.run({"action": "status", "session_id": "../../etc"}, ctx)
@@ -344,9 +366,13 @@ def test_llm_questions_are_checked_against_the_passage(ctx):
     bank = default_bank()
     base = bank.select(bank.resolve("AWQ"), 1, "mc", "en", seed=0)[0]
     sentence = split_sentences(base.passage.text, "en")[0]
-    good = WrittenQuestion(question="Which statement does the course make?", options=[sentence, "It needs no data.",
-                           "It only runs on CPUs.", "It trains the model again."], correct_option=0,
-                           evidence=sentence, explanation="The notes say so.")  # fmt: skip
+    good = WrittenQuestion(
+        question="Which statement does the course make?",
+        options=[sentence, "It needs no data.", "It only runs on CPUs.", "It trains the model again."],
+        correct_option=0,
+        evidence=sentence,
+        explanation="The notes say so.",
+    )
     invented = good.model_copy(update={"evidence": "AWQ was invented in 1999 by a cat."})
     llm = ScriptedLLM([good, invented, RuntimeError("server down")])
     tool = make_tool(llm=llm)

@@ -85,7 +85,9 @@ def corpus(tmp_path: Path) -> Path:
 def test_build_reports_problems_and_is_incremental(corpus, tmp_path, embedder):
     location = tmp_path / "index"
     stages: list[str] = []
-    report = build_index([corpus], location, embedder=embedder, progress=lambda stage, *a, **k: stages.append(stage))
+    report = build_index(
+        [corpus], location, embedder=embedder, progress=lambda stage, *a, **k: stages.append(stage)
+    )
     assert sorted(report.added) == ["course/deploy.md", "course/finetuning.md", "course/forgetting.txt"]
     assert [p.source for p in report.skipped] == ["course/logo.png"] and "binary" in report.skipped[0].reason
     assert [p.source for p in report.failed] == ["course/broken.json"]
@@ -116,7 +118,9 @@ def test_hybrid_search_crosses_languages(corpus, tmp_path, embedder):
     build_index([corpus], location, embedder=embedder)
     retriever = Retriever(location, embedder=embedder, glossary=lambda: GLOSSARY)  # pluggable glossary source
     english = retriever.search("Which frameworks run LLMs on phones and in the browser?", k=3)
-    assert english.found and "MLC LLM" in english.hits[0].text and english.hits[0].source == "course/deploy.md"
+    assert (
+        english.found and "MLC LLM" in english.hits[0].text and english.hits[0].source == "course/deploy.md"
+    )
     assert "浏览器" in english.expansions
     forgetting = retriever.search("What is catastrophic forgetting?", k=3)
     assert forgetting.found and "灾难性遗忘" in forgetting.hits[0].text
@@ -126,7 +130,9 @@ def test_hybrid_search_crosses_languages(corpus, tmp_path, embedder):
     for off_topic in ("best pizza in Naples", "如何做红烧肉？"):
         result = retriever.search(off_topic)
         assert not result.found and result.hits == []
-    assert retriever.search("best pizza in Naples", only_relevant=False).hits  # a search box still shows something
+    assert retriever.search(
+        "best pizza in Naples", only_relevant=False
+    ).hits  # a search box still shows something
 
 
 def test_near_duplicates_from_two_sources_are_returned_once(corpus, tmp_path, embedder):
@@ -137,7 +143,13 @@ def test_near_duplicates_from_two_sources_are_returned_once(corpus, tmp_path, em
     hits = retriever.search("vLLM 怎么管理 KV 缓存？", k=5).hits
     paged = [h for h in hits if "分页注意力" in h.text]
     assert len(paged) == 1, [(h.source, h.text[:30]) for h in hits]
-    assert sum("分页注意力" in h.text for h in retriever.search("vLLM 怎么管理 KV 缓存？", k=5, method="bm25").hits) == 2
+    assert (
+        sum(
+            "分页注意力" in h.text
+            for h in retriever.search("vLLM 怎么管理 KV 缓存？", k=5, method="bm25").hits
+        )
+        == 2
+    )
 
 
 class HashEmbedder:
@@ -166,15 +178,21 @@ def _dev_recall(embedder) -> dict[str, list[bool]]:
             hits[item["lang"]].append(any(all(m in h.text for m in item["must"]) for h in result.hits))
         # Items whose must-strings never share a chunk (q22: "2,304" and "2304" are in different
         # seed files) cannot be hit; the per-language targets are checked on the others.
-        unreachable = {i["id"] for i in items if not any(all(m in r["text"] for m in i["must"]) for r in retriever.rows)}
+        unreachable = {
+            i["id"] for i in items if not any(all(m in r["text"] for m in i["must"]) for r in retriever.rows)
+        }
         reachable = {}
         for lang in ("en", "zh"):
             langs = [i for i in items if i["lang"] == lang]
-            reachable[lang] = [h for i, h in zip(langs, hits[lang], strict=True) if i["id"] not in unreachable]
+            reachable[lang] = [
+                h for i, h in zip(langs, hits[lang], strict=True) if i["id"] not in unreachable
+            ]
     return {"all": hits["en"] + hits["zh"], **reachable}
 
 
-needs_dev = pytest.mark.skipif(not (SEEDS.is_dir() and DEV.is_file()), reason="seed corpus or dev queries not present")
+needs_dev = pytest.mark.skipif(
+    not (SEEDS.is_dir() and DEV.is_file()), reason="seed corpus or dev queries not present"
+)
 
 
 @needs_dev
@@ -238,12 +256,16 @@ def test_cli_search_json_and_batch(corpus, tmp_path):
     built = runner.invoke(app, ["index", "build", str(corpus), "--index", location, "--json"])
     assert built.exit_code == 0, built.output
     assert json.loads(built.stdout)["documents"] == 3
-    single = runner.invoke(app, ["search", "MLC LLM 可以在哪里运行？", "--index", location, "--k", "2", "--json"])
+    single = runner.invoke(
+        app, ["search", "MLC LLM 可以在哪里运行？", "--index", location, "--k", "2", "--json"]
+    )
     assert single.exit_code == 0, single.output
     passages = json.loads(single.stdout)
     assert len(passages) <= 2 and set(passages[0]) == {"text", "source", "heading", "score", "chunk_id"}
     batch = tmp_path / "queries.jsonl"
-    batch.write_text("\n".join(json.dumps({"query": q}) for q in ("What is perplexity?", "vLLM 怎么管理 KV 缓存？")))
+    batch.write_text(
+        "\n".join(json.dumps({"query": q}) for q in ("What is perplexity?", "vLLM 怎么管理 KV 缓存？"))
+    )
     lines = runner.invoke(app, ["search", "--batch", str(batch), "--index", location]).stdout.splitlines()
     assert len(lines) == 2
     assert "Perplexity" in json.loads(lines[0])[0]["text"] and "vLLM" in json.loads(lines[1])[0]["text"]

@@ -22,8 +22,13 @@ def calls() -> list[str]:
 
 @pytest.fixture
 def tutor(tmp_path, calls) -> Tutor:
-    return Tutor(Settings(workspace=tmp_path), backend=FakeBackend(["one", "two", "three", "four"]),
-                 registry=make_registry(calls), router=ScriptedRouter(), checkpointer=InMemorySaver())
+    return Tutor(
+        Settings(workspace=tmp_path),
+        backend=FakeBackend(["one", "two", "three", "four"]),
+        registry=make_registry(calls),
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
 
 
 def sse_events(text: str) -> list[tuple[str, dict]]:

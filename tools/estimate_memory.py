@@ -78,15 +78,19 @@ _PRECISION_RULES: tuple[tuple[str, str], ...] = (
 _QLORA = re.compile(_A + r"q-?lora" + _Z, re.I)
 _LORA = re.compile(_A + r"lora" + _Z, re.I)
 _TRAIN_WORDS = re.compile(
-    _A + r"(fine[- ]?tun\w*|finetun\w*|train|training|trains|pre-?train\w*|sft|from scratch)" + _Z
+    _A
+    + r"(fine[- ]?tun\w*|finetun\w*|train|training|trains|pre-?train\w*|sft|from scratch)"
+    + _Z
     + r"|微调|训练|全量|全参",
     re.I,
-)  # fmt: skip
+)
 _INFER_WORDS = re.compile(
-    _A + r"(inference|infer|run|running|serve|serving|generate|generation|deploy\w*|load|loading)" + _Z
+    _A
+    + r"(inference|infer|run|running|serve|serving|generate|generation|deploy\w*|load|loading)"
+    + _Z
     + r"|推理|部署|运行|跑|加载|生成",
     re.I,
-)  # fmt: skip
+)
 _EIGHT_BIT_ADAM = re.compile(r"(paged_)?adamw?_8bit|8\s*-?\s*(bit|位)\s*adamw?", re.I)
 _PARAMS = re.compile(
     _N + r"(\d+(?:\.\d+)?)\s*(billion|million|b|m|十亿|亿)(?![A-Za-z])(?!\s*(context|tokens?|上下文))", re.I
@@ -98,7 +102,8 @@ _CONTEXT = (  # (pattern, group of the number, group of the k/m suffix or None)
     (re.compile(_N + r"(\d{2,8})\s*-?\s*(个\s*)?(tokens?|tok)" + _Z, re.I), 1, None),
     (
         re.compile(
-            _A + r"(context(?: length| window)?|ctx|seq(?:uence)?[ _-]?len(?:gth)?|max_seq_length|sequence length|"
+            _A
+            + r"(context(?: length| window)?|ctx|seq(?:uence)?[ _-]?len(?:gth)?|max_seq_length|sequence length|"
             r"上下文(?:长度)?|序列长度)\s*(?:of|=|:|is|为|是|设为)?\s*(\d+(?:\.\d+)?)\s*(k|m)?(?![A-Za-z])",
             re.I,
         ),
@@ -112,10 +117,25 @@ _BATCH = re.compile(
     r"|" + _N + r"(\d+)\s*(?:concurrent|parallel|simultaneous)?\s*(?:users|requests|sequences)",
     re.I,
 )
-_RANK = re.compile(_A + r"(?:lora[ _-]?)?(?:rank|r)\s*(?:=|of|:|为|是|设为)?\s*(\d+)|秩\s*(?:为|是)?\s*(\d+)", re.I)
+_RANK = re.compile(
+    _A + r"(?:lora[ _-]?)?(?:rank|r)\s*(?:=|of|:|为|是|设为)?\s*(\d+)|秩\s*(?:为|是)?\s*(\d+)", re.I
+)
 _GPU_SIZE = re.compile(_N + r"(\d{1,3}(?:\.\d+)?)\s*(?:GB|GiB|G)(?![A-Za-z])", re.I)
-_GPU_NAMES = {"4090": 24, "3090": 24, "4080": 16, "4070": 12, "3060": 12, "4060": 8, "t4": 16, "l4": 24,
-              "a10": 24, "a100": 80, "h100": 80, "h200": 141, "v100": 16}  # fmt: skip
+_GPU_NAMES = {
+    "4090": 24,
+    "3090": 24,
+    "4080": 16,
+    "4070": 12,
+    "3060": 12,
+    "4060": 8,
+    "t4": 16,
+    "l4": 24,
+    "a10": 24,
+    "a100": 80,
+    "h100": 80,
+    "h200": 141,
+    "v100": 16,
+}
 
 
 def _find_model(text: str) -> str | None:
@@ -205,7 +225,11 @@ def extract_memory_args(text: str) -> dict[str, Any]:
         mode = "qlora"  # fine-tuning a 4-bit model only works as QLoRA
     elif mode == "full" and precision == "int8":
         mode = "lora"
-    if mode in ("full", "lora", "qlora") and precision and (precision[0] == "Q" or precision in ("F16", "fp8")):
+    if (
+        mode in ("full", "lora", "qlora")
+        and precision
+        and (precision[0] == "Q" or precision in ("F16", "fp8"))
+    ):
         precision = None  # GGUF/fp8 weights are not trained; the mode's default applies
     if precision and not (mode == "qlora" and precision in ("nf4", "int4")):
         args["precision"] = precision

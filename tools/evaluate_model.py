@@ -43,23 +43,37 @@ EXAMPLES: tuple[str, ...] = (
     "对比合并模型和基础模型的效果",
     "用大模型当裁判给我的模型打分",
 )
-_METRIC_WORDS = {"perplexity": r"perplexity|ppl|困惑度", "bleu_rouge": r"bleu|rouge",
-                 "lm_eval": r"lm[- ]?eval|harness|quiz|测验|accuracy", "judge": r"judge|裁判|grade"}  # fmt: skip
+_METRIC_WORDS = {
+    "perplexity": r"perplexity|ppl|困惑度",
+    "bleu_rouge": r"bleu|rouge",
+    "lm_eval": r"lm[- ]?eval|harness|quiz|测验|accuracy",
+    "judge": r"judge|裁判|grade",
+}
 
 
 class EvaluateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    models: list[str] = Field(default_factory=lambda: ["base", "latest"], min_length=1, max_length=8,
-                              description="Models to compare, the first is the baseline: names, folders, .gguf, "
-                              "'base' or 'latest'.")  # fmt: skip
+    models: list[str] = Field(
+        default_factory=lambda: ["base", "latest"],
+        min_length=1,
+        max_length=8,
+        description="Models to compare, the first is the baseline: names, folders, .gguf, "
+        "'base' or 'latest'.",
+    )
     metrics: list[Literal["perplexity", "bleu_rouge", "lm_eval", "judge"]] = Field(
-        default_factory=lambda: ["perplexity", "lm_eval", "bleu_rouge"])
+        default_factory=lambda: ["perplexity", "lm_eval", "bleu_rouge"]
+    )
     judge_mode: Literal["single", "pairwise"] = "single"
-    quick: bool = Field(True, description="Bounded CPU run: 2k tokens of perplexity, 12 references, 30 quiz items.")
+    quick: bool = Field(
+        True, description="Bounded CPU run: 2k tokens of perplexity, 12 references, 30 quiz items."
+    )
     text: str = Field("course", description="Perplexity text: a file in the workspace, or 'course'.")
-    judge_model: str = Field("", description="The judge: '' = the configured chat model (a capable backend); a "
-                             ".gguf file or exported GGUF name runs in llama.cpp; 'smollm2' = the bundled 135M "
-                             "model (it fails the judge's sanity check: a demonstration of the protocol only).")  # fmt: skip
+    judge_model: str = Field(
+        "",
+        description="The judge: '' = the configured chat model (a capable backend); a "
+        ".gguf file or exported GGUF name runs in llama.cpp; 'smollm2' = the bundled 135M "
+        "model (it fails the judge's sanity check: a demonstration of the protocol only).",
+    )
 
 
 def extract_evaluate_args(text: str) -> dict[str, Any]:
@@ -81,10 +95,22 @@ def build_config(req: EvaluateRequest, ctx: ToolContext, output_dir: Path) -> An
 
         text = str(resolve_input_path(text, ctx))
     judge_model = _judge_gguf(req.judge_model, ctx) if "judge" in req.metrics and req.judge_model else ""
-    quick = {"max_eval_tokens": 2048, "max_references": 12, "lm_eval_limit": 30, "max_new_tokens": 64} if req.quick else {}
-    return EvalConfig(models=[ModelSpec(model="" if r == "smollm2" else r) for r in refs], models_dir=ctx.models_dir,
-                      metrics=req.metrics, judge_mode=req.judge_mode, perplexity_text=text, device=ctx.device,
-                      judge_model=judge_model, output_dir=output_dir, **quick)  # fmt: skip
+    quick = (
+        {"max_eval_tokens": 2048, "max_references": 12, "lm_eval_limit": 30, "max_new_tokens": 64}
+        if req.quick
+        else {}
+    )
+    return EvalConfig(
+        models=[ModelSpec(model="" if r == "smollm2" else r) for r in refs],
+        models_dir=ctx.models_dir,
+        metrics=req.metrics,
+        judge_mode=req.judge_mode,
+        perplexity_text=text,
+        device=ctx.device,
+        judge_model=judge_model,
+        output_dir=output_dir,
+        **quick,
+    )
 
 
 def _judge_gguf(name: str, ctx: ToolContext) -> str:
@@ -105,14 +131,20 @@ def preview(req: EvaluateRequest, ctx: ToolContext) -> str:
     if "judge" in req.metrics and ctx.llm_factory is None and not cfg.judge_model:
         from llmtutor.errors import ToolInputError
 
-        raise ToolInputError("an LLM judge needs a capable chat model; the bundled 135M model cannot grade",
-                             "set LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL to a bigger model, pass judge_model (a GGUF), "
-                             "or drop 'judge'")  # fmt: skip
-    rows = "\n".join(f"| {i + 1} | {m.display()} | {'baseline' if i == 0 else ''} |" for i, m in enumerate(cfg.models))
-    return (f"**Plan: evaluate {len(cfg.models)} model(s) on {', '.join(cfg.metrics)}**\n\n| # | model | |\n|---|---|---|\n"
-            f"{rows}\n\nPerplexity on {'the course notes' if req.text == 'course' else req.text} "
-            f"({cfg.max_eval_tokens or 'all'} tokens), {cfg.max_references or 'all'} reference answers, "
-            f"{cfg.lm_eval_limit or 'all'} course-quiz questions. Result: an eval card (table, JSON, plot).")  # fmt: skip
+        raise ToolInputError(
+            "an LLM judge needs a capable chat model; the bundled 135M model cannot grade",
+            "set LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL to a bigger model, pass judge_model (a GGUF), "
+            "or drop 'judge'",
+        )
+    rows = "\n".join(
+        f"| {i + 1} | {m.display()} | {'baseline' if i == 0 else ''} |" for i, m in enumerate(cfg.models)
+    )
+    return (
+        f"**Plan: evaluate {len(cfg.models)} model(s) on {', '.join(cfg.metrics)}**\n\n| # | model | |\n|---|---|---|\n"
+        f"{rows}\n\nPerplexity on {'the course notes' if req.text == 'course' else req.text} "
+        f"({cfg.max_eval_tokens or 'all'} tokens), {cfg.max_references or 'all'} reference answers, "
+        f"{cfg.lm_eval_limit or 'all'} course-quiz questions. Result: an eval card (table, JSON, plot)."
+    )
 
 
 def run_job(config: Any, progress: Any = None, cancel: threading.Event | None = None) -> Any:

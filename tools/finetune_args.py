@@ -50,10 +50,17 @@ _LR = re.compile(r"(?:learning[ _-]?rate|lr|学习率)\s*(?:of|=|:|为|设为)?\
 _EPOCHS = re.compile(r"(\d+(?:\.\d+)?)\s*(?:个\s*)?(?:epochs?|轮)" + _Z, re.I)
 _STEPS = re.compile(r"(\d{1,6})\s*(?:steps?|步)" + _Z, re.I)
 _BATCH = re.compile(r"(?:batch[ _-]?size|批大小|批量大小|batch)\s*(?:of|=|:|为|设为)?\s*(\d{1,4})", re.I)
-_SEQ = re.compile(r"(?:max[ _-]?(?:seq(?:uence)?[ _-]?len(?:gth)?|length)|序列长度|最大长度)\s*(?:of|=|:|为)?\s*(\d{2,6})", re.I)
-_BASE = re.compile(r"(?:fine-?tune|train|微调|训练)\s+([A-Za-z0-9][\w./-]{1,79})\s+(?:on|with|using|在|用)", re.I)
+_SEQ = re.compile(
+    r"(?:max[ _-]?(?:seq(?:uence)?[ _-]?len(?:gth)?|length)|序列长度|最大长度)\s*(?:of|=|:|为)?\s*(\d{2,6})",
+    re.I,
+)
+_BASE = re.compile(
+    r"(?:fine-?tune|train|微调|训练)\s+([A-Za-z0-9][\w./-]{1,79})\s+(?:on|with|using|在|用)", re.I
+)
 _NOT_A_MODEL = {"the", "my", "this", "it", "a", "model", "smollm2", "default", "base", "our", "your", "an"}
-_NAME = re.compile(r"(?:call(?:ed)? it|name(?:d)? it|named|命名为|叫做?)\s*[\"'“]?([A-Za-z0-9][\w.-]{0,79})", re.I)
+_NAME = re.compile(
+    r"(?:call(?:ed)? it|name(?:d)? it|named|命名为|叫做?)\s*[\"'“]?([A-Za-z0-9][\w.-]{0,79})", re.I
+)
 
 
 def extract_finetune_args(text: str) -> dict[str, Any]:

@@ -22,16 +22,23 @@ BUNDLED = ("course", "bundled", "default", "")
 
 class FinetuneRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dataset: str = Field("course", description="Path to JSONL/JSON/CSV/Parquet (Alpaca, chat messages, text or "
-                         "prompt/chosen/rejected), inside the workspace or an allowed folder; 'course' = the bundled set.")  # fmt: skip
-    base_model: str | None = Field(None, description="Base model: a registered name, an HF folder, or empty for SmolLM2.")
+    dataset: str = Field(
+        "course",
+        description="Path to JSONL/JSON/CSV/Parquet (Alpaca, chat messages, text or "
+        "prompt/chosen/rejected), inside the workspace or an allowed folder; 'course' = the bundled set.",
+    )
+    base_model: str | None = Field(
+        None, description="Base model: a registered name, an HF folder, or empty for SmolLM2."
+    )
     method: Literal["sft", "dpo", "orpo"] = "sft"
     adapter: Literal["lora", "qlora", "full"] = "lora"
     lora_r: int = Field(8, ge=1, le=256)
     lora_alpha: int | None = Field(None, ge=1, le=1024, description="Default: 2 × rank.")
     epochs: float = Field(1.0, gt=0, le=50)
     max_steps: int | None = Field(None, ge=1, le=100_000)
-    learning_rate: float | None = Field(None, gt=0, le=1, description="Default: 2e-4 for LoRA, 2e-5 full, 5e-6 DPO.")
+    learning_rate: float | None = Field(
+        None, gt=0, le=1, description="Default: 2e-4 for LoRA, 2e-5 full, 5e-6 DPO."
+    )
     batch_size: int = Field(4, ge=1, le=512)
     grad_accum: int = Field(1, ge=1, le=512)
     max_seq_len: int = Field(256, ge=16, le=32_768)
@@ -39,8 +46,11 @@ class FinetuneRequest(BaseModel):
     merge: bool = Field(True, description="Also write the merged model (chat-ready).")
     name: str | None = Field(None, description="Name to register the result under.")
     seed: int = 42
-    evaluate: bool = Field(True, description="Afterwards, compare base and fine-tuned model in an eval card "
-                           "(perplexity on the course notes, the course quiz).")  # fmt: skip
+    evaluate: bool = Field(
+        True,
+        description="Afterwards, compare base and fine-tuned model in an eval card "
+        "(perplexity on the course notes, the course quiz).",
+    )
 
 
 def _dataset_path(req: FinetuneRequest, ctx: ToolContext) -> Path:
@@ -56,14 +66,28 @@ def build_config(req: FinetuneRequest, ctx: ToolContext, output_dir: Path) -> An
 
     name = req.name or f"{Path(str(req.base_model or 'smollm2')).name.lower()}-{req.method}-{req.adapter}"
     return FinetuneConfig(
-        base_model=req.base_model, models_dir=ctx.models_dir, dataset=_dataset_path(req, ctx), method=req.method,
-        adapter=req.adapter, lora_r=req.lora_r, lora_alpha=req.lora_alpha or 2 * req.lora_r, epochs=req.epochs,
-        max_steps=req.max_steps, batch_size=req.batch_size, grad_accum=req.grad_accum, learning_rate=req.learning_rate,
-        max_seq_len=req.max_seq_len, gradient_checkpointing=req.gradient_checkpointing, merge=req.merge,
-        name=name[:80], seed=req.seed, device=ctx.device, output_dir=output_dir,
+        base_model=req.base_model,
+        models_dir=ctx.models_dir,
+        dataset=_dataset_path(req, ctx),
+        method=req.method,
+        adapter=req.adapter,
+        lora_r=req.lora_r,
+        lora_alpha=req.lora_alpha or 2 * req.lora_r,
+        epochs=req.epochs,
+        max_steps=req.max_steps,
+        batch_size=req.batch_size,
+        grad_accum=req.grad_accum,
+        learning_rate=req.learning_rate,
+        max_seq_len=req.max_seq_len,
+        gradient_checkpointing=req.gradient_checkpointing,
+        merge=req.merge,
+        name=name[:80],
+        seed=req.seed,
+        device=ctx.device,
+        output_dir=output_dir,
         # a checkpoint every ~fifth of a short run, so `jobs resume` after a crash loses little
         save_steps=max(5, min(100, (req.max_steps or 100) // 5)),
-    )  # fmt: skip
+    )
 
 
 def _training_bytes(req: FinetuneRequest, ctx: ToolContext) -> tuple[int, str]:
@@ -74,13 +98,22 @@ def _training_bytes(req: FinetuneRequest, ctx: ToolContext) -> tuple[int, str]:
 
     path = resolve_hf_model(req.base_model, ctx.models_dir)
     device = pick_device(ctx.device)
-    mode = {"lora": "lora", "qlora": "qlora" if device.startswith("cuda") else "lora", "full": "full"}[req.adapter]
+    mode = {"lora": "lora", "qlora": "qlora" if device.startswith("cuda") else "lora", "full": "full"}[
+        req.adapter
+    ]
     precision = "nf4" if mode == "qlora" else ("fp32" if device == "cpu" else "bf16")
-    est = estimate(MemoryEstimateConfig(
-        config_path=str(path) if isinstance(path, Path) else None, model=None if isinstance(path, Path) else str(path),
-        mode=mode, precision=precision, context_length=req.max_seq_len, batch_size=req.batch_size,
-        lora_rank=req.lora_r, gradient_checkpointing=req.gradient_checkpointing,
-    ))  # fmt: skip
+    est = estimate(
+        MemoryEstimateConfig(
+            config_path=str(path) if isinstance(path, Path) else None,
+            model=None if isinstance(path, Path) else str(path),
+            mode=mode,
+            precision=precision,
+            context_length=req.max_seq_len,
+            batch_size=req.batch_size,
+            lora_rank=req.lora_r,
+            gradient_checkpointing=req.gradient_checkpointing,
+        )
+    )
     # DPO/ORPO run chosen and rejected through the model (and DPO a frozen reference): ~2x activations.
     factor = 2.0 if req.method in ("dpo", "orpo") else 1.0
     return int(est.total_bytes * factor), device
@@ -94,28 +127,38 @@ def preview(req: FinetuneRequest, ctx: ToolContext) -> str:
     if (req.method == "sft") == (report.format == "preference"):
         from llmtutor.training.finetune import DatasetError
 
-        raise DatasetError(f"{data.name} is {report.format} data but {req.method.upper()} needs "
-                           f"{'preference (prompt/chosen/rejected)' if req.method != 'sft' else 'instruction, chat or text'} rows",
-                           "pick the matching method or dataset")  # fmt: skip
+        raise DatasetError(
+            f"{data.name} is {report.format} data but {req.method.upper()} needs "
+            f"{'preference (prompt/chosen/rejected)' if req.method != 'sft' else 'instruction, chat or text'} rows",
+            "pick the matching method or dataset",
+        )
     need, device = _training_bytes(req, ctx)
     free = check_memory(need, device, f"{req.method} {req.adapter} fine-tuning")
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
-    steps = req.max_steps or max(1, int(len(report.rows) * (1 - 0.1) * req.epochs / (req.batch_size * req.grad_accum)))
+    steps = req.max_steps or max(
+        1, int(len(report.rows) * (1 - 0.1) * req.epochs / (req.batch_size * req.grad_accum))
+    )
     notes = []
     if req.adapter == "qlora" and device == "cpu":
-        notes.append("QLoRA's 4-bit NF4 base needs CUDA (bitsandbytes' CPU path is slow); this run uses LoRA on CPU.")
+        notes.append(
+            "QLoRA's 4-bit NF4 base needs CUDA (bitsandbytes' CPU path is slow); this run uses LoRA on CPU."
+        )
     lines = [
-        f"**Plan: {req.method.upper()} with {req.adapter} → `{cfg.name}`**", "",
-        "| setting | value |", "|---|---|",
+        f"**Plan: {req.method.upper()} with {req.adapter} → `{cfg.name}`**",
+        "",
+        "| setting | value |",
+        "|---|---|",
         f"| base model | {req.base_model or 'SmolLM2-135M-Instruct (bundled)'} |",
         f"| data | `{data.name}`: {len(report.rows)} rows, {report.source_format} format |",
-        f"| LoRA | r={cfg.lora_r}, alpha={cfg.lora_alpha} |" if req.adapter != "full" else "| weights | all trained |",
+        f"| LoRA | r={cfg.lora_r}, alpha={cfg.lora_alpha} |"
+        if req.adapter != "full"
+        else "| weights | all trained |",
         f"| schedule | {req.epochs:g} epoch(s), ~{steps} steps, batch {req.batch_size}×{req.grad_accum}, "
         f"lr {cfg.learning_rate or 'auto'}, max {req.max_seq_len} tokens |",
         f"| memory | ~{need / 2**30:.2f} GiB needed, {free / 2**30:.1f} GiB free on {device} |",
         f"| output | adapter{', merged model' if req.merge else ''}, loss curve, metrics, model card"
         f"{'; then an eval card: base vs fine-tuned' if req.evaluate else ''} |",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
@@ -128,10 +171,14 @@ def run_finetune(req: FinetuneRequest, ctx: ToolContext) -> JobOutput:
 
     # The eval card the learner needs to judge the run: base vs fine-tuned, same data, same job runner.
     base = req.base_model or "base"
-    request = EvaluateRequest(models=[base, trained.model_name], metrics=["perplexity", "lm_eval"], quick=True)
+    request = EvaluateRequest(
+        models=[base, trained.model_name], metrics=["perplexity", "lm_eval"], quick=True
+    )
     card = run_lab_job("evaluate", lambda out: eval_config(request, ctx, out), ctx)
     if card.status != "succeeded":
-        trained.summary += f"\n\nThe eval card could not be made (job {card.job_id}: {card.error or card.status})."
+        trained.summary += (
+            f"\n\nThe eval card could not be made (job {card.job_id}: {card.error or card.status})."
+        )
         return trained
     trained.summary += f"\n\n{card.summary}"
     trained.plots += card.plots

@@ -55,7 +55,9 @@ class JobStatusOutput(BaseModel):
             if p.get("loss") is not None:
                 prog += f", loss {p['loss']:.3g}"
             result = j.get("model_name") or j.get("output_dir") or j.get("error") or ""
-            lines.append(f"| `{j['id']}` | {j['kind']} | {j['status']} | {prog} | {j.get('started_at') or ''} | {result} |")
+            lines.append(
+                f"| `{j['id']}` | {j['kind']} | {j['status']} | {prog} | {j.get('started_at') or ''} | {result} |"
+            )
         if self.log_tail:
             lines += ["", "```", *self.log_tail, "```"]
         return "\n".join(lines)
@@ -64,7 +66,17 @@ class JobStatusOutput(BaseModel):
 def run_status(cfg: JobStatusInput, ctx: ToolContext) -> JobStatusOutput:
     from llmtutor.tools import runner
 
-    fields = ("id", "kind", "status", "progress", "started_at", "finished_at", "output_dir", "model_name", "error")
+    fields = (
+        "id",
+        "kind",
+        "status",
+        "progress",
+        "started_at",
+        "finished_at",
+        "output_dir",
+        "model_name",
+        "error",
+    )
     jobs = runner.list_jobs(ctx.workspace, limit=20)
     if cfg.action == "list":
         return JobStatusOutput(action="list", jobs=[j.model_dump(include=set(fields)) for j in jobs])

@@ -41,14 +41,20 @@ class JobOutput(BaseModel):
         if self.output_dir:
             lines += ["", f"Files: `{self.output_dir}`"]
         if self.model_name and self.model_kind == "gguf":
-            lines += ["", f"Registered as **{self.model_name}** (GGUF): chat with it in the tutor with "
-                      f"`LLMTUTOR_CHAT_MODEL={self.model_name} llmtutor chat` (llama.cpp), or in Ollama: "
-                      f"`ollama create {self.model_name} -f {self.output_dir}/Modelfile`; evaluate it with "
-                      f"\"evaluate {self.model_name}\"."]  # fmt: skip
+            lines += [
+                "",
+                f"Registered as **{self.model_name}** (GGUF): chat with it in the tutor with "
+                f"`LLMTUTOR_CHAT_MODEL={self.model_name} llmtutor chat` (llama.cpp), or in Ollama: "
+                f"`ollama create {self.model_name} -f {self.output_dir}/Modelfile`; evaluate it with "
+                f'"evaluate {self.model_name}".',
+            ]
         elif self.model_name:
-            lines += ["", f"Registered as **{self.model_name}**: evaluate it (\"evaluate {self.model_name}\"), merge "
-                      f"or quantize it, or chat with it: `LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={self.model_name} "
-                      "llmtutor chat`."]  # fmt: skip
+            lines += [
+                "",
+                f'Registered as **{self.model_name}**: evaluate it ("evaluate {self.model_name}"), merge '
+                f"or quantize it, or chat with it: `LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={self.model_name} "
+                "llmtutor chat`.",
+            ]
         return "\n".join(lines)
 
     def images(self) -> list[Path]:
@@ -59,7 +65,9 @@ def resolve_input_path(value: str, ctx: ToolContext) -> Path:
     """A dataset/model path the learner gave, inside the workspace or an allowed folder."""
     from llmtutor.tools.runner import resolve_user_path
 
-    return resolve_user_path(value, ctx.workspace, allowed=(*ctx.allowed_dirs, _bundled_dir()), must_exist=True)
+    return resolve_user_path(
+        value, ctx.workspace, allowed=(*ctx.allowed_dirs, _bundled_dir()), must_exist=True
+    )
 
 
 def _bundled_dir() -> Path:
@@ -82,29 +90,48 @@ def run_lab_job(kind: str, build: Callable[[Path], BaseModel], ctx: ToolContext)
 
     def forward(event: Any) -> None:
         data = event if isinstance(event, dict) else event.model_dump()
-        bits = [f"{k.replace('_', ' ')} {data[k]:.4g}" for k in ("loss", "eval_loss", "tokens_per_s") if data.get(k)]
+        bits = [
+            f"{k.replace('_', ' ')} {data[k]:.4g}"
+            for k in ("loss", "eval_loss", "tokens_per_s")
+            if data.get(k)
+        ]
         if data.get("eta_s"):
             bits.append(f"ETA {data['eta_s']:.0f}s")
-        ctx.report(str(data.get("stage", kind)), step=data.get("step"), total=data.get("total"),
-                   message=" · ".join(bits) or str(data.get("message", "")))  # fmt: skip
+        ctx.report(
+            str(data.get("stage", kind)),
+            step=data.get("step"),
+            total=data.get("total"),
+            message=" · ".join(bits) or str(data.get("message", "")),
+        )
 
     try:
         job = jobs.wait(ctx.workspace, job_id, on_event=forward, cancel=ctx.cancel_event)
     except LLMTutorError:
         raise
     except Exception as exc:  # the runner itself failed: say which job to look at
-        raise ToolExecutionError(f"job {job_id} could not be followed: {exc}", f"llmtutor jobs show {job_id}") from exc
+        raise ToolExecutionError(
+            f"job {job_id} could not be followed: {exc}", f"llmtutor jobs show {job_id}"
+        ) from exc
     return job_output(job)
 
 
 def job_output(job: Any) -> JobOutput:
     data = job if isinstance(job, dict) else job.model_dump()
     result = data.get("result") or {}
-    plots = [p for p in (data.get("artifacts") or {}).values() if str(p).endswith(".png")] if isinstance(
-        data.get("artifacts"), dict) else [str(p) for p in data.get("artifacts") or [] if str(p).endswith(".png")]  # fmt: skip
+    plots = (
+        [p for p in (data.get("artifacts") or {}).values() if str(p).endswith(".png")]
+        if isinstance(data.get("artifacts"), dict)
+        else [str(p) for p in data.get("artifacts") or [] if str(p).endswith(".png")]
+    )
     return JobOutput(
-        job_id=str(data["id"]), kind=str(data.get("kind") or data.get("tool")), status=str(data["status"]),
-        output_dir=data.get("output_dir"), model_name=data.get("model_name"),
-        model_kind=(result.get("registration") or {}).get("kind") if data.get("model_name") else None, summary=str(data.get("summary") or ""),
-        metrics=dict(result.get("metrics") or {}), plots=plots, error=data.get("error"),
-    )  # fmt: skip
+        job_id=str(data["id"]),
+        kind=str(data.get("kind") or data.get("tool")),
+        status=str(data["status"]),
+        output_dir=data.get("output_dir"),
+        model_name=data.get("model_name"),
+        model_kind=(result.get("registration") or {}).get("kind") if data.get("model_name") else None,
+        summary=str(data.get("summary") or ""),
+        metrics=dict(result.get("metrics") or {}),
+        plots=plots,
+        error=data.get("error"),
+    )

@@ -43,7 +43,9 @@ class Recipe(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,79}$")
     description: str = ""
     steps: list[RecipeStep] = Field(min_length=1)
-    chat_model: str | None = Field(None, description="The step (as {id}) whose model the learner chats with at the end.")
+    chat_model: str | None = Field(
+        None, description="The step (as {id}) whose model the learner chats with at the end."
+    )
 
     @field_validator("chat_model")
     @classmethod
@@ -63,7 +65,9 @@ class Recipe(BaseModel):
                 raise ValueError(f"step id {step.id!r} appears twice")
             for ref in _REF.findall(json.dumps(step.args)):
                 if ref not in seen:
-                    raise ValueError(f"step {step.id!r} uses {{{ref}}} before a step {ref!r} produced a model")
+                    raise ValueError(
+                        f"step {step.id!r} uses {{{ref}}} before a step {ref!r} produced a model"
+                    )
             seen.add(step.id)
         return steps
 
@@ -92,11 +96,17 @@ class PipelineResult(BaseModel):
     seconds: float = 0.0
 
     def to_markdown(self) -> str:
-        lines = [f"**Lab `{self.recipe}`: {self.status}** ({self.seconds / 60:.1f} min)", "",
-                 "| step | tool | status | model | time |", "|---|---|---|---|---:|"]  # fmt: skip
+        lines = [
+            f"**Lab `{self.recipe}`: {self.status}** ({self.seconds / 60:.1f} min)",
+            "",
+            "| step | tool | status | model | time |",
+            "|---|---|---|---|---:|",
+        ]
         for s in self.steps:
-            lines.append(f"| {s.id} | {s.tool} | {s.status}{': ' + s.error if s.error else ''} | "
-                         f"{s.model_name or '–'} | {s.seconds:.0f} s |")  # fmt: skip
+            lines.append(
+                f"| {s.id} | {s.tool} | {s.status}{': ' + s.error if s.error else ''} | "
+                f"{s.model_name or '–'} | {s.seconds:.0f} s |"
+            )
         evaluate = next((s for s in self.steps if s.tool == "evaluate_model" and s.summary), None)
         if evaluate:
             lines += ["", evaluate.summary]
@@ -112,12 +122,16 @@ def load_recipe(path: Path | None) -> Recipe:
     try:
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ToolInputError(f"cannot read recipe {source}: {exc}", "give a YAML file like tools/recipes/course_lab.yaml") from exc
+        raise ToolInputError(
+            f"cannot read recipe {source}: {exc}", "give a YAML file like tools/recipes/course_lab.yaml"
+        ) from exc
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ToolInputError(f"invalid recipe {source.name}: {problems}", "see tools/recipes/course_lab.yaml") from None
+        raise ToolInputError(
+            f"invalid recipe {source.name}: {problems}", "see tools/recipes/course_lab.yaml"
+        ) from None
 
 
 def _substitute(value: Any, produced: dict[str, str]) -> Any:
@@ -140,7 +154,9 @@ def _state_path(workspace: Path, recipe: Recipe) -> Path:
 
 def _load_state(path: Path) -> dict[str, StepRecord]:
     try:
-        return {k: StepRecord.model_validate(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+        return {
+            k: StepRecord.model_validate(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()
+        }
     except (OSError, ValueError):
         return {}
 
@@ -161,7 +177,9 @@ def _still_there(record: StepRecord, ctx: ToolContext) -> bool:
     return record.output_dir is None or Path(record.output_dir).exists()
 
 
-def run_pipeline(recipe: Recipe, registry: ToolRegistry, ctx: ToolContext, force: bool = False) -> PipelineResult:
+def run_pipeline(
+    recipe: Recipe, registry: ToolRegistry, ctx: ToolContext, force: bool = False
+) -> PipelineResult:
     """Run the recipe's steps in order; stop at the first failure (earlier results stay)."""
     started = time.perf_counter()
     state_file = _state_path(ctx.workspace, recipe)
@@ -173,9 +191,17 @@ def run_pipeline(recipe: Recipe, registry: ToolRegistry, ctx: ToolContext, force
         args = _substitute(step.args, produced)
         digest = _hash(step.tool, args)
         previous = state.get(step.id)
-        if previous and previous.status in ("succeeded", "skipped") and previous.args_hash == digest and _still_there(previous, ctx):
+        if (
+            previous
+            and previous.status in ("succeeded", "skipped")
+            and previous.args_hash == digest
+            and _still_there(previous, ctx)
+        ):
             record = previous.model_copy(update={"status": "skipped", "seconds": 0.0})
-            ctx.report("lab", message=f"{step.id}: already done ({previous.model_name or previous.output_dir}), skipped")
+            ctx.report(
+                "lab",
+                message=f"{step.id}: already done ({previous.model_name or previous.output_dir}), skipped",
+            )
         else:
             record = _run_step(step, args, digest, registry, ctx)
         records.append(record)
@@ -189,11 +215,19 @@ def run_pipeline(recipe: Recipe, registry: ToolRegistry, ctx: ToolContext, force
     ready = status == "succeeded" and all(ref in produced for ref in _REF.findall(recipe.chat_model or ""))
     chat_model = _substitute(recipe.chat_model, produced) if recipe.chat_model and ready else None
     tree = _tree(chat_model or next((r.model_name for r in reversed(records) if r.model_name), None), ctx)
-    return PipelineResult(recipe=recipe.name, status=status, steps=records, chat_model=chat_model, family_tree=tree,
-                          seconds=time.perf_counter() - started)  # fmt: skip
+    return PipelineResult(
+        recipe=recipe.name,
+        status=status,
+        steps=records,
+        chat_model=chat_model,
+        family_tree=tree,
+        seconds=time.perf_counter() - started,
+    )
 
 
-def _run_step(step: RecipeStep, args: dict[str, Any], digest: str, registry: ToolRegistry, ctx: ToolContext) -> StepRecord:
+def _run_step(
+    step: RecipeStep, args: dict[str, Any], digest: str, registry: ToolRegistry, ctx: ToolContext
+) -> StepRecord:
     begun = time.perf_counter()
     ctx.report("lab", message=f"step {step.id}: {step.tool}")
     try:
@@ -201,14 +235,28 @@ def _run_step(step: RecipeStep, args: dict[str, Any], digest: str, registry: Too
     except LLMTutorError as exc:
         from llmtutor.errors import user_message
 
-        return StepRecord(id=step.id, tool=step.tool, status="failed", args_hash=digest, error=user_message(exc),
-                          seconds=time.perf_counter() - begun)  # fmt: skip
+        return StepRecord(
+            id=step.id,
+            tool=step.tool,
+            status="failed",
+            args_hash=digest,
+            error=user_message(exc),
+            seconds=time.perf_counter() - begun,
+        )
     data = output.model_dump(mode="json")
     job_status = str(data.get("status", "succeeded"))
-    return StepRecord(id=step.id, tool=step.tool, status="succeeded" if job_status == "succeeded" else job_status,
-                      args_hash=digest, job_id=data.get("job_id"), model_name=data.get("model_name"),
-                      output_dir=data.get("output_dir"), error=data.get("error"), seconds=time.perf_counter() - begun,
-                      summary=str(data.get("summary") or ""))  # fmt: skip
+    return StepRecord(
+        id=step.id,
+        tool=step.tool,
+        status="succeeded" if job_status == "succeeded" else job_status,
+        args_hash=digest,
+        job_id=data.get("job_id"),
+        model_name=data.get("model_name"),
+        output_dir=data.get("output_dir"),
+        error=data.get("error"),
+        seconds=time.perf_counter() - begun,
+        summary=str(data.get("summary") or ""),
+    )
 
 
 def _tree(name: str | None, ctx: ToolContext) -> str | None:

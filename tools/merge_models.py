@@ -46,27 +46,53 @@ EXAMPLES: tuple[str, ...] = (
 )
 
 Ref = str
-_METHOD_WORDS = (("dare_ties", r"dare[ _-]?ties|dare"), ("dare_linear", r"dare[ _-]?linear"), ("ties", r"ties"),
-                 ("slerp", r"slerp|球面"), ("task_arithmetic", r"task[ _-]?arithmetic|任务算术"),
-                 ("moe", r"\bmoe\b|mixture[ -]of[ -]experts|混合专家|frankenmoe"),
-                 ("passthrough", r"passthrough|frankenmerge|层堆叠|stack(?:ing)? layers"), ("linear", r"linear|线性|average"))  # fmt: skip
+_METHOD_WORDS = (
+    ("dare_ties", r"dare[ _-]?ties|dare"),
+    ("dare_linear", r"dare[ _-]?linear"),
+    ("ties", r"ties"),
+    ("slerp", r"slerp|球面"),
+    ("task_arithmetic", r"task[ _-]?arithmetic|任务算术"),
+    ("moe", r"\bmoe\b|mixture[ -]of[ -]experts|混合专家|frankenmoe"),
+    ("passthrough", r"passthrough|frankenmerge|层堆叠|stack(?:ing)? layers"),
+    ("linear", r"linear|线性|average"),
+)
 
 
 class MergeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: Literal["linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"] = "slerp"
-    models: list[Ref] = Field(default_factory=lambda: ["base", "latest"],
-                              description="Models to merge: registered names, folders, 'base' or 'latest'.")  # fmt: skip
-    base_model: Ref | None = Field(None, description="Base (SLERP's t=0 end; required by TIES/DARE/task arithmetic).")
+    method: Literal[
+        "linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"
+    ] = "slerp"
+    models: list[Ref] = Field(
+        default_factory=lambda: ["base", "latest"],
+        description="Models to merge: registered names, folders, 'base' or 'latest'.",
+    )
+    base_model: Ref | None = Field(
+        None, description="Base (SLERP's t=0 end; required by TIES/DARE/task arithmetic)."
+    )
     t: float = Field(0.5, ge=0, le=1, description="SLERP interpolation factor.")
-    weights: list[float] | None = Field(None, description="Per-model weights (linear/TIES/DARE/task arithmetic).")
-    density: float | None = Field(None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES/DARE).")
-    layer_ranges: list[tuple[int, int]] | None = Field(None, description="Per-model [start, end) layers (passthrough).")
-    expert_prompts: list[list[str]] | None = Field(None, description="MoE: per model, prompts it should handle "
-                                                   "(default: its training data's first prompts; general requests for the base).")  # fmt: skip
-    gate_mode: Literal["hidden", "cheap_embed", "random"] = Field("hidden", description="MoE router initialisation.")
+    weights: list[float] | None = Field(
+        None, description="Per-model weights (linear/TIES/DARE/task arithmetic)."
+    )
+    density: float | None = Field(
+        None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES/DARE)."
+    )
+    layer_ranges: list[tuple[int, int]] | None = Field(
+        None, description="Per-model [start, end) layers (passthrough)."
+    )
+    expert_prompts: list[list[str]] | None = Field(
+        None,
+        description="MoE: per model, prompts it should handle "
+        "(default: its training data's first prompts; general requests for the base).",
+    )
+    gate_mode: Literal["hidden", "cheap_embed", "random"] = Field(
+        "hidden", description="MoE router initialisation."
+    )
     experts_per_token: int = Field(2, ge=1, le=8, description="MoE: experts each token is routed to.")
-    mergekit_yaml: str | None = Field(None, description="A LazyMergekit/mergekit (or mergekit-moe) YAML config (overrides the fields above).")
+    mergekit_yaml: str | None = Field(
+        None,
+        description="A LazyMergekit/mergekit (or mergekit-moe) YAML config (overrides the fields above).",
+    )
     name: str | None = Field(None, description="Name of the merged model.")
 
 
@@ -100,7 +126,9 @@ def resolve_ref(ref: str, ctx: ToolContext) -> str:
     if ref.lower() in ("latest", "it", "mine", "my model"):
         models = sorted(list_models(ctx.models_dir), key=lambda m: m.created_at)
         if not models:
-            raise ToolInputError("there is no model of yours to merge yet", "fine-tune one first, or name two models")
+            raise ToolInputError(
+                "there is no model of yours to merge yet", "fine-tune one first, or name two models"
+            )
         return models[-1].name
     return ref
 
@@ -109,8 +137,12 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
     from llmtutor.training.merge import MergeConfig, MergeModel
 
     if req.mergekit_yaml:
-        return MergeConfig.from_yaml(req.mergekit_yaml, models_dir=ctx.models_dir, output_dir=output_dir,
-                                     **({"name": req.name} if req.name else {}))  # fmt: skip
+        return MergeConfig.from_yaml(
+            req.mergekit_yaml,
+            models_dir=ctx.models_dir,
+            output_dir=output_dir,
+            **({"name": req.name} if req.name else {}),
+        )
     refs = [resolve_ref(r, ctx) for r in req.models]
     base = resolve_ref(req.base_model, ctx) if req.base_model else None
     if "smollm2" in refs + [base]:
@@ -123,21 +155,41 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
     weights = req.weights or [None] * len(refs)  # type: ignore[list-item]
     ranges = req.layer_ranges or [None] * len(refs)  # type: ignore[list-item]
     if len(weights) != len(refs) or len(ranges) != len(refs):
-        raise ToolInputError(f"{len(refs)} models but {len(weights)} weights / {len(ranges)} layer ranges",
-                             "give one weight (and layer range) per model")  # fmt: skip
-    models = [MergeModel(model=r, weight=w if req.method not in ("slerp", "passthrough") else None,
-                         density=req.density if r != base and req.method in ("ties", "dare_ties", "dare_linear") else None,
-                         layer_range=rng, positive_prompts=p)
-              for r, w, rng, p in zip(refs, weights, ranges, prompts, strict=True)]  # fmt: skip
+        raise ToolInputError(
+            f"{len(refs)} models but {len(weights)} weights / {len(ranges)} layer ranges",
+            "give one weight (and layer range) per model",
+        )
+    models = [
+        MergeModel(
+            model=r,
+            weight=w if req.method not in ("slerp", "passthrough") else None,
+            density=req.density if r != base and req.method in ("ties", "dare_ties", "dare_linear") else None,
+            layer_range=rng,
+            positive_prompts=p,
+        )
+        for r, w, rng, p in zip(refs, weights, ranges, prompts, strict=True)
+    ]
     try:
-        return MergeConfig(method=req.method, models=models, base_model=base, t=req.t, models_dir=ctx.models_dir,
-                           gate_mode=req.gate_mode, experts_per_token=req.experts_per_token,
-                           output_dir=output_dir, name=req.name or _default_name(req.method, refs))  # fmt: skip
+        return MergeConfig(
+            method=req.method,
+            models=models,
+            base_model=base,
+            t=req.t,
+            models_dir=ctx.models_dir,
+            gate_mode=req.gate_mode,
+            experts_per_token=req.experts_per_token,
+            output_dir=output_dir,
+            name=req.name or _default_name(req.method, refs),
+        )
     except ValueError as exc:
-        raise ToolInputError(f"invalid merge: {exc}", "see the merge_models fields in `llmtutor tools list`") from None
+        raise ToolInputError(
+            f"invalid merge: {exc}", "see the merge_models fields in `llmtutor tools list`"
+        ) from None
 
 
-def _expert_prompts(req: MergeRequest, refs: list[str], base: str | None, ctx: ToolContext) -> list[list[str] | None]:
+def _expert_prompts(
+    req: MergeRequest, refs: list[str], base: str | None, ctx: ToolContext
+) -> list[list[str] | None]:
     """The learner's prompts per expert, else each fine-tune's own training prompts (what it
     is an expert in) and general requests for the base model."""
     from llmtutor.training.merge import resolve_models
@@ -147,18 +199,19 @@ def _expert_prompts(req: MergeRequest, refs: list[str], base: str | None, ctx: T
         return [None] * len(refs)
     if req.expert_prompts is not None:
         if len(req.expert_prompts) != len(refs):
-            raise ToolInputError(f"{len(refs)} experts but {len(req.expert_prompts)} prompt lists",
-                                 "give one list of prompts per model")  # fmt: skip
+            raise ToolInputError(
+                f"{len(refs)} experts but {len(req.expert_prompts)} prompt lists",
+                "give one list of prompts per model",
+            )
         return [p or None for p in req.expert_prompts]
     paths = resolve_models(refs, ctx.models_dir)
     from llmtutor.training.models import is_default_model
 
-    return [expert_prompts(r, paths[r], is_base=is_default_model(r) or r == base)
-            for r in refs]  # fmt: skip
+    return [expert_prompts(r, paths[r], is_base=is_default_model(r) or r == base) for r in refs]
 
 
 def _own_base(refs: list[str], ctx: ToolContext) -> str | None:
-    """"Merge it with the base": the base a registered model was made from (its first lineage
+    """ "Merge it with the base": the base a registered model was made from (its first lineage
     parent that is a model we have), so a fine-tune of any model merges with its own base."""
     from llmtutor.training.model_registry import find_model
     from llmtutor.training.models import DEFAULT_HF_FOLDER
@@ -198,16 +251,27 @@ def preview(req: MergeRequest, ctx: ToolContext) -> str:
     if cfg.method == "moe":
         role = {n: "attention/embeddings + expert" if n == cfg.base_model else "expert" for n in names}
         lines[4:] = [f"| {n} | {role[n]} | `{paths[n]}` |" for n in names]
-        params = (f"gate {cfg.gate_mode}, {cfg.experts_per_token} experts per token; router prompts: "
-                  + "; ".join(f"{m.model}: {', '.join(repr(p[:40]) for p in (m.positive_prompts or [])[:2]) or 'random'}"
-                              for m in cfg.models))  # fmt: skip
+        params = (
+            f"gate {cfg.gate_mode}, {cfg.experts_per_token} experts per token; router prompts: "
+            + "; ".join(
+                f"{m.model}: {', '.join(repr(p[:40]) for p in (m.positive_prompts or [])[:2]) or 'random'}"
+                for m in cfg.models
+            )
+        )
     elif cfg.method == "slerp":
         params = f"t = {cfg.t}"
     else:
-        params = ", ".join(f"{m.model}: weight {m.weight}, density {m.density}" for m in cfg.models
-                           if m.model != cfg.base_model)  # fmt: skip
-    lines += ["", f"Parameters: {params}", "Checks: " + "; ".join(checks),
-              f"Memory: ~{peak / 2**30:.2f} GiB peak (mergekit loads tensors lazily), {free / 2**30:.1f} GiB free."]  # fmt: skip
+        params = ", ".join(
+            f"{m.model}: weight {m.weight}, density {m.density}"
+            for m in cfg.models
+            if m.model != cfg.base_model
+        )
+    lines += [
+        "",
+        f"Parameters: {params}",
+        "Checks: " + "; ".join(checks),
+        f"Memory: ~{peak / 2**30:.2f} GiB peak (mergekit loads tensors lazily), {free / 2**30:.1f} GiB free.",
+    ]
     return "\n".join(lines)
 
 

@@ -47,10 +47,18 @@ _BITS_TO_GGUF = {"8": "Q8_0", "6": "Q6_K", "5": "Q5_K_M", "4": "Q4_K_M", "3": "Q
 
 class QuantizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field("base", description="Registered name, folder, .gguf, 'base' (SmolLM2) or 'latest' (your newest model).")
-    methods: list[QuantMethod] = Field(default_factory=lambda: ["gguf"], min_length=1,
-                                       description="absmax/zeropoint/int4 (by hand), bnb_int8/bnb_nf4, gguf, gptq/awq (CUDA).")  # fmt: skip
-    gguf_types: list[str] = Field(default_factory=lambda: ["Q4_K_M"], description="llama.cpp types, e.g. Q4_K_M, Q8_0.")
+    model: str = Field(
+        "base",
+        description="Registered name, folder, .gguf, 'base' (SmolLM2) or 'latest' (your newest model).",
+    )
+    methods: list[QuantMethod] = Field(
+        default_factory=lambda: ["gguf"],
+        min_length=1,
+        description="absmax/zeropoint/int4 (by hand), bnb_int8/bnb_nf4, gguf, gptq/awq (CUDA).",
+    )
+    gguf_types: list[str] = Field(
+        default_factory=lambda: ["Q4_K_M"], description="llama.cpp types, e.g. Q4_K_M, Q8_0."
+    )
     imatrix: bool = Field(False, description="Use an importance matrix for the GGUF quantization.")
     group_size: int = Field(32, ge=8, le=256)
     double_quant: bool = True
@@ -62,7 +70,9 @@ def extract_quantize_args(text: str) -> dict[str, Any]:
     low = text.lower()
     args: dict[str, Any] = {}
     methods: list[str] = []
-    types = [t.upper() for t in re.findall(r"\b(i?q\d_k_[sml]|i?q\d_k|q\d_\d|iq\d_(?:nl|xs)|bf16|f16)\b", low)]
+    types = [
+        t.upper() for t in re.findall(r"\b(i?q\d_k_[sml]|i?q\d_k|q\d_\d|iq\d_(?:nl|xs)|bf16|f16)\b", low)
+    ]
     bits = re.search(r"(\d)\s*(?:-|\s)?(?:bit|位|比特)", low)
     if re.search(r"absmax|zero[ -]?point|零点|fundamental|by hand|手动|原理", low):
         methods += ["absmax", "zeropoint"]
@@ -111,10 +121,18 @@ def _resolve_model(req: QuantizeRequest, ctx: ToolContext) -> str:
 def build_config(req: QuantizeRequest, ctx: ToolContext, output_dir: Path) -> Any:
     from llmtutor.training.quantize import QuantizeConfig
 
-    return QuantizeConfig(model=_resolve_model(req, ctx), methods=req.methods, gguf_types=req.gguf_types,
-                          imatrix=req.imatrix, group_size=req.group_size, double_quant=req.double_quant,
-                          perplexity_tokens=req.perplexity_tokens, models_dir=ctx.models_dir,
-                          output_dir=output_dir, name=req.name)  # fmt: skip
+    return QuantizeConfig(
+        model=_resolve_model(req, ctx),
+        methods=req.methods,
+        gguf_types=req.gguf_types,
+        imatrix=req.imatrix,
+        group_size=req.group_size,
+        double_quant=req.double_quant,
+        perplexity_tokens=req.perplexity_tokens,
+        models_dir=ctx.models_dir,
+        output_dir=output_dir,
+        name=req.name,
+    )
 
 
 def preview(req: QuantizeRequest, ctx: ToolContext) -> str:
@@ -127,21 +145,43 @@ def preview(req: QuantizeRequest, ctx: ToolContext) -> str:
     from llmtutor.training.model_registry import find_model
 
     entry = find_model(ctx.models_dir, cfg.model) if cfg.model else None
-    folder = None if entry is not None and entry.kind == "adapter" else resolve_hf_model(cfg.model or None, ctx.models_dir)
+    folder = (
+        None
+        if entry is not None and entry.kind == "adapter"
+        else resolve_hf_model(cfg.model or None, ctx.models_dir)
+    )
     weights = _weights_bytes(folder) if isinstance(folder, Path) else 600 * 2**20
-    copies = 2 + sum(m in ("absmax", "zeropoint", "int4") for m in cfg.methods) // 3  # source + one working copy
+    copies = (
+        2 + sum(m in ("absmax", "zeropoint", "int4") for m in cfg.methods) // 3
+    )  # source + one working copy
     need = int(weights * copies)
     free = check_memory(need, "cpu", "quantization")
-    what = {"absmax": "absmax int8 (by hand)", "zeropoint": "zero-point int8 (by hand)", "int4": f"int4, groups of {cfg.group_size}",
-            "bnb_int8": "bitsandbytes LLM.int8()", "bnb_nf4": "bitsandbytes NF4" + (" + double quant" if cfg.double_quant else ""),
-            "gguf": "GGUF " + ", ".join(cfg.gguf_types) + (" with an importance matrix" if cfg.imatrix else "") +
-                    " → llama.cpp smoke test, Ollama Modelfile, registered for chat",
-            "gptq": "GPTQ 4-bit (CUDA)", "awq": "AWQ 4-bit (CUDA)"}  # fmt: skip
-    lines = [f"**Plan: quantize `{cfg.model or 'SmolLM2-135M-Instruct (bundled)'}`**", "", "| step | what |", "|---|---|",
-             "| source | perplexity and tokens/s in full precision (the baseline row) |"]  # fmt: skip
+    what = {
+        "absmax": "absmax int8 (by hand)",
+        "zeropoint": "zero-point int8 (by hand)",
+        "int4": f"int4, groups of {cfg.group_size}",
+        "bnb_int8": "bitsandbytes LLM.int8()",
+        "bnb_nf4": "bitsandbytes NF4" + (" + double quant" if cfg.double_quant else ""),
+        "gguf": "GGUF "
+        + ", ".join(cfg.gguf_types)
+        + (" with an importance matrix" if cfg.imatrix else "")
+        + " → llama.cpp smoke test, Ollama Modelfile, registered for chat",
+        "gptq": "GPTQ 4-bit (CUDA)",
+        "awq": "AWQ 4-bit (CUDA)",
+    }
+    lines = [
+        f"**Plan: quantize `{cfg.model or 'SmolLM2-135M-Instruct (bundled)'}`**",
+        "",
+        "| step | what |",
+        "|---|---|",
+        "| source | perplexity and tokens/s in full precision (the baseline row) |",
+    ]
     lines += [f"| {m} | {what[m]} |" for m in cfg.methods]
-    lines += ["", f"Each row: bits/weight, size, memory, perplexity on {cfg.perplexity_tokens} tokens of the course notes, "
-              f"tokens/s, change vs source. Memory: ~{need / 2**30:.2f} GiB needed, {free / 2**30:.1f} GiB free."]  # fmt: skip
+    lines += [
+        "",
+        f"Each row: bits/weight, size, memory, perplexity on {cfg.perplexity_tokens} tokens of the course notes, "
+        f"tokens/s, change vs source. Memory: ~{need / 2**30:.2f} GiB needed, {free / 2**30:.1f} GiB free.",
+    ]
     return "\n".join(lines + notes)
 
 

@@ -70,10 +70,11 @@ EXAMPLES: tuple[str, ...] = (
 class CourseQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(
-        min_length=1, max_length=2000,
+        min_length=1,
+        max_length=2000,
         description="A question about the course catalog (tracks, modules, resources, notebooks, glossary) or "
         "the learner's quiz history, in English or Chinese; or one SQL SELECT statement.",
-    )  # fmt: skip
+    )
     max_rows: int = Field(50, ge=1, le=200, description="Most rows to return.")
 
 
@@ -98,7 +99,11 @@ class CourseQueryResult(BaseModel):
             hidden = len(self.rows) - max_rows
             if hidden > 0 or self.truncated:
                 more = f"{hidden} more rows" if hidden > 0 else "more rows"
-                lines.append(f"\n…{more}" if self.language == "en" else f"\n……还有{'更多' if hidden <= 0 else hidden}行")
+                lines.append(
+                    f"\n…{more}"
+                    if self.language == "en"
+                    else f"\n……还有{'更多' if hidden <= 0 else hidden}行"
+                )
         return "\n".join(lines)
 
 
@@ -124,7 +129,9 @@ def embedded_llm() -> Any:
     return _embedded_backend().chat_model(temperature=0.0, max_tokens=160)
 
 
-def pipeline_for(db_path: Path, llm: LLMFactory | None = None, picker_llm: LLMFactory | None = None) -> TextToSQL:
+def pipeline_for(
+    db_path: Path, llm: LLMFactory | None = None, picker_llm: LLMFactory | None = None
+) -> TextToSQL:
     """One pipeline per database file (and models), reused across calls: the schema is read once."""
     # Keyed by the factories themselves (bound methods compare by instance), not by id(): ids of
     # short-lived objects are reused.
@@ -135,25 +142,36 @@ def pipeline_for(db_path: Path, llm: LLMFactory | None = None, picker_llm: LLMFa
             from llmtutor.knowledge.catalog import load_catalog
 
             catalog = load_catalog()
-            pipe = TextToSQL(db_path, catalog=catalog, writer=ChatSQLWriter(llm) if llm else None,
-                             picker=IntentPicker(picker_llm, catalog) if picker_llm else None)  # fmt: skip
+            pipe = TextToSQL(
+                db_path,
+                catalog=catalog,
+                writer=ChatSQLWriter(llm) if llm else None,
+                picker=IntentPicker(picker_llm, catalog) if picker_llm else None,
+            )
             _PIPELINES[key] = pipe
         else:
             pipe.refresh()  # recreates the file if it was deleted
     return pipe
 
 
-def run_query(cfg: CourseQuery, ctx: ToolContext, llm: LLMFactory | None = None,
-              picker_llm: LLMFactory | None = None) -> CourseQueryResult:  # fmt: skip
+def run_query(
+    cfg: CourseQuery, ctx: ToolContext, llm: LLMFactory | None = None, picker_llm: LLMFactory | None = None
+) -> CourseQueryResult:
     ctx.check_cancelled()
     llm = llm or ctx.llm_factory  # set by the tutor only for capable backends
     pipe = pipeline_for(ctx.workspace / DB_FILE, llm, picker_llm)
     answer = pipe.ask(cfg.question)
     rows = answer.rows[: cfg.max_rows]
     return CourseQueryResult(
-        question=answer.question, sql=answer.sql, columns=answer.columns, rows=rows, answer=answer.answer,
-        method=answer.method, language=answer.language, truncated=answer.truncated or len(answer.rows) > len(rows),
-    )  # fmt: skip
+        question=answer.question,
+        sql=answer.sql,
+        columns=answer.columns,
+        rows=rows,
+        answer=answer.answer,
+        method=answer.method,
+        language=answer.language,
+        truncated=answer.truncated or len(answer.rows) > len(rows),
+    )
 
 
 def make_tool(llm: LLMFactory | None = None, picker_llm: LLMFactory | None = None) -> ToolSpec:

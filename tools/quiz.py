@@ -171,9 +171,15 @@ def record_in_course_db(
         question.options[question.answer_index] if question.answer_index is not None else question.answer
     )
     course_db.record_quiz_attempt(
-        db_path, question=question.prompt, answer=record.answer, correct=record.grade.correct,
-        module_id=question.module_id, topic=session.topic_label, expected=expected, score=record.grade.score,
-    )  # fmt: skip
+        db_path,
+        question=question.prompt,
+        answer=record.answer,
+        correct=record.grade.correct,
+        module_id=question.module_id,
+        topic=session.topic_label,
+        expected=expected,
+        score=record.grade.score,
+    )
     return course_db.update_mastery(db_path, question.module_id).mastery
 
 
@@ -185,23 +191,32 @@ def _start(cfg: QuizInput, ctx: ToolContext, llm: Callable[[], Any] | None) -> Q
     topic = bank.resolve(cfg.topic)
     language = cfg.language if cfg.language != "auto" else ("zh" if CJK.search(cfg.topic or "") else "en")
     if cfg.generator == "llm" and llm is None:
-        raise ToolInputError("no LLM is available to write quiz questions",
-                             "use generator='catalog' (or 'auto'), or run with a capable chat backend")  # fmt: skip
+        raise ToolInputError(
+            "no LLM is available to write quiz questions",
+            "use generator='catalog' (or 'auto'), or run with a capable chat backend",
+        )
     session_id = store.new_session_id()
     seed = cfg.seed if cfg.seed is not None else zlib.crc32(session_id.encode())
     questions = bank.select(
         topic, cfg.n, cfg.kind, language, seed=seed, avoid=store.asked_before(ctx.workspace)
     )
     if not questions:
-        raise ToolInputError(f"no {cfg.kind} questions on {topic.label!r} in {language}",
-                             "try kind='mixed' or another topic")  # fmt: skip
+        raise ToolInputError(
+            f"no {cfg.kind} questions on {topic.label!r} in {language}", "try kind='mixed' or another topic"
+        )
     now = store.now_text()
     session = QuizSession(
-        id=session_id, topic=cfg.topic or "", topic_label=topic.label_zh if language == "zh" else topic.label,
-        module_ids=topic.module_ids, language=language, kind=cfg.kind,
+        id=session_id,
+        topic=cfg.topic or "",
+        topic_label=topic.label_zh if language == "zh" else topic.label,
+        module_ids=topic.module_ids,
+        language=language,
+        kind=cfg.kind,
         generator="llm" if llm is not None and cfg.generator != "catalog" else "catalog",
-        created_at=now, updated_at=now, questions=questions,
-    )  # fmt: skip
+        created_at=now,
+        updated_at=now,
+        questions=questions,
+    )
     notes = [] if len(questions) == cfg.n else [f"only {len(questions)} questions available"]
     notes += _prepare(session, llm)
     store.save(ctx.workspace, session)
@@ -237,8 +252,13 @@ def _answer(
             name = "correct" if score >= CORRECT_AT else "partial" if score >= PARTIAL_AT else "wrong"
             result = result.model_copy(update={"score": score, "verdict": name, "correct": name == "correct"})
             judge = verdict.feedback
-    record = AnswerRecord(question_id=question.id, answer=cfg.answer or "", grade=result, judge_feedback=judge,
-                          answered_at=store.now_text())  # fmt: skip
+    record = AnswerRecord(
+        question_id=question.id,
+        answer=cfg.answer or "",
+        grade=result,
+        judge_feedback=judge,
+        answered_at=store.now_text(),
+    )
     if result.verdict == "unrecognised":  # ask again; nothing is recorded
         return _output(session, "answer", feedback=_feedback(session, question, record, number))
     notes: list[str] = []
@@ -297,14 +317,25 @@ def _feedback(session: QuizSession, question: Question, record: AnswerRecord, nu
     else:
         right = question.answer
     return Feedback(
-        number=number, kind=question.kind, prompt=question.prompt, answer=record.answer,
-        verdict=record.grade.verdict, correct=record.grade.correct, score=record.grade.score,
-        correct_answer=right, explanation=question.explanation, matched_terms=record.grade.matched_terms,
-        missing_terms=record.grade.missing_terms, judge=record.judge_feedback, module_id=question.module_id,
+        number=number,
+        kind=question.kind,
+        prompt=question.prompt,
+        answer=record.answer,
+        verdict=record.grade.verdict,
+        correct=record.grade.correct,
+        score=record.grade.score,
+        correct_answer=right,
+        explanation=question.explanation,
+        matched_terms=record.grade.matched_terms,
+        missing_terms=record.grade.missing_terms,
+        judge=record.judge_feedback,
+        module_id=question.module_id,
         module_title=_title(default_bank(), question.module_id, session.language),
-        source=question.passage.source, heading=question.passage.heading, passage=question.passage.text,
+        source=question.passage.source,
+        heading=question.passage.heading,
+        passage=question.passage.text,
         mastery=record.mastery,
-    )  # fmt: skip
+    )
 
 
 def _summary(session: QuizSession) -> Summary:
@@ -313,8 +344,9 @@ def _summary(session: QuizSession) -> Summary:
     modules: dict[str, ModuleScore] = {}
     for rec in session.answers:
         mid = by_id[rec.question_id].module_id if rec.question_id in by_id else "?"
-        row = modules.setdefault(mid, ModuleScore(module_id=mid, title=_title(bank, mid, session.language),
-                                                  answered=0, correct=0))  # fmt: skip
+        row = modules.setdefault(
+            mid, ModuleScore(module_id=mid, title=_title(bank, mid, session.language), answered=0, correct=0)
+        )
         row.answered += 1
         row.correct += int(rec.grade.correct)
         row.mastery = rec.mastery if rec.mastery is not None else row.mastery
@@ -324,9 +356,14 @@ def _summary(session: QuizSession) -> Summary:
         if not r.grade.correct and r.question_id in by_id
     ]
     scores = [r.grade.score for r in session.answers]
-    return Summary(answered=len(session.answers), correct=sum(r.grade.correct for r in session.answers),
-                   total=len(session.questions), average_score=round(sum(scores) / len(scores), 2) if scores else 0.0,
-                   modules=list(modules.values()), review=list(dict.fromkeys(wrong)))  # fmt: skip
+    return Summary(
+        answered=len(session.answers),
+        correct=sum(r.grade.correct for r in session.answers),
+        total=len(session.questions),
+        average_score=round(sum(scores) / len(scores), 2) if scores else 0.0,
+        modules=list(modules.values()),
+        review=list(dict.fromkeys(wrong)),
+    )
 
 
 def _title(bank, module_id: str, language: str) -> str:
@@ -343,18 +380,34 @@ def _output(
     question = session.question
     view = None
     if question is not None:
-        view = QuestionView(number=session.current + 1, total=len(session.questions), kind=question.kind,
-                            module_id=question.module_id, prompt=question.prompt, options=question.options)  # fmt: skip
+        view = QuestionView(
+            number=session.current + 1,
+            total=len(session.questions),
+            kind=question.kind,
+            module_id=question.module_id,
+            prompt=question.prompt,
+            options=question.options,
+        )
     return QuizOutput(
-        session_id=session.id, action=action, status=session.status, language=session.language,
-        topic=session.topic_label, question=view, feedback=feedback,
-        summary=_summary(session) if session.status != "asking" else None, notes=notes or [],
-    )  # fmt: skip
+        session_id=session.id,
+        action=action,
+        status=session.status,
+        language=session.language,
+        topic=session.topic_label,
+        question=view,
+        feedback=feedback,
+        summary=_summary(session) if session.status != "asking" else None,
+        notes=notes or [],
+    )
 
 
 # ----- the tool ---------------------------------------------------------------------
-def run_quiz(cfg: QuizInput, ctx: ToolContext, llm: Callable[[], Any] | None = None,
-             recorder: AttemptRecorder | None = None) -> QuizOutput:  # fmt: skip
+def run_quiz(
+    cfg: QuizInput,
+    ctx: ToolContext,
+    llm: Callable[[], Any] | None = None,
+    recorder: AttemptRecorder | None = None,
+) -> QuizOutput:
     if cfg.action == "start":
         return _start(cfg, ctx, llm)
     if cfg.action == "answer":

@@ -59,8 +59,22 @@ _SHORT = re.compile(
     r"short[\s-]*answers?|open[\s-]*(?:ended\s*)?questions?|free[\s-]*text|简答|问答题|主观题|解释题", re.I
 )
 _MIXED = re.compile(r"\bmixed\b|\bboth\b|混合|都要|两种", re.I)
-_EN_NUMBERS = {"a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "couple of": 2, "three": 3, "four": 4, "five": 5,
-               "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}  # fmt: skip
+_EN_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "single": 1,
+    "two": 2,
+    "couple of": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
 _ZH_NUMBERS = {
     "一": 1,
     "两": 2,
@@ -81,8 +95,11 @@ _COUNT_EN = re.compile(
 )
 # "一个测验" is one quiz, not one question: 个 counts only before 问题/题.
 _COUNT_ZH = re.compile(r"(\d{1,2}|[一两二三四五六七八九十])\s*(?:道|个(?=\s*(?:问题|\S{0,3}题))|题)")
-_TOPIC_AFTER = re.compile(r"(?:\b(?:on|about|of|regarding|covering)\s+(?:the\s+)?|关于|有关|考我|测测我对|我对)"
-                          r"(?P<t>[^,，.。!?！？;；]+)", re.I)  # fmt: skip
+_TOPIC_AFTER = re.compile(
+    r"(?:\b(?:on|about|of|regarding|covering)\s+(?:the\s+)?|关于|有关|考我|测测我对|我对)"
+    r"(?P<t>[^,，.。!?！？;；]+)",
+    re.I,
+)
 _TOPIC_TAIL = re.compile(
     r"\s*(?:please|questions?|quiz|module|track|topic|的?(?:知识|理解|掌握|了解|题|小测验|测验)).*$", re.I
 )
@@ -121,31 +138,47 @@ _TEXT = {
         "question": "**Question {number} of {total}** · {topic}",
         "how_mc": "_Answer with a letter (A–D) or the option's text; “skip” to pass, “stop” to end the quiz._",
         "how_short": "_Answer in a few sentences (English or Chinese); “skip” to pass, “stop” to end the quiz._",
-        "correct": "✅ **Correct!**", "partial": "🟡 **Partly right** (score {score:.0%}).",
-        "wrong": "❌ **Not quite.**", "unrecognised": "I could not match “{answer}” to an option. Please answer with A, B, C or D.",
-        "right": "Right answer: **{answer}**", "reference": "Reference answer from the notes:",
-        "terms": "Key terms used: {used}. Missing: {missing}.", "none": "none",
-        "source": "Source: {source} — {heading}", "mastery": "Mastery of {module}: {value:.0%}",
+        "correct": "✅ **Correct!**",
+        "partial": "🟡 **Partly right** (score {score:.0%}).",
+        "wrong": "❌ **Not quite.**",
+        "unrecognised": "I could not match “{answer}” to an option. Please answer with A, B, C or D.",
+        "right": "Right answer: **{answer}**",
+        "reference": "Reference answer from the notes:",
+        "terms": "Key terms used: {used}. Missing: {missing}.",
+        "none": "none",
+        "source": "Source: {source} — {heading}",
+        "mastery": "Mastery of {module}: {value:.0%}",
         "done": "**Quiz finished: {correct}/{answered} correct** (average score {score:.0%}).",
         "stopped": "**Quiz stopped: {correct}/{answered} correct** after {answered} of {total} questions.",
-        "module_line": "- {title}: {correct}/{answered} right{mastery}", "mastery_tail": ", mastery {value:.0%}",
-        "review": "Worth re-reading: {items}", "judge": "Tutor's note: {text}", "session": "_Quiz {id}_",
+        "module_line": "- {title}: {correct}/{answered} right{mastery}",
+        "mastery_tail": ", mastery {value:.0%}",
+        "review": "Worth re-reading: {items}",
+        "judge": "Tutor's note: {text}",
+        "session": "_Quiz {id}_",
     },
     "zh": {
         "question": "**第 {number} 题 / 共 {total} 题** · {topic}",
         "how_mc": "_请回答字母（A–D）或选项内容；输入“跳过”放弃本题，“结束”退出测验。_",
         "how_short": "_请用几句话回答（中英文均可）；输入“跳过”放弃本题，“结束”退出测验。_",
-        "correct": "✅ **回答正确！**", "partial": "🟡 **部分正确**（得分 {score:.0%}）。",
-        "wrong": "❌ **不太对。**", "unrecognised": "无法把“{answer}”对应到选项，请回答 A、B、C 或 D。",
-        "right": "正确答案：**{answer}**", "reference": "笔记中的参考答案：",
-        "terms": "用到的关键术语：{used}。缺少：{missing}。", "none": "无",
-        "source": "来源：{source} — {heading}", "mastery": "“{module}”掌握度：{value:.0%}",
+        "correct": "✅ **回答正确！**",
+        "partial": "🟡 **部分正确**（得分 {score:.0%}）。",
+        "wrong": "❌ **不太对。**",
+        "unrecognised": "无法把“{answer}”对应到选项，请回答 A、B、C 或 D。",
+        "right": "正确答案：**{answer}**",
+        "reference": "笔记中的参考答案：",
+        "terms": "用到的关键术语：{used}。缺少：{missing}。",
+        "none": "无",
+        "source": "来源：{source} — {heading}",
+        "mastery": "“{module}”掌握度：{value:.0%}",
         "done": "**测验结束：答对 {correct}/{answered} 题**（平均得分 {score:.0%}）。",
         "stopped": "**测验已结束：答对 {correct}/{answered} 题**（共 {total} 题）。",
-        "module_line": "- {title}：答对 {correct}/{answered}{mastery}", "mastery_tail": "，掌握度 {value:.0%}",
-        "review": "建议复习：{items}", "judge": "点评：{text}", "session": "_测验编号 {id}_",
+        "module_line": "- {title}：答对 {correct}/{answered}{mastery}",
+        "mastery_tail": "，掌握度 {value:.0%}",
+        "review": "建议复习：{items}",
+        "judge": "点评：{text}",
+        "session": "_测验编号 {id}_",
     },
-}  # fmt: skip
+}
 
 
 def render(out: QuizOutput) -> str:
@@ -159,8 +192,12 @@ def render(out: QuizOutput) -> str:
             if fb.judge:
                 parts.append(t["judge"].format(text=fb.judge))
             if fb.matched_terms or fb.missing_terms:
-                parts.append(t["terms"].format(used=", ".join(fb.matched_terms) or t["none"],
-                                               missing=", ".join(fb.missing_terms) or t["none"]))  # fmt: skip
+                parts.append(
+                    t["terms"].format(
+                        used=", ".join(fb.matched_terms) or t["none"],
+                        missing=", ".join(fb.missing_terms) or t["none"],
+                    )
+                )
             if fb.kind == "short":
                 parts.append(t["reference"] + "\n\n> " + fb.correct_answer)
             else:

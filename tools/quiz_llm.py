@@ -99,11 +99,17 @@ def write_question(llm: LLMFactory, base: Question) -> tuple[Question | None, st
     options = list(written.options)
     right = options[written.correct_option]
     random.Random(qid).shuffle(options)  # models like to put the answer first
-    return base.model_copy(update={
-        "id": qid, "origin": "llm", "prompt": written.question, "options": options,
-        "answer_index": options.index(right), "answer": right,
-        "explanation": f"{written.explanation} — “{written.evidence}”",
-    }), ""  # fmt: skip
+    return base.model_copy(
+        update={
+            "id": qid,
+            "origin": "llm",
+            "prompt": written.question,
+            "options": options,
+            "answer_index": options.index(right),
+            "answer": right,
+            "explanation": f"{written.explanation} — “{written.evidence}”",
+        }
+    ), ""
 
 
 def judge_answer(llm: LLMFactory, question: Question, answer: str) -> JudgeVerdict | None:

@@ -26,8 +26,11 @@ from llmtutor.knowledge.quiz_grading import Grade, is_skip, parse_choice
 Status = Literal["asking", "finished", "stopped"]
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
 MAX_OPEN_AGE = timedelta(hours=24)  # an older unfinished quiz no longer captures the learner's messages
-_STOP = re.compile(r"^\s*(?:/?stop|/?quit|/?exit|end(?: the)? quiz|stop(?: the)? quiz|quit(?: the)? quiz|"
-                   r"结束|退出|停止|结束测验|退出测验|不做了)\s*[.!。！]*\s*$", re.I)  # fmt: skip
+_STOP = re.compile(
+    r"^\s*(?:/?stop|/?quit|/?exit|end(?: the)? quiz|stop(?: the)? quiz|quit(?: the)? quiz|"
+    r"结束|退出|停止|结束测验|退出测验|不做了)\s*[.!。！]*\s*$",
+    re.I,
+)
 
 
 class AnswerRecord(BaseModel):
@@ -109,11 +112,13 @@ def load(workspace: Path, session_id: str) -> QuizSession:
     try:
         return QuizSession.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ToolInputError(f"no quiz session {session_id!r} in {path.parent}",
-                             "start a quiz with action='start' and a topic") from None  # fmt: skip
+        raise ToolInputError(
+            f"no quiz session {session_id!r} in {path.parent}", "start a quiz with action='start' and a topic"
+        ) from None
     except (ValidationError, ValueError) as exc:
-        raise ToolInputError(f"quiz session file {path} is damaged: {exc}",
-                             "start a new quiz; delete the file to clean up") from None  # fmt: skip
+        raise ToolInputError(
+            f"quiz session file {path} is damaged: {exc}", "start a new quiz; delete the file to clean up"
+        ) from None
 
 
 def _headers(workspace: Path) -> list[tuple[str, dict]]:
@@ -150,7 +155,9 @@ def open_sessions(workspace: Path, max_age: timedelta | None = MAX_OPEN_AGE) -> 
     return [
         session_id
         for session_id, data in _headers(workspace)
-        if data.get("status") == "asking" and str(data.get("updated_at", "")) >= cutoff and SESSION_ID.match(session_id)
+        if data.get("status") == "asking"
+        and str(data.get("updated_at", "")) >= cutoff
+        and SESSION_ID.match(session_id)
     ]
 
 

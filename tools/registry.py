@@ -75,7 +75,9 @@ class ToolContext:
     def models_dir(self) -> Path:
         return self.workspace / "models"
 
-    def report(self, stage: str, step: int | None = None, total: int | None = None, message: str = "") -> None:
+    def report(
+        self, stage: str, step: int | None = None, total: int | None = None, message: str = ""
+    ) -> None:
         if self.progress is not None:
             self.progress(ProgressEvent(stage=stage, step=step, total=total, message=message))
 

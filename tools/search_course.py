@@ -73,7 +73,9 @@ EXAMPLES: tuple[str, ...] = (
 
 class SearchCourseInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=2000, description="The learner's question, English or Chinese.")
+    query: str = Field(
+        min_length=1, max_length=2000, description="The learner's question, English or Chinese."
+    )
     k: int = Field(5, ge=1, le=20, description="Number of passages to return.")
 
 

@@ -63,7 +63,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMTUTOR_", extra="forbid", env_file=None)
 
-    backend: BackendName = Field("llamacpp", description="Chat backend: llamacpp (embedded), ollama, openai, hf.")
+    backend: BackendName = Field(
+        "llamacpp", description="Chat backend: llamacpp (embedded), ollama, openai, hf."
+    )
     chat_model: str = Field(
         "",
         description="Model for the chat backend. Empty = the backend's default "
@@ -72,12 +74,16 @@ class Settings(BaseSettings):
     )
     base_url: str = Field("", description="Server URL for openai (…/v1) or ollama backends.")
     api_key: str = Field("", description="API key for the openai backend (or set OPENAI_API_KEY).")
-    embed_model: str = Field("", description="Sentence-transformers model folder or id. Empty = bundled MiniLM.")
+    embed_model: str = Field(
+        "", description="Sentence-transformers model folder or id. Empty = bundled MiniLM."
+    )
     workspace: Path = Field(
         default_factory=lambda: Path(os.path.expanduser("~/.llmtutor")),
         description="Where threads, models, plots, jobs and indexes live.",
     )
-    persona: str = Field("tutor", description="Default persona (a YAML file in agents/personas or personas_dir).")
+    persona: str = Field(
+        "tutor", description="Default persona (a YAML file in agents/personas or personas_dir)."
+    )
     personas_dir: Path | None = Field(None, description="Extra folder of persona YAML files.")
     router: RouterMode = Field(
         "auto",

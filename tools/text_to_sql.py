@@ -59,7 +59,9 @@ _STATEMENT = re.compile(
     r"^\s*(insert\s+(or\s+\w+\s+)?into|replace\s+into|update\s+\S+\s+set|delete\s+from|drop\s+(table|index|view|"
     r"trigger)|create\s+(temp\w*\s+|virtual\s+|unique\s+)?(table|index|view|trigger)|alter\s+table|pragma\s+\w+|"
     r"attach\s+(database\s+)?['\"\w]|detach\s+|vacuum\b|reindex\b|analyze\b|begin\b|commit\b|rollback\b|savepoint\b|"
-    r"release\s+|explain\s+(query\s+plan\s+)?(select|with|insert|update|delete))", re.I)  # fmt: skip
+    r"release\s+|explain\s+(query\s+plan\s+)?(select|with|insert|update|delete))",
+    re.I,
+)
 MAX_REPAIRS = 2
 
 
@@ -103,12 +105,20 @@ SQL_INSTRUCTIONS = (
 )
 # Few-shot pairs for the plain writer; deliberately not questions from the dev set.
 WRITER_EXAMPLES: tuple[tuple[str, str], ...] = (
-    ("How many resources does the Neural Networks module list?",
-     "SELECT COUNT(*) FROM resources WHERE module_id = 'fundamentals.neural-networks'"),
-    ("哪些笔记本属于量化模块？", "SELECT n.name FROM notebooks n JOIN notebook_modules nm ON nm.notebook_id = n.id "
-     "WHERE nm.module_id = 'scientist.quantization'"),
-    ("What is my accuracy on the SFT module?", "SELECT AVG(correct) FROM quiz_attempts WHERE module_id = 'scientist.sft'"),
-)  # fmt: skip
+    (
+        "How many resources does the Neural Networks module list?",
+        "SELECT COUNT(*) FROM resources WHERE module_id = 'fundamentals.neural-networks'",
+    ),
+    (
+        "哪些笔记本属于量化模块？",
+        "SELECT n.name FROM notebooks n JOIN notebook_modules nm ON nm.notebook_id = n.id "
+        "WHERE nm.module_id = 'scientist.quantization'",
+    ),
+    (
+        "What is my accuracy on the SFT module?",
+        "SELECT AVG(correct) FROM quiz_attempts WHERE module_id = 'scientist.sft'",
+    ),
+)
 
 
 class ChatSQLWriter:
@@ -116,8 +126,12 @@ class ChatSQLWriter:
 
     name = "chat"
 
-    def __init__(self, llm: LLMFactory, examples: Sequence[tuple[str, str]] = WRITER_EXAMPLES,
-                 method: str = "json_schema"):  # fmt: skip
+    def __init__(
+        self,
+        llm: LLMFactory,
+        examples: Sequence[tuple[str, str]] = WRITER_EXAMPLES,
+        method: str = "json_schema",
+    ):
         self._llm, self._examples, self._method = llm, tuple(examples), method
         self._model: Any = None
 
@@ -142,18 +156,28 @@ INTENT_HELP = {
     "count_resources": "how many resources (optionally of a module, track, kind, author)",
     "list_resources": "which resources (of a module, track, kind, author)",
     "resource_details": "author or link of one named resource",
-    "resources_per_module": "which module has the most/fewest resources", "resources_per_kind": "resources per kind",
-    "count_modules": "how many modules (in a track)", "list_modules": "which modules (in a track)",
-    "module_details": "what a module is / which track it is in", "module_topics": "topics a module covers",
+    "resources_per_module": "which module has the most/fewest resources",
+    "resources_per_kind": "resources per kind",
+    "count_modules": "how many modules (in a track)",
+    "list_modules": "which modules (in a track)",
+    "module_details": "what a module is / which track it is in",
+    "module_topics": "topics a module covers",
     "count_topics": "how many topics a module covers",
-    "count_tracks": "how many tracks", "list_tracks": "which tracks",
-    "count_notebooks": "how many notebooks", "list_notebooks": "which notebooks",
-    "notebook_details": "links or modules of one notebook", "count_terms": "how many glossary terms",
-    "list_terms": "which glossary terms (of a module)", "term_details": "translation or definition of a term",
-    "count_quizzes": "how many quizzes I took", "quiz_accuracy": "my quiz accuracy or average score",
-    "list_quizzes": "my quiz history", "quizzes_per_module": "which module I took most quizzes on",
-    "mastery": "my mastery of modules", "unquizzed_modules": "modules I have not been quizzed on",
-}  # fmt: skip
+    "count_tracks": "how many tracks",
+    "list_tracks": "which tracks",
+    "count_notebooks": "how many notebooks",
+    "list_notebooks": "which notebooks",
+    "notebook_details": "links or modules of one notebook",
+    "count_terms": "how many glossary terms",
+    "list_terms": "which glossary terms (of a module)",
+    "term_details": "translation or definition of a term",
+    "count_quizzes": "how many quizzes I took",
+    "quiz_accuracy": "my quiz accuracy or average score",
+    "list_quizzes": "my quiz history",
+    "quizzes_per_module": "which module I took most quizzes on",
+    "mastery": "my mastery of modules",
+    "unquizzed_modules": "modules I have not been quizzed on",
+}
 
 
 class IntentPicker:
@@ -172,14 +196,18 @@ class IntentPicker:
         if self._model is None:
             self._model = self._llm().with_structured_output(intent_schema(), method=self._method)
         menu = "\n".join(f"- {name}: {text}" for name, text in INTENT_HELP.items())
-        system = ("Classify a learner's question about the LLM Course by what must be looked up in the course "
-                  f"database. Intents:\n{menu}\n" 'Answer with JSON: {"intent": "..."}.')  # fmt: skip
+        system = (
+            "Classify a learner's question about the LLM Course by what must be looked up in the course "
+            f"database. Intents:\n{menu}\n"
+            'Answer with JSON: {"intent": "..."}.'
+        )
         try:
             with _quiet_pydantic():
                 raw = self._model.invoke([SystemMessage(system), HumanMessage(question)])
         except Exception as exc:
-            raise QuestionNotUnderstoodError(f"the model could not classify the question ({type(exc).__name__})",
-                                             _EXAMPLES_HINT) from exc  # fmt: skip
+            raise QuestionNotUnderstoodError(
+                f"the model could not classify the question ({type(exc).__name__})", _EXAMPLES_HINT
+            ) from exc
         intent = raw.intent if isinstance(raw, BaseModel) else dict(raw)["intent"]
         return grounded_plan(question, intent, self._catalog)
 
@@ -189,8 +217,9 @@ def intent_schema() -> type[BaseModel]:
 
     from llmtutor.knowledge.course_intents import Intent
 
-    return create_model("CourseIntent", __config__=ConfigDict(extra="forbid"),
-                        intent=(Literal[get_args(Intent)], ...))  # type: ignore[valid-type]  # fmt: skip
+    return create_model(
+        "CourseIntent", __config__=ConfigDict(extra="forbid"), intent=(Literal[get_args(Intent)], ...)
+    )  # type: ignore[valid-type]
 
 
 @contextmanager
@@ -202,8 +231,10 @@ def _quiet_pydantic() -> Iterator[None]:
         yield
 
 
-_EXAMPLES_HINT = ("ask about the course catalog or your quiz history, e.g. 'How many resources are listed in the "
-                  "RAG module?', 'Which notebooks mention Axolotl?', '我完成了多少次测验？'")  # fmt: skip
+_EXAMPLES_HINT = (
+    "ask about the course catalog or your quiz history, e.g. 'How many resources are listed in the "
+    "RAG module?', 'Which notebooks mention Axolotl?', '我完成了多少次测验？'"
+)
 
 
 class TextToSQL:
@@ -261,19 +292,24 @@ class TextToSQL:
         parsed = parse_question(question, self.catalog) if self.use_parser else None
         if parsed is not None and parsed.plan is not None:
             if parsed.missing:
-                raise QuestionNotUnderstoodError(f"which {' and '.join(parsed.missing)} do you mean?",
-                                                 "name it as the course does, e.g. 'the RAG module' or 'LazyMergekit'")
+                raise QuestionNotUnderstoodError(
+                    f"which {' and '.join(parsed.missing)} do you mean?",
+                    "name it as the course does, e.g. 'the RAG module' or 'LazyMergekit'",
+                )
             return self._run_plan(question, parsed.plan, "parser", lang)
         if self.writer is not None:  # a capable model: free SQL, validated and repaired
             return self._write_and_repair(question, lang)
         if self.picker is not None:  # a small model: an intent, with slots from the catalog
             plan = self.picker.plan(question)
             if missing := [s for s in REQUIRED.get(plan.intent, ()) if getattr(plan, s) is None]:
-                raise QuestionNotUnderstoodError(f"which {' and '.join(missing)} do you mean?", _EXAMPLES_HINT)
+                raise QuestionNotUnderstoodError(
+                    f"which {' and '.join(missing)} do you mean?", _EXAMPLES_HINT
+                )
             return self._run_plan(question, plan, "llm_plan", lang)
         reason = parsed.reason if parsed else "no parser and no model"
-        raise QuestionNotUnderstoodError(f"I could not turn this into a course-database query: {reason}",
-                                         _EXAMPLES_HINT)  # fmt: skip
+        raise QuestionNotUnderstoodError(
+            f"I could not turn this into a course-database query: {reason}", _EXAMPLES_HINT
+        )
 
     def _typed_sql(self, question: str, lang: Literal["en", "zh"]) -> SQLAnswer | None:
         """SQL the learner typed: statements are refused by the guard, SELECTs run as given."""
@@ -289,7 +325,9 @@ class TextToSQL:
             raise  # real SQL with a mistake: say which
         return self._answer(question, sql, result, generic_answer(result, lang), "raw_sql", lang)
 
-    def _run_plan(self, question: str, plan: QueryPlan, method: Method, lang: Literal["en", "zh"]) -> SQLAnswer:
+    def _run_plan(
+        self, question: str, plan: QueryPlan, method: Method, lang: Literal["en", "zh"]
+    ) -> SQLAnswer:
         result, sql = self.run_sql(plan_sql(plan))
         text = plan_answer(plan, result.columns, result.rows, lang, self.catalog)
         return self._answer(question, sql, result, text, method, lang)
@@ -309,8 +347,9 @@ class TextToSQL:
                 result, checked = self.run_sql(sql)
             except SQLError as exc:
                 last_error = exc
-                feedback = (f"Your previous SQL was:\n{sql}\nIt failed: {exc.message}\n"
-                            "Write a corrected query.")  # fmt: skip
+                feedback = (
+                    f"Your previous SQL was:\n{sql}\nIt failed: {exc.message}\nWrite a corrected query."
+                )
                 continue
             answer = self._answer(question, checked, result, generic_answer(result, lang), "llm_sql", lang)
             answer.attempts = attempt
@@ -319,13 +358,29 @@ class TextToSQL:
         if isinstance(last_error, UnsafeSQLError):
             raise last_error
         raise QuestionNotUnderstoodError(
-            f"no valid query after {self.max_repairs + 1} attempts; last error: {last_error.message}", _EXAMPLES_HINT
+            f"no valid query after {self.max_repairs + 1} attempts; last error: {last_error.message}",
+            _EXAMPLES_HINT,
         )
 
-    def _answer(self, question: str, sql: str, result: QueryResult, text: str, method: Method,
-                lang: Literal["en", "zh"]) -> SQLAnswer:  # fmt: skip
-        return SQLAnswer(question=question, sql=sql, columns=result.columns, rows=result.rows, answer=text,
-                         method=method, language=lang, truncated=result.truncated)  # fmt: skip
+    def _answer(
+        self,
+        question: str,
+        sql: str,
+        result: QueryResult,
+        text: str,
+        method: Method,
+        lang: Literal["en", "zh"],
+    ) -> SQLAnswer:
+        return SQLAnswer(
+            question=question,
+            sql=sql,
+            columns=result.columns,
+            rows=result.rows,
+            answer=text,
+            method=method,
+            language=lang,
+            truncated=result.truncated,
+        )
 
 
 def generic_answer(result: QueryResult, lang: Literal["en", "zh"]) -> str:
@@ -343,5 +398,8 @@ def generic_answer(result: QueryResult, lang: Literal["en", "zh"]) -> str:
     more = len(result.rows) - len(shown)
     sep = "、" if zh else ", "
     tail = (" 等" if zh else f" and {more} more") if more > 0 else ""
-    return (f"共 {len(result.rows)} 条结果：{sep.join(shown)}{tail}。" if zh
-            else f"{len(result.rows)} rows: {sep.join(shown)}{tail}.")  # fmt: skip
+    return (
+        f"共 {len(result.rows)} 条结果：{sep.join(shown)}{tail}。"
+        if zh
+        else f"{len(result.rows)} rows: {sep.join(shown)}{tail}."
+    )

@@ -42,15 +42,24 @@ def _dspy():
     try:
         import dspy
     except ImportError as exc:
-        raise BackendUnavailableError("DSPy is not installed", "pip install dspy (only needed for --dspy)") from exc
+        raise BackendUnavailableError(
+            "DSPy is not installed", "pip install dspy (only needed for --dspy)"
+        ) from exc
     return dspy
 
 
 def make_lm(endpoint: str, model: str = "default", api_key: str = "not-needed", max_tokens: int = 256) -> Any:
     """A DSPy LM on an OpenAI-compatible server (e.g. `LlamaCppBackend().endpoint()`)."""
     dspy = _dspy()
-    return dspy.LM(f"openai/{model}", api_base=endpoint, api_key=api_key, temperature=0.0,
-                   max_tokens=max_tokens, cache=False, num_retries=0)  # fmt: skip
+    return dspy.LM(
+        f"openai/{model}",
+        api_base=endpoint,
+        api_key=api_key,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        cache=False,
+        num_retries=0,
+    )
 
 
 def _adapter() -> Any:
@@ -62,8 +71,10 @@ def _adapter() -> Any:
 
         def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: Any) -> None:
             model = _get_structured_outputs_response_format(signature, self.use_native_function_calling)
-            lm_kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "output", "schema": model.model_json_schema(), "strict": True}}  # fmt: skip
+            lm_kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": model.model_json_schema(), "strict": True},
+            }
 
     return SchemaJSONAdapter()
 
@@ -82,7 +93,9 @@ def build_program() -> Any:
 def strip_schema_from_demos(program: Any) -> Any:
     """Keep demos short: question and SQL only (the schema is given with every call)."""
     for predictor in program.predictors():
-        predictor.demos = [{k: v for k, v in dict(d).items() if k in ("question", "sql")} for d in predictor.demos]
+        predictor.demos = [
+            {k: v for k, v in dict(d).items() if k in ("question", "sql")} for d in predictor.demos
+        ]
     return program
 
 
@@ -96,8 +109,10 @@ def compile_program(
 ) -> Any:
     """Few-shot demos chosen from (question, gold SQL) pairs; `metric(gold_sql, predicted_sql)`."""
     dspy = _dspy()
-    examples = [dspy.Example(db_schema=schema, question=q, sql=sql).with_inputs("db_schema", "question")
-                for q, sql in trainset]  # fmt: skip
+    examples = [
+        dspy.Example(db_schema=schema, question=q, sql=sql).with_inputs("db_schema", "question")
+        for q, sql in trainset
+    ]
     # Labeled demos without the schema: BootstrapFewShot's default teacher would carry the
     # ~3k-token schema in each of them (measured: 17-20k-token prompts, over the 8k context).
     short = [dspy.Example(question=q, sql=sql).with_inputs("question") for q, sql in trainset]
@@ -106,11 +121,13 @@ def compile_program(
         return labeled
     teleprompter = dspy.BootstrapFewShot(
         metric=lambda example, pred, trace=None: metric(example.sql, getattr(pred, "sql", "") or ""),
-        max_bootstrapped_demos=max_demos, max_labeled_demos=max_demos, max_rounds=1,
+        max_bootstrapped_demos=max_demos,
+        max_labeled_demos=max_demos,
+        max_rounds=1,
         # A small model's unparseable answer makes DSPy retry with a longer prompt that can
         # overflow the context; that is one failed trace, not a reason to abort compiling.
         max_errors=len(examples) + 1,
-    )  # fmt: skip
+    )
     with dspy.context(lm=lm, adapter=_adapter()):
         compiled = teleprompter.compile(build_program(), teacher=labeled, trainset=examples)
     return strip_schema_from_demos(compiled)
@@ -143,4 +160,6 @@ class DSPySQLWriter:
             with dspy.context(lm=self._lm, adapter=self._adapter):
                 return str(self._program(db_schema=schema, question=text).sql)
         except Exception as exc:  # adapter parse errors, server errors: a failed attempt
-            raise SQLError(f"the DSPy program returned no usable SQL ({type(exc).__name__})", "ask again") from exc
+            raise SQLError(
+                f"the DSPy program returned no usable SQL ({type(exc).__name__})", "ask again"
+            ) from exc

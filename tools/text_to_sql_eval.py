@@ -34,11 +34,35 @@ DEV_SET = Path(__file__).resolve().parents[1] / "knowledge" / "course" / "sql_de
 
 # (days ago, module id, topic, question, answer, correct, score): a small, varied quiz history.
 SEED_ATTEMPTS: tuple[tuple[float, str | None, str, str, str, bool, float], ...] = (
-    (40.0, "engineer.deployment", "vLLM", "What does vLLM's PagedAttention manage?", "the KV cache", True, 1.0),
-    (20.0, "scientist.architecture", "tokenization", "What is a BPE merge?", "a vocabulary entry", False, 0.0),
+    (
+        40.0,
+        "engineer.deployment",
+        "vLLM",
+        "What does vLLM's PagedAttention manage?",
+        "the KV cache",
+        True,
+        1.0,
+    ),
+    (
+        20.0,
+        "scientist.architecture",
+        "tokenization",
+        "What is a BPE merge?",
+        "a vocabulary entry",
+        False,
+        0.0,
+    ),
     (12.0, "scientist.architecture", "attention", "What does attention compute?", "weighted sums", True, 1.0),
     (10.0, "fundamentals.math", "linear algebra", "What is an eigenvector?", "a direction kept", True, 1.0),
-    (5.0, "scientist.sft", "full fine-tuning", "Which weights change in full fine-tuning?", "only the head", False, 0.0),
+    (
+        5.0,
+        "scientist.sft",
+        "full fine-tuning",
+        "Which weights change in full fine-tuning?",
+        "only the head",
+        False,
+        0.0,
+    ),
     (4.0, "scientist.sft", "QLoRA", "What does QLoRA quantize?", "the frozen base model", True, 1.0),
     (3.0, "scientist.sft", "LoRA", "What is the LoRA rank?", "the inner dimension", True, 1.0),
     (2.5, "engineer.rag", "evaluation", "Name two RAG evaluation axes", "retrieval only", False, 0.5),
@@ -84,8 +108,11 @@ class EvalReport(BaseModel):
 
 
 def load_dev_set(path: Path | None = None, split: str | None = None) -> list[DevItem]:
-    items = [DevItem.model_validate_json(line) for line in Path(path or DEV_SET).read_text("utf-8").splitlines()
-             if line.strip()]  # fmt: skip
+    items = [
+        DevItem.model_validate_json(line)
+        for line in Path(path or DEV_SET).read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     return [i for i in items if split is None or i.split == split]
 
 
@@ -94,8 +121,16 @@ def seed_learner_rows(db_path: Path, now: datetime | None = None) -> Path:
     ensure_course_db(db_path)
     now = now or datetime.now(UTC)
     for days, module, topic, question, answer, correct, score in SEED_ATTEMPTS:
-        record_quiz_attempt(db_path, question=question, answer=answer, correct=correct, score=score,
-                            module_id=module, topic=topic, taken_at=now - timedelta(days=days))  # fmt: skip
+        record_quiz_attempt(
+            db_path,
+            question=question,
+            answer=answer,
+            correct=correct,
+            score=score,
+            module_id=module,
+            topic=topic,
+            taken_at=now - timedelta(days=days),
+        )
     return Path(db_path)
 
 
@@ -121,15 +156,23 @@ def results_match(gold: QueryResult, pred: QueryResult, ordered: bool) -> bool:
     return _rows_agree(gold_cols, pred_cols, choices, ordered)
 
 
-def _rows_agree(gold_cols: list[list[Any]], pred_cols: list[list[Any]], choices: list[list[int]],
-                ordered: bool, chosen: tuple[int, ...] = ()) -> bool:  # fmt: skip
+def _rows_agree(
+    gold_cols: list[list[Any]],
+    pred_cols: list[list[Any]],
+    choices: list[list[int]],
+    ordered: bool,
+    chosen: tuple[int, ...] = (),
+) -> bool:
     """Try assignments of gold->predicted columns (tiny: a few columns each) until rows agree too."""
     if len(chosen) == len(choices):
         gold_rows = list(zip(*gold_cols, strict=True))
         pred_rows = list(zip(*(pred_cols[j] for j in chosen), strict=True))
         return gold_rows == pred_rows if ordered else Counter(gold_rows) == Counter(pred_rows)
-    return any(_rows_agree(gold_cols, pred_cols, choices, ordered, (*chosen, j))
-               for j in choices[len(chosen)] if j not in chosen)  # fmt: skip
+    return any(
+        _rows_agree(gold_cols, pred_cols, choices, ordered, (*chosen, j))
+        for j in choices[len(chosen)]
+        if j not in chosen
+    )
 
 
 def gold_is_ordered(sql: str) -> bool:
@@ -139,8 +182,13 @@ def gold_is_ordered(sql: str) -> bool:
 Predictor = Callable[[str], tuple[str, QueryResult]]  # question -> (sql, result); raises when it fails
 
 
-def evaluate(name: str, predict: Predictor, items: Sequence[DevItem], db_path: Path,
-             progress: Callable[[int, int], None] | None = None) -> EvalReport:  # fmt: skip
+def evaluate(
+    name: str,
+    predict: Predictor,
+    items: Sequence[DevItem],
+    db_path: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
     results: list[ItemResult] = []
     for index, item in enumerate(items, 1):
         gold = run_readonly(db_path, item.sql)
@@ -152,15 +200,27 @@ def evaluate(name: str, predict: Predictor, items: Sequence[DevItem], db_path: P
         except LLMTutorError as exc:
             error = str(exc)[:300]
         seconds = time.perf_counter() - start
-        results.append(ItemResult(id=item.id, question=item.question, correct=correct, sql=sql, error=error,
-                                  seconds=round(seconds, 4)))  # fmt: skip
+        results.append(
+            ItemResult(
+                id=item.id,
+                question=item.question,
+                correct=correct,
+                sql=sql,
+                error=error,
+                seconds=round(seconds, 4),
+            )
+        )
         if progress:
             progress(index, len(items))
     times = sorted(r.seconds for r in results) or [0.0]
     return EvalReport(
-        name=name, n=len(results), accuracy=sum(r.correct for r in results) / max(len(results), 1),
-        p50_s=statistics.median(times), p95_s=times[min(len(times) - 1, int(0.95 * len(times)))], items=results,
-    )  # fmt: skip
+        name=name,
+        n=len(results),
+        accuracy=sum(r.correct for r in results) / max(len(results), 1),
+        p50_s=statistics.median(times),
+        p95_s=times[min(len(times) - 1, int(0.95 * len(times)))],
+        items=results,
+    )
 
 
 def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:

@@ -65,7 +65,9 @@ def family_tree(models_dir: Path, name: str) -> FamilyTree:
     models = {m.name: m for m in list_models(models_dir)}
     if name not in models:
         known = ", ".join(models) or "none yet"
-        raise ModelNotFoundError(f"no registered model {name!r} (known: {known})", "see `llmtutor models list`")
+        raise ModelNotFoundError(
+            f"no registered model {name!r} (known: {known})", "see `llmtutor models list`"
+        )
     parents_of = {n: [str(p) for p in lineage_of(m).get("parents", [])] for n, m in models.items()}
     children_of: dict[str, list[str]] = {}
     for child, parents in parents_of.items():
@@ -78,7 +80,7 @@ def family_tree(models_dir: Path, name: str) -> FamilyTree:
             return
         if node not in seen:
             seen.append(node)
-        for nxt in (parents_of.get(node, []) if up else children_of.get(node, [])):
+        for nxt in parents_of.get(node, []) if up else children_of.get(node, []):
             walk(nxt, up)
 
     walk(name, up=True)
@@ -88,8 +90,14 @@ def family_tree(models_dir: Path, name: str) -> FamilyTree:
         lineage = lineage_of(models[child]) if child in models else {}
         for parent in parents_of.get(child, []):
             if parent in seen:
-                edges.append(Edge(parent=parent, child=child, method=str(lineage.get("method", "?")),
-                                  parameters=dict(lineage.get("parameters") or {})))  # fmt: skip
+                edges.append(
+                    Edge(
+                        parent=parent,
+                        child=child,
+                        method=str(lineage.get("method", "?")),
+                        parameters=dict(lineage.get("parameters") or {}),
+                    )
+                )
     kinds = {n: (models[n].kind if n in models else "external") for n in seen}
     return FamilyTree(root=name, nodes=seen, edges=edges, kinds=kinds)
 
@@ -123,14 +131,36 @@ def render_png(tree: FamilyTree, path: Path) -> Path:
         skips = y0 - y1 > 1  # an edge past a generation bends around the nodes in between
         style = {"arrowstyle": "->", "color": "gray", "connectionstyle": f"arc3,rad={0.45 if skips else 0}"}
         ax.annotate("", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18), arrowprops=style)
-        ax.text((x0 + x1) / 2 + (0.18 if skips else 0), (y0 + y1) / 2, _edge_label(edge), fontsize=8,
-                ha="center", color="dimgray")
-    colors = {"external": "#eeeeee", "merged": "#cfe8ff", "adapter": "#fff2cc", "full": "#d9f2d9", "gguf": "#f4cccc",
-              "quantized": "#f4cccc"}  # fmt: skip
+        ax.text(
+            (x0 + x1) / 2 + (0.18 if skips else 0),
+            (y0 + y1) / 2,
+            _edge_label(edge),
+            fontsize=8,
+            ha="center",
+            color="dimgray",
+        )
+    colors = {
+        "external": "#eeeeee",
+        "merged": "#cfe8ff",
+        "adapter": "#fff2cc",
+        "full": "#d9f2d9",
+        "gguf": "#f4cccc",
+        "quantized": "#f4cccc",
+    }
     for node, (x, y) in pos.items():
-        ax.text(x, y, f"{node}\n({tree.kinds.get(node, 'external')})", ha="center", va="center", fontsize=9,
-                bbox={"boxstyle": "round", "facecolor": colors.get(tree.kinds.get(node, ""), "#ffffff"),
-                      "linewidth": 2.5 if node == tree.root else 1})  # fmt: skip
+        ax.text(
+            x,
+            y,
+            f"{node}\n({tree.kinds.get(node, 'external')})",
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={
+                "boxstyle": "round",
+                "facecolor": colors.get(tree.kinds.get(node, ""), "#ffffff"),
+                "linewidth": 2.5 if node == tree.root else 1,
+            },
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(-max(rows) - 0.6, 0.6)
     ax.axis("off")

@@ -45,13 +45,36 @@ COMMON_GPUS: tuple[tuple[int, str], ...] = (
 
 Mode = Literal["inference", "full", "lora", "qlora"]
 Precision = Literal[
-    "fp32", "fp16", "bf16", "fp8", "int8", "int4", "nf4",
-    "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_0", "Q4_1", "Q3_K_M", "Q2_K", "F16",
-]  # fmt: skip
+    "fp32",
+    "fp16",
+    "bf16",
+    "fp8",
+    "int8",
+    "int4",
+    "nf4",
+    "Q8_0",
+    "Q6_K",
+    "Q5_K_M",
+    "Q5_0",
+    "Q4_K_M",
+    "Q4_0",
+    "Q4_1",
+    "Q3_K_M",
+    "Q2_K",
+    "F16",
+]
 KVPrecision = Literal["auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0"]
 Optimizer = Literal["adamw", "adamw_8bit", "sgd"]
 LoraTarget = Literal["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-ALL_LINEAR: tuple[LoraTarget, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ALL_LINEAR: tuple[LoraTarget, ...] = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
 
 # bits per weight, and whether only the transformer blocks' linear layers are
 # quantized (bitsandbytes/fp8 keep embeddings, lm_head and norms in 16-bit).
@@ -83,22 +106,58 @@ _OPT_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "sgd": 4.0}
 _OPT_LABEL = {"adamw": "AdamW m+v fp32", "adamw_8bit": "8-bit AdamW m+v", "sgd": "SGD momentum fp32"}
 
 _PRECISION_ALIASES = {
-    "float32": "fp32", "f32": "fp32", "32bit": "fp32", "full": "fp32",
-    "float16": "fp16", "half": "fp16", "16bit": "fp16",
-    "bfloat16": "bf16", "f16": "F16", "float8": "fp8", "e4m3": "fp8",
-    "8bit": "int8", "llmint8": "int8", "bnb8bit": "int8",
-    "4bit": "nf4", "bnb4bit": "nf4", "qlora": "nf4",
-    "q80": "Q8_0", "q6k": "Q6_K", "q5km": "Q5_K_M", "q5k": "Q5_K_M", "q50": "Q5_0", "q4km": "Q4_K_M",
-    "q4k": "Q4_K_M", "q41": "Q4_1", "q40": "Q4_0", "q3km": "Q3_K_M", "q3k": "Q3_K_M", "q2k": "Q2_K",
-}  # fmt: skip
+    "float32": "fp32",
+    "f32": "fp32",
+    "32bit": "fp32",
+    "full": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "16bit": "fp16",
+    "bfloat16": "bf16",
+    "f16": "F16",
+    "float8": "fp8",
+    "e4m3": "fp8",
+    "8bit": "int8",
+    "llmint8": "int8",
+    "bnb8bit": "int8",
+    "4bit": "nf4",
+    "bnb4bit": "nf4",
+    "qlora": "nf4",
+    "q80": "Q8_0",
+    "q6k": "Q6_K",
+    "q5km": "Q5_K_M",
+    "q5k": "Q5_K_M",
+    "q50": "Q5_0",
+    "q4km": "Q4_K_M",
+    "q4k": "Q4_K_M",
+    "q41": "Q4_1",
+    "q40": "Q4_0",
+    "q3km": "Q3_K_M",
+    "q3k": "Q3_K_M",
+    "q2k": "Q2_K",
+}
 _TARGET_ALIASES: dict[str, tuple[LoraTarget, ...]] = {
-    "q": ("q_proj",), "query": ("q_proj",), "k": ("k_proj",), "key": ("k_proj",),
-    "v": ("v_proj",), "value": ("v_proj",), "o": ("o_proj",), "out_proj": ("o_proj",),
-    "gate": ("gate_proj",), "up": ("up_proj",), "down": ("down_proj",),
-    "qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj"),
-    "attn": ALL_LINEAR[:4], "attention": ALL_LINEAR[:4], "mlp": ALL_LINEAR[4:], "ffn": ALL_LINEAR[4:],
-    "all": ALL_LINEAR, "all_linear": ALL_LINEAR, "all-linear": ALL_LINEAR,
-}  # fmt: skip
+    "q": ("q_proj",),
+    "query": ("q_proj",),
+    "k": ("k_proj",),
+    "key": ("k_proj",),
+    "v": ("v_proj",),
+    "value": ("v_proj",),
+    "o": ("o_proj",),
+    "out_proj": ("o_proj",),
+    "gate": ("gate_proj",),
+    "up": ("up_proj",),
+    "down": ("down_proj",),
+    "qkv_proj": ("q_proj", "k_proj", "v_proj"),
+    "gate_up_proj": ("gate_proj", "up_proj"),
+    "attn": ALL_LINEAR[:4],
+    "attention": ALL_LINEAR[:4],
+    "mlp": ALL_LINEAR[4:],
+    "ffn": ALL_LINEAR[4:],
+    "all": ALL_LINEAR,
+    "all_linear": ALL_LINEAR,
+    "all-linear": ALL_LINEAR,
+}
 
 
 class MemoryEstimateConfig(BaseModel):
@@ -108,28 +167,43 @@ class MemoryEstimateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(
-        None, description="Model name or hub id, e.g. 'Llama-3-8B', 'qwen2.5 7b', 'mistralai/Mistral-7B-v0.1'."
+        None,
+        description="Model name or hub id, e.g. 'Llama-3-8B', 'qwen2.5 7b', 'mistralai/Mistral-7B-v0.1'.",
     )
     params: float | str | None = Field(
-        None, description="Parameter count when the model is not known: '3B', '135M', 7e9 (bare numbers < 1e5 are billions)."
+        None,
+        description="Parameter count when the model is not known: '3B', '135M', 7e9 (bare numbers < 1e5 are billions).",
     )
     params_billion: float | None = Field(None, gt=0, description="Parameter count in billions, e.g. 7.")
-    config_path: str | None = Field(None, description="Path to a local Hugging Face config.json (or its folder).")
+    config_path: str | None = Field(
+        None, description="Path to a local Hugging Face config.json (or its folder)."
+    )
     mode: Mode = Field("inference", description="inference, full (full fine-tune), lora or qlora.")
     precision: Precision = Field(
-        "bf16", description="Weight precision: fp32, fp16, bf16, fp8, int8, int4/nf4 (bitsandbytes) or a GGUF type (Q4_K_M…)."
+        "bf16",
+        description="Weight precision: fp32, fp16, bf16, fp8, int8, int4/nf4 (bitsandbytes) or a GGUF type (Q4_K_M…).",
     )
-    context_length: int = Field(4096, ge=1, le=10_000_000, description="Tokens per sequence (prompt + output, or training length).")
+    context_length: int = Field(
+        4096, ge=1, le=10_000_000, description="Tokens per sequence (prompt + output, or training length)."
+    )
     batch_size: int = Field(1, ge=1, le=100_000, description="Sequences processed together.")
-    kv_cache_precision: KVPrecision = Field("auto", description="KV cache dtype; auto = 16-bit (fp32 for fp32 models).")
+    kv_cache_precision: KVPrecision = Field(
+        "auto", description="KV cache dtype; auto = 16-bit (fp32 for fp32 models)."
+    )
     lora_rank: int = Field(16, ge=1, le=65_536, description="LoRA rank r.")
     lora_targets: list[LoraTarget] = Field(
         default_factory=lambda: list(ALL_LINEAR),
         description="Modules with LoRA adapters; also accepts q, v, attn, mlp, all-linear.",
     )
-    optimizer: Optimizer = Field("adamw", description="adamw, adamw_8bit (bitsandbytes) or sgd (with momentum).")
-    gradient_checkpointing: bool | None = Field(None, description="Recompute activations; default on for qlora only.")
-    gpu_memory_gb: float | None = Field(None, gt=0, description="Check the result against a GPU with this much memory.")
+    optimizer: Optimizer = Field(
+        "adamw", description="adamw, adamw_8bit (bitsandbytes) or sgd (with momentum)."
+    )
+    gradient_checkpointing: bool | None = Field(
+        None, description="Recompute activations; default on for qlora only."
+    )
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, description="Check the result against a GPU with this much memory."
+    )
 
     @field_validator("params", mode="before")
     @classmethod
@@ -213,7 +287,10 @@ class MemoryEstimate(BaseModel):
     def to_markdown(self) -> str:
         mark = "≈ " if self.approximate else ""
         setting = f"{self.mode}, {self.precision}, context {self.context_length}, batch {self.batch_size}"
-        lines = [f"**Memory estimate — {self.model} ({mark}{_sci(self.architecture.params)} params; {setting})**", ""]
+        lines = [
+            f"**Memory estimate — {self.model} ({mark}{_sci(self.architecture.params)} params; {setting})**",
+            "",
+        ]
         lines += ["| Component | GiB | Share |", "|---|---:|---:|"]
         for part in self.breakdown:
             lines.append(f"| {part.name} | {part.gib:.2f} | {part.bytes / self.total_bytes:.0%} |")
@@ -290,18 +367,28 @@ def _components(cfg: MemoryEstimateConfig, arch: Architecture) -> tuple[list[Par
         if kv_name == "auto":  # the compute dtype; quantized weights still compute in 16-bit
             kv_name = precision if precision in ("fp32", "fp16", "bf16") else "fp16"
         kv = 2 * arch.layers * arch.kv_dim * tokens * _KV_BYTES[kv_name]
-        parts.append((
-            "KV cache",
-            int(kv),
-            f"2 (K,V) × {arch.layers} layers × {arch.kv_heads} KV heads × {arch.head_dim} head dim × "
-            f"{cfg.context_length} tokens × batch {cfg.batch_size} × {_KV_BYTES[kv_name]:g} bytes ({kv_name})",
-        ))
+        parts.append(
+            (
+                "KV cache",
+                int(kv),
+                f"2 (K,V) × {arch.layers} layers × {arch.kv_heads} KV heads × {arch.head_dim} head dim × "
+                f"{cfg.context_length} tokens × batch {cfg.batch_size} × {_KV_BYTES[kv_name]:g} bytes ({kv_name})",
+            )
+        )
         # Prefill: one layer's intermediate tensors are alive at a time, plus
         # last-position logits in fp32.
         act = arch.activation_elements_per_token() * act_bytes * tokens + 4 * arch.vocab_size * cfg.batch_size
-        parts.append(("activations", int(act), f"one layer's buffers during prefill: {tokens:,} tokens × "
-                      f"{arch.activation_elements_per_token() * act_bytes:,} bytes + last-token logits"))
-        notes.append("inference keeps the full KV cache for context_length tokens (no paging or sliding window)")
+        parts.append(
+            (
+                "activations",
+                int(act),
+                f"one layer's buffers during prefill: {tokens:,} tokens × "
+                f"{arch.activation_elements_per_token() * act_bytes:,} bytes + last-token logits",
+            )
+        )
+        notes.append(
+            "inference keeps the full KV cache for context_length tokens (no paging or sliding window)"
+        )
         return parts, 0, notes
 
     ckpt = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else cfg.mode == "qlora"
@@ -310,10 +397,18 @@ def _components(cfg: MemoryEstimateConfig, arch: Architecture) -> tuple[list[Par
         grad = 4 if precision == "fp32" else 2
         master = 0 if precision == "fp32" else 4  # fp32 training needs no separate master copy
         opt = master + _OPT_BYTES[cfg.optimizer]
-        parts.append(("gradients", trainable * grad, f"{_sci(trainable)} params × {grad} bytes ({precision})"))
+        parts.append(
+            ("gradients", trainable * grad, f"{_sci(trainable)} params × {grad} bytes ({precision})")
+        )
         master_txt = "" if not master else "4 (fp32 master weights) + "
-        parts.append(("optimizer states", int(trainable * opt), f"{_sci(trainable)} params × ({master_txt}"
-                      f"{_OPT_BYTES[cfg.optimizer]:g} {_OPT_LABEL[cfg.optimizer]}) bytes"))
+        parts.append(
+            (
+                "optimizer states",
+                int(trainable * opt),
+                f"{_sci(trainable)} params × ({master_txt}"
+                f"{_OPT_BYTES[cfg.optimizer]:g} {_OPT_LABEL[cfg.optimizer]}) bytes",
+            )
+        )
         if precision != "fp32" and cfg.optimizer == "adamw":
             notes.append("mixed-precision AdamW = 16 bytes/param before activations (ZeRO paper)")
     else:
@@ -323,11 +418,20 @@ def _components(cfg: MemoryEstimateConfig, arch: Architecture) -> tuple[list[Par
         # PEFT keeps adapters in fp32 even on a 16-bit base (autocast_adapter_dtype).
         lora_w = trainable * 4
         weights_bytes = parts[0][1] + lora_w
-        parts[0] = ("weights", weights_bytes, parts[0][2] + f" + {_sci(trainable)} LoRA params × 4 bytes (fp32)")
+        parts[0] = (
+            "weights",
+            weights_bytes,
+            parts[0][2] + f" + {_sci(trainable)} LoRA params × 4 bytes (fp32)",
+        )
         parts.append(("gradients", trainable * 4, f"{_sci(trainable)} LoRA params × 4 bytes (fp32)"))
-        parts.append(("optimizer states", int(trainable * _OPT_BYTES[cfg.optimizer]),
-                      f"{_sci(trainable)} LoRA params × {_OPT_BYTES[cfg.optimizer]:g} bytes "
-                      f"({_OPT_LABEL[cfg.optimizer]})"))
+        parts.append(
+            (
+                "optimizer states",
+                int(trainable * _OPT_BYTES[cfg.optimizer]),
+                f"{_sci(trainable)} LoRA params × {_OPT_BYTES[cfg.optimizer]:g} bytes "
+                f"({_OPT_LABEL[cfg.optimizer]})",
+            )
+        )
         notes.append(f"LoRA r={cfg.lora_rank} on {', '.join(cfg.lora_targets)} in every layer")
         if cfg.mode == "qlora":
             notes.append("QLoRA: paged optimizer spills to CPU RAM on spikes but does not shrink this total")
@@ -352,19 +456,25 @@ def _weights(arch: Architecture, precision: str) -> tuple[int, str]:
     )
 
 
-def _training_activations(arch: Architecture, cfg: MemoryEstimateConfig, nbytes: int, ckpt: bool) -> tuple[int, str]:
+def _training_activations(
+    arch: Architecture, cfg: MemoryEstimateConfig, nbytes: int, ckpt: bool
+) -> tuple[int, str]:
     tokens = cfg.context_length * cfg.batch_size
     per_layer = arch.activation_elements_per_token() * nbytes  # bytes per token per layer
     loss = LOSS_BYTES_PER_LOGIT * arch.vocab_size * tokens
     if ckpt:
         # Only each layer's input is kept; one layer is recomputed at a time.
         kept = arch.layers * arch.hidden_size * nbytes * tokens + per_layer * tokens
-        how = (f"checkpointed: {arch.layers} layer inputs × {tokens:,} tokens × {arch.hidden_size} × "
-               f"{nbytes} bytes + one layer recomputed ({per_layer:,} bytes/token)")
+        how = (
+            f"checkpointed: {arch.layers} layer inputs × {tokens:,} tokens × {arch.hidden_size} × "
+            f"{nbytes} bytes + one layer recomputed ({per_layer:,} bytes/token)"
+        )
     else:
         kept = arch.layers * per_layer * tokens
         how = f"{arch.layers} layers × {tokens:,} tokens × {per_layer:,} bytes/token/layer"
-    return int(kept + loss), how + f" + loss {tokens:,} tokens × {arch.vocab_size} vocab × {LOSS_BYTES_PER_LOGIT} bytes"
+    return int(
+        kept + loss
+    ), how + f" + loss {tokens:,} tokens × {arch.vocab_size} vocab × {LOSS_BYTES_PER_LOGIT} bytes"
 
 
 def _verdict(cfg: MemoryEstimateConfig, total_gib: float, fits: list[int]) -> str:

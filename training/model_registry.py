@@ -31,7 +31,9 @@ class RegisteredModel(BaseModel):
     path: str  # absolute path of the HF folder (merged/full model), adapter folder or GGUF file
     kind: Literal["merged", "adapter", "full", "gguf", "quantized"]
     base: str | None = None  # base model name/path (adapters need it to load)
-    created_at: str = Field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"))
+    created_at: str = Field(
+        default_factory=lambda: datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    )
     job_id: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
 
@@ -79,6 +81,8 @@ def require_model(models_dir: Path, name: str) -> RegisteredModel:
     found = find_model(models_dir, name)
     if found is None or not Path(found.path).exists():
         known = ", ".join(m.name for m in list_models(models_dir)) or "none yet"
-        raise ModelNotFoundError(f"no registered model {name!r} (known: {known})",
-                                 "fine-tune one first or pass a model folder path")  # fmt: skip
+        raise ModelNotFoundError(
+            f"no registered model {name!r} (known: {known})",
+            "fine-tune one first or pass a model folder path",
+        )
     return found

@@ -71,7 +71,9 @@ class Architecture(BaseModel):
     def lora_params(self, rank: int, targets: list[str]) -> int:
         """r × (in + out) per adapted module (A is r×in, B is out×r), in every layer."""
         shapes = self._module_shapes()
-        return self.layers * sum(rank * (shapes[t][0] + shapes[t][1]) * shapes[t][2] for t in targets if t in shapes)
+        return self.layers * sum(
+            rank * (shapes[t][0] + shapes[t][1]) * shapes[t][2] for t in targets if t in shapes
+        )
 
     def activation_elements_per_token(self) -> int:
         """Tensors one layer saves for backward, per token (Korthikanti et al. adapted):
@@ -81,10 +83,32 @@ class Architecture(BaseModel):
         return 4 * self.hidden_size + 2 * self.q_dim + 2 * self.kv_dim + mlp
 
 
-def _arch(name: str, params: int, layers: int, h: int, heads: int, kv: int, hd: int, vocab: int, inter: int,
-          tied: bool = False, **extra: object) -> Architecture:  # fmt: skip
-    return Architecture(name=name, params=params, layers=layers, hidden_size=h, heads=heads, kv_heads=kv,
-                        head_dim=hd, vocab_size=vocab, intermediate_size=inter, tied_embeddings=tied, **extra)  # fmt: skip
+def _arch(
+    name: str,
+    params: int,
+    layers: int,
+    h: int,
+    heads: int,
+    kv: int,
+    hd: int,
+    vocab: int,
+    inter: int,
+    tied: bool = False,
+    **extra: object,
+) -> Architecture:
+    return Architecture(
+        name=name,
+        params=params,
+        layers=layers,
+        hidden_size=h,
+        heads=heads,
+        kv_heads=kv,
+        head_dim=hd,
+        vocab_size=vocab,
+        intermediate_size=inter,
+        tied_embeddings=tied,
+        **extra,
+    )
 
 
 # Shapes from each model's published config.json; params from its model card/safetensors.
@@ -106,7 +130,9 @@ _TABLE: tuple[Architecture, ...] = (
     _arch("Llama-3.2-3B", 3_212_749_824, 28, 3072, 24, 8, 128, 128256, 8192, tied=True),
     _arch("Mistral-7B", 7_241_732_096, 32, 4096, 32, 8, 128, 32000, 14336),
     _arch("Mixtral-8x7B", 46_702_792_704, 32, 4096, 32, 8, 128, 32000, 14336, experts=8, experts_per_token=2),
-    _arch("Mixtral-8x22B", 140_630_071_296, 56, 6144, 48, 8, 128, 32768, 16384, experts=8, experts_per_token=2),
+    _arch(
+        "Mixtral-8x22B", 140_630_071_296, 56, 6144, 48, 8, 128, 32768, 16384, experts=8, experts_per_token=2
+    ),
     _arch("Qwen2.5-0.5B", 494_032_768, 24, 896, 14, 2, 64, 151936, 4864, tied=True),
     _arch("Qwen2.5-1.5B", 1_543_714_304, 28, 1536, 12, 2, 128, 151936, 8960, tied=True),
     _arch("Qwen2.5-3B", 3_085_938_688, 36, 2048, 16, 2, 128, 151936, 11008, tied=True),
@@ -120,14 +146,36 @@ _TABLE: tuple[Architecture, ...] = (
     _arch("Gemma-2-27B", 27_227_128_320, 46, 4608, 32, 16, 128, 256000, 36864, tied=True),
 )
 # Shapes borrowed when only a parameter count is known: modern dense GQA models.
-_REFERENCES = ("SmolLM2-135M", "SmolLM2-360M", "Qwen2.5-0.5B", "Llama-3.2-1B", "SmolLM2-1.7B", "Llama-3.2-3B",
-               "Mistral-7B", "Llama-3-8B", "Qwen2.5-14B", "Qwen2.5-32B", "Llama-3-70B", "Llama-3.1-405B")  # fmt: skip
+_REFERENCES = (
+    "SmolLM2-135M",
+    "SmolLM2-360M",
+    "Qwen2.5-0.5B",
+    "Llama-3.2-1B",
+    "SmolLM2-1.7B",
+    "Llama-3.2-3B",
+    "Mistral-7B",
+    "Llama-3-8B",
+    "Qwen2.5-14B",
+    "Qwen2.5-32B",
+    "Llama-3-70B",
+    "Llama-3.1-405B",
+)
 # A family name without a size means its best-known size.
-FAMILY_DEFAULTS = {"llama2": "Llama-2-7B", "llama3": "Llama-3-8B", "llama31": "Llama-3.1-8B",
-                    "llama32": "Llama-3.2-3B", "mistral": "Mistral-7B", "mixtral": "Mixtral-8x7B",
-                    "qwen25": "Qwen2.5-7B", "phi3": "Phi-3-mini", "gemma2": "Gemma-2-9B",
-                    "smollm2": "SmolLM2-135M", "smollm": "SmolLM2-135M", "tinyllama": "TinyLlama-1.1B",
-                    "gpt2": "GPT-2"}  # fmt: skip
+FAMILY_DEFAULTS = {
+    "llama2": "Llama-2-7B",
+    "llama3": "Llama-3-8B",
+    "llama31": "Llama-3.1-8B",
+    "llama32": "Llama-3.2-3B",
+    "mistral": "Mistral-7B",
+    "mixtral": "Mixtral-8x7B",
+    "qwen25": "Qwen2.5-7B",
+    "phi3": "Phi-3-mini",
+    "gemma2": "Gemma-2-9B",
+    "smollm2": "SmolLM2-135M",
+    "smollm": "SmolLM2-135M",
+    "tinyllama": "TinyLlama-1.1B",
+    "gpt2": "GPT-2",
+}
 # Words that do not change the memory footprint: org prefixes, chat/instruct tags, versions.
 _NOISE = re.compile(r"^(meta|hf|instruct|chat|it|base|model|v\d+|\d+k)$")
 FAMILY_WORDS = ("llama", "mistral", "mixtral", "qwen", "phi", "gemma", "smollm", "tinyllama", "gpt")
@@ -141,8 +189,14 @@ def name_key(name: str) -> str:
 
 
 _BY_KEY: dict[str, Architecture] = {name_key(a.name): a for a in _TABLE}
-_BY_KEY.update({"smollm135m": _BY_KEY["smollm2135m"], "smollm360m": _BY_KEY["smollm2360m"],
-                "gpt2small": _BY_KEY["gpt2"], "phi3mini38b": _BY_KEY["phi3mini"]})  # fmt: skip
+_BY_KEY.update(
+    {
+        "smollm135m": _BY_KEY["smollm2135m"],
+        "smollm360m": _BY_KEY["smollm2360m"],
+        "gpt2small": _BY_KEY["gpt2"],
+        "phi3mini38b": _BY_KEY["phi3mini"],
+    }
+)
 
 
 def lookup(name: str) -> Architecture | None:
@@ -158,8 +212,20 @@ def known_models() -> list[str]:
     return [a.name for a in _TABLE]
 
 
-_SUFFIX = {"": 1.0, "b": 1e9, "bn": 1e9, "billion": 1e9, "m": 1e6, "million": 1e6, "k": 1e3,
-           "t": 1e12, "trillion": 1e12, "亿": 1e8, "万": 1e4, "十亿": 1e9}  # fmt: skip
+_SUFFIX = {
+    "": 1.0,
+    "b": 1e9,
+    "bn": 1e9,
+    "billion": 1e9,
+    "m": 1e6,
+    "million": 1e6,
+    "k": 1e3,
+    "t": 1e12,
+    "trillion": 1e12,
+    "亿": 1e8,
+    "万": 1e4,
+    "十亿": 1e9,
+}
 
 
 def parse_param_count(value: float | int | str) -> float:
@@ -198,7 +264,9 @@ def from_config(path: str) -> Architecture:
     if file.is_dir():
         file = file / "config.json"
     if not file.is_file():
-        raise ToolInputError(f"config file not found: {file}", "give the path of a model's config.json or its folder")
+        raise ToolInputError(
+            f"config file not found: {file}", "give the path of a model's config.json or its folder"
+        )
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -219,7 +287,17 @@ def from_config(path: str) -> Architecture:
             "point config_path at a decoder LLM's config.json",
         ) from None
     model_type = str(cfg.get("model_type", ""))
-    plain_mlp = model_type in {"gpt2", "gpt_neox", "gptj", "opt", "bloom", "falcon", "phi", "gpt_bigcode", "starcoder2"}
+    plain_mlp = model_type in {
+        "gpt2",
+        "gpt_neox",
+        "gptj",
+        "opt",
+        "bloom",
+        "falcon",
+        "phi",
+        "gpt_bigcode",
+        "starcoder2",
+    }
     arch = Architecture(
         name=str(raw.get("_name_or_path") or file.parent.name or "config.json"),
         params=1,
@@ -278,8 +356,10 @@ def resolve_architecture(
 
 def _borrowed_note(arch: Architecture, count: float) -> str:
     ref = min((_BY_KEY[name_key(r)] for r in _REFERENCES), key=lambda a: abs(math.log(count / a.params)))
-    return (f"architecture approximated from the parameter count: shape of {ref.name} "
-            f"(hidden {arch.hidden_size}, {arch.kv_heads} KV heads) with depth scaled to {arch.layers} layers")
+    return (
+        f"architecture approximated from the parameter count: shape of {ref.name} "
+        f"(hidden {arch.hidden_size}, {arch.kv_heads} KV heads) with depth scaled to {arch.layers} layers"
+    )
 
 
 def _short(count: float) -> str:

@@ -32,11 +32,15 @@ class TrainingEvent(BaseModel):
 ProgressCallback = Callable[[TrainingEvent], None]
 
 
-def emit(progress: ProgressCallback | None, stage: str, message: str = "", **fields: float | int | None) -> None:
+def emit(
+    progress: ProgressCallback | None, stage: str, message: str = "", **fields: float | int | None
+) -> None:
     if progress is not None:
         progress(TrainingEvent(stage=stage, message=message, **fields))
 
 
 def check_cancelled(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
-        raise CancelledError("cancelled by the user", "resume it with `llmtutor jobs resume ID` or start again")
+        raise CancelledError(
+            "cancelled by the user", "resume it with `llmtutor jobs resume ID` or start again"
+        )

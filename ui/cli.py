@@ -26,7 +26,9 @@ app.add_typer(tools_app, name="tools")
 ollama_app = typer.Typer(help="Manage models on an Ollama server (LLMTUTOR_BASE_URL).", no_args_is_help=True)
 app.add_typer(ollama_app, name="ollama")
 
-PersonaOpt = Annotated[str | None, typer.Option("--persona", "-p", help="Persona name (see `llmtutor personas`).")]
+PersonaOpt = Annotated[
+    str | None, typer.Option("--persona", "-p", help="Persona name (see `llmtutor personas`).")
+]
 ThreadOpt = Annotated[str | None, typer.Option("--thread", "-t", help="Conversation id to resume or create.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Approve expensive tools without asking.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -64,10 +66,16 @@ def _render_turn(tutor: Tutor, events, console, yes: bool, interactive: bool) ->
         streamed = tool_shown = False
         for event in events:
             if event.type == "tool_start":
-                console.print(f"[dim]▶ running {event.data['tool']} {json.dumps(event.data.get('args', {}), ensure_ascii=False)}[/dim]")
+                console.print(
+                    f"[dim]▶ running {event.data['tool']} {json.dumps(event.data.get('args', {}), ensure_ascii=False)}[/dim]"
+                )
             elif event.type == "progress":
-                step = f" {event.data.get('step')}/{event.data.get('total')}" if event.data.get("total") else ""
-                console.print(f"[dim]  … {event.data.get('stage', '')}{step} {event.data.get('message', '')}[/dim]")
+                step = (
+                    f" {event.data.get('step')}/{event.data.get('total')}" if event.data.get("total") else ""
+                )
+                console.print(
+                    f"[dim]  … {event.data.get('stage', '')}{step} {event.data.get('message', '')}[/dim]"
+                )
             elif event.type == "tool_result" and event.data.get("final"):
                 continue  # the result is the answer itself (a quiz question): printed below
             elif event.type == "tool_result":
@@ -90,7 +98,9 @@ def _render_turn(tutor: Tutor, events, console, yes: bool, interactive: bool) ->
             console.print()
         if pending is None:
             return
-        console.print(f"[yellow]{pending.data['message']}[/yellow] args: {json.dumps(pending.data['args'], ensure_ascii=False)}")
+        console.print(
+            f"[yellow]{pending.data['message']}[/yellow] args: {json.dumps(pending.data['args'], ensure_ascii=False)}"
+        )
         approved = yes or (interactive and typer.confirm("Approve?", default=False))
         events = tutor.resume(pending.data["thread_id"], approved)
 
@@ -126,7 +136,9 @@ def chat(persona: PersonaOpt = None, thread: ThreadOpt = None, yes: YesOpt = Fal
                 continue
             console.print(f"[bold blue]{current.name}>[/bold blue] ", end="")
             try:
-                _render_turn(tutor, tutor.stream(text, thread_id=thread_id, persona=current.name), console, yes, True)
+                _render_turn(
+                    tutor, tutor.stream(text, thread_id=thread_id, persona=current.name), console, yes, True
+                )
             except LLMTutorError as exc:
                 console.print(user_message(exc), style="red")
         console.print(f"[dim]resume with: llmtutor chat --thread {thread_id}[/dim]")
@@ -161,12 +173,18 @@ def ask(
 @app.command()
 def plan(
     message: Annotated[str | None, typer.Argument(help="Message to route.")] = None,
-    batch: Annotated[Path | None, typer.Option("--batch", help="JSONL file with a 'text' field per line.")] = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="JSONL file with a 'text' field per line.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the routing decision (tool and arguments) without running anything."""
     if (message is None) == (batch is None):
-        _fail(LLMTutorError("give a MESSAGE or --batch FILE", "e.g. llmtutor plan 'How much VRAM for 7B?' --json"))
+        _fail(
+            LLMTutorError(
+                "give a MESSAGE or --batch FILE", "e.g. llmtutor plan 'How much VRAM for 7B?' --json"
+            )
+        )
     try:
         tutor = _tutor()
         if batch is not None:
@@ -178,8 +196,10 @@ def plan(
         if as_json:
             _print_json({"tool": decision.tool, "args": decision.args})
         else:
-            typer.echo(f"tool: {decision.tool or '(none: answer directly)'}  via {decision.method} "
-                       f"(confidence {decision.confidence:.2f})")
+            typer.echo(
+                f"tool: {decision.tool or '(none: answer directly)'}  via {decision.method} "
+                f"(confidence {decision.confidence:.2f})"
+            )
             typer.echo(f"args: {json.dumps(decision.args, ensure_ascii=False)}")
     except LLMTutorError as exc:
         _fail(exc)
@@ -195,7 +215,9 @@ def _read_jsonl_field(path: Path, field: str) -> list[str]:
         try:
             values.append(str(json.loads(line)[field]))
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise LLMTutorError(f"{path}:{number}: not a JSON object with a {field!r} field", "fix that line") from None
+            raise LLMTutorError(
+                f"{path}:{number}: not a JSON object with a {field!r} field", "fix that line"
+            ) from None
     return values
 
 
@@ -230,9 +252,11 @@ def tools_run(
         try:
             parsed = json.loads(args)
         except json.JSONDecodeError as exc:
-            raise LLMTutorError(f"--args is not valid JSON: {exc}", "pass a JSON object, e.g. --args '{\"model\": \"7B\"}'") from None
+            raise LLMTutorError(
+                f"--args is not valid JSON: {exc}", 'pass a JSON object, e.g. --args \'{"model": "7B"}\''
+            ) from None
         if not isinstance(parsed, dict):
-            raise LLMTutorError("--args must be a JSON object", "e.g. --args '{\"model\": \"7B\"}'")
+            raise LLMTutorError("--args must be a JSON object", 'e.g. --args \'{"model": "7B"}\'')
         from llmtutor.tools.registry import ToolContext, default_registry, render_markdown
         from llmtutor.tools.settings import Settings
 
@@ -240,7 +264,9 @@ def tools_run(
         console = _console()
         ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
         if not as_json:
-            ctx.progress = lambda e: console.print(f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]")
+            ctx.progress = lambda e: console.print(
+                f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"
+            )
         output = default_registry().get(name).run(parsed, ctx)
         if as_json:
             _print_json(output.model_dump(mode="json"))
@@ -278,6 +304,7 @@ def ollama_list(as_json: JsonOpt = False) -> None:
 @ollama_app.command("pull")
 def ollama_pull(name: Annotated[str, typer.Argument(help="Model tag, e.g. qwen2.5:7b.")]) -> None:
     """Pull a model onto the Ollama server, with progress."""
+
     def show(event: dict) -> None:
         done, total = event.get("completed"), event.get("total")
         suffix = f" {100 * done / total:5.1f}%" if done and total else ""
@@ -356,7 +383,9 @@ def serve(
 
             from llmtutor.ui.gradio_app import build_app
 
-            api = gr.mount_gradio_app(api, build_app(tutor), path="/ui", allowed_paths=[str(tutor.settings.workspace)])
+            api = gr.mount_gradio_app(
+                api, build_app(tutor), path="/ui", allowed_paths=[str(tutor.settings.workspace)]
+            )
         uvicorn.run(api, host=host, port=port)
     except LLMTutorError as exc:
         _fail(exc)

@@ -18,8 +18,9 @@ from typing import Annotated
 
 import typer
 
-jobs_app = typer.Typer(help="Long jobs (fine-tuning, evaluation, merging): list, follow, cancel, resume.",
-                       no_args_is_help=True)  # fmt: skip
+jobs_app = typer.Typer(
+    help="Long jobs (fine-tuning, evaluation, merging): list, follow, cancel, resume.", no_args_is_help=True
+)
 JobId = Annotated[str, typer.Argument(help="Job id (see `llmtutor jobs list`).")]
 
 
@@ -47,7 +48,9 @@ def list_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         typer.echo(json.dumps([j.model_dump() for j in jobs], ensure_ascii=False, indent=2))
         return
     fields = {"id", "kind", "status", "progress", "started_at", "output_dir", "model_name", "error"}
-    typer.echo(JobStatusOutput(action="list", jobs=[j.model_dump(include=fields) for j in jobs]).to_markdown())
+    typer.echo(
+        JobStatusOutput(action="list", jobs=[j.model_dump(include=fields) for j in jobs]).to_markdown()
+    )
 
 
 @jobs_app.command("show")
@@ -82,22 +85,36 @@ def follow(workspace: Path, job_id: str) -> str:
 
     from llmtutor.tools import runner
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as bar:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    ) as bar:
         task = bar.add_task(job_id, total=None, info="")
         for event in runner.iter_events(workspace, job_id, follow=True):
-            info = " ".join(f"{k} {event[k]:.4g}" for k in ("loss", "eval_loss", "tokens_per_s") if event.get(k))
+            info = " ".join(
+                f"{k} {event[k]:.4g}" for k in ("loss", "eval_loss", "tokens_per_s") if event.get(k)
+            )
             if event.get("eta_s"):
                 info += f" ETA {event['eta_s']:.0f}s"
-            bar.update(task, description=f"{job_id} {event.get('stage', '')}", total=event.get("total"),
-                       completed=event.get("step") or 0, info=info or event.get("message", ""))  # fmt: skip
+            bar.update(
+                task,
+                description=f"{job_id} {event.get('stage', '')}",
+                total=event.get("total"),
+                completed=event.get("step") or 0,
+                info=info or event.get("message", ""),
+            )
     return runner.get(workspace, job_id).status
 
 
 @jobs_app.command("logs")
 def logs_command(
     job_id: JobId,
-    follow_job: Annotated[bool, typer.Option("--follow", "-f", help="Show progress until the job ends.")] = False,
+    follow_job: Annotated[
+        bool, typer.Option("--follow", "-f", help="Show progress until the job ends.")
+    ] = False,
     lines: Annotated[int, typer.Option("--lines", "-n")] = 40,
 ) -> None:
     """The job's log (its last lines), or --follow its progress."""
@@ -128,7 +145,9 @@ def cancel_command(job_id: JobId) -> None:
 
 
 @jobs_app.command("resume")
-def resume_command(job_id: JobId, follow_job: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
+def resume_command(
+    job_id: JobId, follow_job: Annotated[bool, typer.Option("--follow", "-f")] = False
+) -> None:
     """Run an interrupted, failed or cancelled job again from its last checkpoint."""
     from llmtutor.errors import LLMTutorError
     from llmtutor.tools import runner

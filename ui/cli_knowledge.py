@@ -57,12 +57,19 @@ def _progress_bar(disable: bool = False) -> Iterator[Callable[..., None]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("[dim]{task.fields[note]}"), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("{task.description:<6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[dim]{task.fields[note]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), disable=disable, transient=True) as bar:
         tasks: dict[str, Any] = {}
 
-        def progress(stage: str, step: int | None = None, total: int | None = None, message: str = "") -> None:
+        def progress(
+            stage: str, step: int | None = None, total: int | None = None, message: str = ""
+        ) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total or 1, note="")
             bar.update(tasks[stage], completed=step or 0, total=total or 1, note=message[-50:])
@@ -95,10 +102,14 @@ def build(
         typer.echo(report.model_dump_json())
         return
     out = Console()
-    out.print(f"[bold]{report.documents}[/bold] documents, [bold]{report.chunks}[/bold] chunks in {location} "
-              f"({report.seconds:.1f} s)")  # fmt: skip
-    out.print(f"added {len(report.added)}, updated {len(report.updated)}, unchanged {report.unchanged}, "
-              f"removed {len(report.removed)}; {report.chunks_embedded} chunks embedded")  # fmt: skip
+    out.print(
+        f"[bold]{report.documents}[/bold] documents, [bold]{report.chunks}[/bold] chunks in {location} "
+        f"({report.seconds:.1f} s)"
+    )
+    out.print(
+        f"added {len(report.added)}, updated {len(report.updated)}, unchanged {report.unchanged}, "
+        f"removed {len(report.removed)}; {report.chunks_embedded} chunks embedded"
+    )
     for problem in report.skipped:
         out.print(f"[yellow]skipped[/yellow] {problem.source}: {problem.reason}")
     for problem in report.failed:
@@ -126,19 +137,29 @@ def status(
         return
     languages = ", ".join(f"{lang} {n}" for lang, n in sorted(info.languages.items()))
     formats = ", ".join(f"{fmt} {n}" for fmt, n in sorted(info.formats.items()))
-    typer.echo(f"index:      {info.uri}\ndocuments:  {info.documents} ({formats})\nchunks:     {info.chunks}"
-               f" ({languages})\nmodel:      {info.embed_model}\nlast build: {info.last_build}")  # fmt: skip
+    typer.echo(
+        f"index:      {info.uri}\ndocuments:  {info.documents} ({formats})\nchunks:     {info.chunks}"
+        f" ({languages})\nmodel:      {info.embed_model}\nlast build: {info.last_build}"
+    )
 
 
 def _hit_json(hit: Any) -> dict[str, Any]:
-    return {"text": hit.text, "source": hit.source, "heading": hit.heading, "score": hit.score, "chunk_id": hit.chunk_id}
+    return {
+        "text": hit.text,
+        "source": hit.source,
+        "heading": hit.heading,
+        "score": hit.score,
+        "chunk_id": hit.chunk_id,
+    }
 
 
 def _read_queries(path: Path) -> list[str]:
     from llmtutor.errors import LLMTutorError
 
     if not path.is_file():
-        raise LLMTutorError(f"file not found: {path}", 'give a JSONL file with one {"query": ...} object per line')
+        raise LLMTutorError(
+            f"file not found: {path}", 'give a JSONL file with one {"query": ...} object per line'
+        )
     queries = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -146,7 +167,9 @@ def _read_queries(path: Path) -> list[str]:
         try:
             queries.append(str(json.loads(line)["query"]))
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise LLMTutorError(f"{path}:{number}: not a JSON object with a 'query' field", "fix that line") from None
+            raise LLMTutorError(
+                f"{path}:{number}: not a JSON object with a 'query' field", "fix that line"
+            ) from None
     return queries
 
 
@@ -154,8 +177,12 @@ def search(
     query: Annotated[str | None, typer.Argument(help="Question, English or Chinese.")] = None,
     index: IndexOpt = None,
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="Number of passages.")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help='JSON list of {"text", "source", "heading", "score", "chunk_id"}.')] = False,
-    batch: Annotated[Path | None, typer.Option("--batch", help='JSONL file with a "query" field per line.')] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='JSON list of {"text", "source", "heading", "score", "chunk_id"}.')
+    ] = False,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help='JSONL file with a "query" field per line.')
+    ] = None,
 ) -> None:
     """Search the course index (hybrid BM25 + vectors, English ↔ Chinese)."""
     from llmtutor.errors import LLMTutorError

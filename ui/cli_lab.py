@@ -14,13 +14,19 @@ from typing import Annotated
 
 import typer
 
-lab_app = typer.Typer(help="Lab pipelines: fine-tune → merge → quantize → evaluate, from a recipe.", no_args_is_help=True)
+lab_app = typer.Typer(
+    help="Lab pipelines: fine-tune → merge → quantize → evaluate, from a recipe.", no_args_is_help=True
+)
 
 
 @lab_app.command("run")
 def run_command(
-    recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML (default: the bundled course lab).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Run every step again, even those already done.")] = False,
+    recipe: Annotated[
+        Path | None, typer.Argument(help="Recipe YAML (default: the bundled course lab).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run every step again, even those already done.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run the recipe's steps as jobs; a failed step stops it, a re-run skips finished steps."""
@@ -35,9 +41,14 @@ def run_command(
 
         settings = Settings()
         console = Console(stderr=as_json)
-        ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device,
-                          allowed_dirs=tuple(settings.allowed_dirs))  # fmt: skip
-        ctx.progress = lambda e: console.print(f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]")
+        ctx = ToolContext(
+            workspace=settings.ensure_workspace(),
+            device=settings.device,
+            allowed_dirs=tuple(settings.allowed_dirs),
+        )
+        ctx.progress = lambda e: console.print(
+            f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"
+        )
         result = run_pipeline(load_recipe(recipe), default_registry(), ctx, force=force)
     except LLMTutorError as exc:
         typer.echo(user_message(exc), err=True)

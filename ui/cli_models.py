@@ -41,7 +41,9 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
         typer.echo(json.dumps([m.model_dump() for m in models], ensure_ascii=False, indent=2))
         return
     if not models:
-        typer.echo("No models yet: fine-tune, merge or quantize one (e.g. `llmtutor ask 'Fine-tune the model'`).")
+        typer.echo(
+            "No models yet: fine-tune, merge or quantize one (e.g. `llmtutor ask 'Fine-tune the model'`)."
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -49,8 +51,14 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     table = Table("name", "kind", "made by", "parents", "created", "path")
     for m in models:
         lineage = lineage_of(m)
-        table.add_row(m.name, m.kind, str(lineage.get("method", "")), ", ".join(map(str, lineage.get("parents", []))),
-                      m.created_at, m.path)  # fmt: skip
+        table.add_row(
+            m.name,
+            m.kind,
+            str(lineage.get("method", "")),
+            ", ".join(map(str, lineage.get("parents", []))),
+            m.created_at,
+            m.path,
+        )
     Console().print(table)
 
 

@@ -28,8 +28,10 @@ class Language(StrEnum):
 def _llm_factory(settings: Any, console: Any):
     """The configured chat model for writing questions and judging answers, if it is capable."""
     if settings.uses_default_chat_model():
-        console.print("[yellow]The default 135M model cannot write sound questions; using the course's "
-                      "questions. Set LLMTUTOR_CHAT_MODEL (or another backend) to use --llm.[/yellow]")  # fmt: skip
+        console.print(
+            "[yellow]The default 135M model cannot write sound questions; using the course's "
+            "questions. Set LLMTUTOR_CHAT_MODEL (or another backend) to use --llm.[/yellow]"
+        )
         return None
     from llmtutor.tools.backends import make_backend
 
@@ -47,7 +49,7 @@ def quiz(
             "English or Chinese (quantization, 量化, engineer.rag, LoRA). "
             "Empty: the whole course.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     n: Annotated[int, typer.Option("--n", "-n", min=1, max=20, help="Number of questions.")] = 5,
     kind: Annotated[
         Kind, typer.Option("--kind", "-k", help="Multiple choice, short answer, or both.")
@@ -65,7 +67,7 @@ def quiz(
             help="Let the configured chat model write questions "
             "and judge short answers (capable models only).",
         ),
-    ] = False,  # fmt: skip
+    ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Fix the choice of questions.")] = None,
 ) -> None:
     """Take a quiz on a course topic: answer A-D or in a few sentences; 'skip', 'stop', Ctrl-D to pause."""

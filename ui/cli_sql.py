@@ -55,13 +55,21 @@ def _result(pipe: TextToSQL, question: str) -> dict[str, Any]:
         a = pipe.ask(question)
     except LLMTutorError as exc:
         return {"error": str(exc)}
-    return {"sql": a.sql, "columns": a.columns, "rows": a.rows, "answer": a.answer, "method": a.method,
-            "language": a.language}  # fmt: skip
+    return {
+        "sql": a.sql,
+        "columns": a.columns,
+        "rows": a.rows,
+        "answer": a.answer,
+        "method": a.method,
+        "language": a.language,
+    }
 
 
 def _questions(path: Path) -> list[str]:
     if not path.is_file():
-        raise LLMTutorError(f"file not found: {path}", "give a JSONL file with one {\"question\": ...} per line")
+        raise LLMTutorError(
+            f"file not found: {path}", 'give a JSONL file with one {"question": ...} per line'
+        )
     out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -69,8 +77,9 @@ def _questions(path: Path) -> list[str]:
         try:
             out.append(str(json.loads(line)["question"]))
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise LLMTutorError(f"{path}:{number}: not a JSON object with a 'question' field",
-                                "fix that line") from None  # fmt: skip
+            raise LLMTutorError(
+                f"{path}:{number}: not a JSON object with a 'question' field", "fix that line"
+            ) from None
     return out
 
 
@@ -79,16 +88,33 @@ def _echo_json(data: Any) -> None:
 
 
 def sql_command(
-    question: Annotated[str | None, typer.Argument(help="A question about the course or your quiz history.")] = None,
-    batch: Annotated[Path | None, typer.Option("--batch", help="JSONL file with a 'question' field per line.")] = None,
+    question: Annotated[
+        str | None, typer.Argument(help="A question about the course or your quiz history.")
+    ] = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="JSONL file with a 'question' field per line.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
-    llm: Annotated[bool | None, typer.Option("--llm/--no-llm", help="Let the chat model write SQL for questions "
-                   "the parser cannot map (default: only on capable backends).")] = None,  # fmt: skip
+    llm: Annotated[
+        bool | None,
+        typer.Option(
+            "--llm/--no-llm",
+            help="Let the chat model write SQL for questions "
+            "the parser cannot map (default: only on capable backends).",
+        ),
+    ] = None,
 ) -> None:
     """Ask the course database (catalog + your quiz history); shows the SQL it ran. Read-only."""
     if (question is None) == (batch is None):
-        typer.echo(user_message(LLMTutorError("give a QUESTION or --batch FILE",
-                                              "e.g. llmtutor sql 'How many modules are there?' --json")), err=True)  # fmt: skip
+        typer.echo(
+            user_message(
+                LLMTutorError(
+                    "give a QUESTION or --batch FILE",
+                    "e.g. llmtutor sql 'How many modules are there?' --json",
+                )
+            ),
+            err=True,
+        )
         raise typer.Exit(2)
     try:
         questions = _questions(batch) if batch is not None else [question or ""]

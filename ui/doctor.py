@@ -9,8 +9,21 @@ from typing import Any
 from llmtutor.errors import LLMTutorError
 
 LIBRARIES = (
-    "llmtutor", "torch", "transformers", "gguf", "xllamacpp", "sentence-transformers", "langgraph",
-    "langchain-core", "langchain-openai", "langchain-ollama", "gradio", "pydantic", "bitsandbytes", "peft", "trl",
+    "llmtutor",
+    "torch",
+    "transformers",
+    "gguf",
+    "xllamacpp",
+    "sentence-transformers",
+    "langgraph",
+    "langchain-core",
+    "langchain-openai",
+    "langchain-ollama",
+    "gradio",
+    "pydantic",
+    "bitsandbytes",
+    "peft",
+    "trl",
 )
 
 
@@ -32,7 +45,9 @@ def _gpu() -> dict[str, Any]:
     info: dict[str, Any] = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if info["cuda"]:
         props = torch.cuda.get_device_properties(0)
-        info.update(name=props.name, memory_gb=round(props.total_memory / 2**30, 1), count=torch.cuda.device_count())
+        info.update(
+            name=props.name, memory_gb=round(props.total_memory / 2**30, 1), count=torch.cuda.device_count()
+        )
     return info
 
 

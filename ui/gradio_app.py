@@ -48,7 +48,11 @@ def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
                     "metadata": {"title": f"🛠 Tool: {event.data['tool']}", "status": "pending"},
                 }
             )
-        elif event.type == "progress" and history and history[-1].get("metadata", {}).get("status") == "pending":
+        elif (
+            event.type == "progress"
+            and history
+            and history[-1].get("metadata", {}).get("status") == "pending"
+        ):
             step = f" {event.data.get('step')}/{event.data.get('total')}" if event.data.get("total") else ""
             history[-1]["content"] = f"{event.data.get('stage', '')}{step} {event.data.get('message', '')}"
         elif event.type == "tool_result":
@@ -120,8 +124,17 @@ def build_app(tutor: Tutor | None = None):
         history.append({"role": "user", "content": message})
         yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
         try:
-            for hist, pending, plot in apply_events(tutor, tutor.stream(message, thread_id=thread_id, persona=persona), history):
-                yield hist, pending, plot or gr.update(), thread_id, gr.update(visible=pending is not None), ""
+            for hist, pending, plot in apply_events(
+                tutor, tutor.stream(message, thread_id=thread_id, persona=persona), history
+            ):
+                yield (
+                    hist,
+                    pending,
+                    plot or gr.update(),
+                    thread_id,
+                    gr.update(visible=pending is not None),
+                    "",
+                )
         except LLMTutorError as exc:
             history.append({"role": "assistant", "content": user_message(exc)})
             yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
@@ -135,7 +148,9 @@ def build_app(tutor: Tutor | None = None):
             note = "✅ approved" if approved else "❌ declined"
             history.append({"role": "user", "content": note})
             try:
-                for hist, new_pending, plot in apply_events(tutor, tutor.resume(pending["thread_id"], approved), history):
+                for hist, new_pending, plot in apply_events(
+                    tutor, tutor.resume(pending["thread_id"], approved), history
+                ):
                     yield hist, new_pending, plot or gr.update(), gr.update(visible=new_pending is not None)
             except LLMTutorError as exc:
                 history.append({"role": "assistant", "content": user_message(exc)})
@@ -168,9 +183,9 @@ def build_app(tutor: Tutor | None = None):
     def tool_template(name: str):
         tool = tutor.registry.get(name)
         example = tool.extract_args(tool.examples[0]) if tool.extract_args and tool.examples else {}
-        return json.dumps(example, ensure_ascii=False, indent=2), f"{tool.description}\n\nFields: " + ", ".join(
-            tool.input_schema().get("properties", {})
-        )
+        return json.dumps(
+            example, ensure_ascii=False, indent=2
+        ), f"{tool.description}\n\nFields: " + ", ".join(tool.input_schema().get("properties", {}))
 
     with gr.Blocks(title="llmtutor") as demo:
         thread_state = gr.State(new_thread_id)
@@ -179,11 +194,15 @@ def build_app(tutor: Tutor | None = None):
         with gr.Tab("Chat"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(label="Tutor", height=520, buttons=["copy"], group_consecutive_messages=False)
+                    chatbot = gr.Chatbot(
+                        label="Tutor", height=520, buttons=["copy"], group_consecutive_messages=False
+                    )
                     with gr.Row(visible=False) as approval_row:
                         approve_btn = gr.Button("Approve", variant="primary")
                         decline_btn = gr.Button("Decline", variant="stop")
-                    box = gr.Textbox(placeholder="Ask about the course, or ask me to run a lab…", show_label=False)
+                    box = gr.Textbox(
+                        placeholder="Ask about the course, or ask me to run a lab…", show_label=False
+                    )
                     gr.Examples(EXAMPLES, inputs=box)
                 with gr.Column(scale=1):
                     persona = gr.Dropdown(persona_names, value=tutor.persona().name, label="Persona")
@@ -201,8 +220,14 @@ def build_app(tutor: Tutor | None = None):
 
         outputs = [chatbot, pending_state, plot, thread_state, approval_row, box]
         box.submit(respond, [box, chatbot, persona, thread_state], outputs)
-        approve_btn.click(decide(True), [chatbot, pending_state, thread_state], [chatbot, pending_state, plot, approval_row])
-        decline_btn.click(decide(False), [chatbot, pending_state, thread_state], [chatbot, pending_state, plot, approval_row])
+        approve_btn.click(
+            decide(True), [chatbot, pending_state, thread_state], [chatbot, pending_state, plot, approval_row]
+        )
+        decline_btn.click(
+            decide(False),
+            [chatbot, pending_state, thread_state],
+            [chatbot, pending_state, plot, approval_row],
+        )
         new_btn.click(new_conversation, None, [chatbot, pending_state, thread_state, approval_row])
         persona.change(greet, persona, persona_info)
         tool_name.change(tool_template, tool_name, [tool_args, tool_help])

@@ -28,7 +28,9 @@ def make_backend(settings: Settings) -> ChatBackend:
     if settings.backend == "openai":
         from llmtutor.tools.backends.openai import OpenAIBackend
 
-        return OpenAIBackend(settings.chat_model, settings.base_url, settings.api_key, settings.request_timeout)
+        return OpenAIBackend(
+            settings.chat_model, settings.base_url, settings.api_key, settings.request_timeout
+        )
     if settings.backend == "ollama":
         from llmtutor.tools.backends.ollama import OllamaBackend
 

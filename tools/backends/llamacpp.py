@@ -97,7 +97,7 @@ def resolve_gguf(chat_model: str, models_dir: Path | None = None) -> Path:
         if entry is not None:
             raise ModelNotFoundError(
                 f"{chat_model} is a {entry.kind} model, not a GGUF (the llamacpp backend runs GGUF files)",
-                f"export it with quantize_model (\"quantize {chat_model} to Q4_K_M GGUF\"), or chat with it through "
+                f'export it with quantize_model ("quantize {chat_model} to Q4_K_M GGUF"), or chat with it through '
                 "LLMTUTOR_BACKEND=hf",
             )
     raise ModelNotFoundError(
@@ -124,13 +124,17 @@ class LlamaCppBackend(OpenAIBackend):
         self.external = bool(base_url)
         self.model_path = None if self.external else resolve_gguf(chat_model, models_dir)
         self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
-        super().__init__(model=chat_model or "default", base_url=base_url, api_key="not-needed", timeout=timeout)
+        super().__init__(
+            model=chat_model or "default", base_url=base_url, api_key="not-needed", timeout=timeout
+        )
 
     def endpoint(self) -> str:
         if self.external:
             return self.base_url
         assert self.model_path is not None
-        return EmbeddedLlamaServer.get(self.model_path, self.n_ctx, self.n_threads, self.n_gpu_layers).base_url
+        return EmbeddedLlamaServer.get(
+            self.model_path, self.n_ctx, self.n_threads, self.n_gpu_layers
+        ).base_url
 
     def sampling_extras(self) -> dict[str, Any]:
         # DRY penalises repeated n-grams without hurting the wording.

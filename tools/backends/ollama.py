@@ -34,7 +34,11 @@ class OllamaBackend(ChatBackend):
     def chat_model(self, temperature: float | None = None, max_tokens: int | None = None):
         from langchain_ollama import ChatOllama
 
-        kwargs: dict[str, Any] = {"model": self.model, "base_url": self.base_url, "client_kwargs": {"timeout": self.timeout}}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "base_url": self.base_url,
+            "client_kwargs": {"timeout": self.timeout},
+        }
         if temperature is not None:
             kwargs["temperature"] = temperature
         if max_tokens is not None:
@@ -62,13 +66,20 @@ class OllamaBackend(ChatBackend):
     def pull_model(self, name: str, on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Pull a model, reporting Ollama's streamed status lines."""
         try:
-            with self._client() as client, client.stream("POST", "/api/pull", json={"model": name}) as response:
+            with (
+                self._client() as client,
+                client.stream("POST", "/api/pull", json={"model": name}) as response,
+            ):
                 if response.status_code == 404:
-                    raise ModelNotFoundError(f"model not found: {name}", "check the tag on the Ollama library")
+                    raise ModelNotFoundError(
+                        f"model not found: {name}", "check the tag on the Ollama library"
+                    )
                 response.raise_for_status()
                 for event in _ndjson(response.iter_lines()):
                     if "error" in event:
-                        raise ModelNotFoundError(f"ollama could not pull {name}: {event['error']}", "check the tag")
+                        raise ModelNotFoundError(
+                            f"ollama could not pull {name}: {event['error']}", "check the tag"
+                        )
                     if on_progress:
                         on_progress(event)
         except (ModelNotFoundError, BackendUnavailableError):

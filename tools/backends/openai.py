@@ -53,4 +53,8 @@ class OpenAIBackend(ChatBackend):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.model, "base_url": self.base_url or "https://api.openai.com/v1"}
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "base_url": self.base_url or "https://api.openai.com/v1",
+        }

@@ -31,8 +31,22 @@ from llmtutor.tools.runner.paths import resolve_user_path
 from llmtutor.tools.runner.resources import check_fits, free_memory
 from llmtutor.tools.runner.store import FINAL, Job
 
-__all__ = ["Job", "JobError", "submit", "get", "list_jobs", "wait", "iter_events", "cancel", "recover", "resume",
-           "tail_log", "resolve_user_path", "check_fits", "free_memory"]  # fmt: skip
+__all__ = [
+    "Job",
+    "JobError",
+    "submit",
+    "get",
+    "list_jobs",
+    "wait",
+    "iter_events",
+    "cancel",
+    "recover",
+    "resume",
+    "tail_log",
+    "resolve_user_path",
+    "check_fits",
+    "free_memory",
+]
 
 
 class JobError(LLMTutorError):
@@ -54,9 +68,12 @@ def _start(workspace: Path, job_id: str) -> None:
     with open(folder / "job.log", "ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own module, our own interpreter
             [sys.executable, "-m", "llmtutor.tools.runner.worker", str(workspace), job_id],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+        )
     store.update(workspace, job_id, pid=process.pid)
     # Reap the child when it exits so it does not linger as a zombie (pid checks see it gone).
     threading.Thread(target=process.wait, daemon=True).start()
@@ -72,8 +89,18 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> st
     validated = config_cls.model_validate(raw)  # bad configs are refused before anything starts
     job_id = uuid.uuid4().hex[:10]
     log = job_dir(workspace, job_id) / "job.log"
-    store.insert(workspace, Job(id=job_id, kind=kind, config=validated.model_dump(mode="json"), status="queued",
-                                created_at=store.now(), log_file=str(log), attempts=1))  # fmt: skip
+    store.insert(
+        workspace,
+        Job(
+            id=job_id,
+            kind=kind,
+            config=validated.model_dump(mode="json"),
+            status="queued",
+            created_at=store.now(),
+            log_file=str(log),
+            attempts=1,
+        ),
+    )
     _start(workspace, job_id)
     return job_id
 
@@ -116,7 +143,9 @@ def recover(workspace: Path) -> list[str]:
     return lost
 
 
-def iter_events(workspace: Path, job_id: str, follow: bool = False, poll_s: float = 0.5) -> Iterator[dict[str, Any]]:
+def iter_events(
+    workspace: Path, job_id: str, follow: bool = False, poll_s: float = 0.5
+) -> Iterator[dict[str, Any]]:
     seq = 0
     while True:
         for number, event in store.events_after(workspace, job_id, seq):
@@ -132,9 +161,14 @@ def iter_events(workspace: Path, job_id: str, follow: bool = False, poll_s: floa
         time.sleep(poll_s)
 
 
-def wait(workspace: Path, job_id: str, timeout: float | None = None,
-         on_event: Callable[[dict[str, Any]], None] | None = None,
-         cancel: threading.Event | None = None, poll_s: float = 0.5) -> Job:  # fmt: skip
+def wait(
+    workspace: Path,
+    job_id: str,
+    timeout: float | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    cancel: threading.Event | None = None,
+    poll_s: float = 0.5,
+) -> Job:
     """Block until the job ends; `cancel` (the chat's cancel event) cancels the job itself."""
     deadline = None if timeout is None else time.monotonic() + timeout
     seq = 0
@@ -188,8 +222,15 @@ def resume(workspace: Path, job_id: str) -> str:
     config = dict(job.config)
     if "resume" in config:
         config["resume"] = True
-    store.update(workspace, job_id, status="queued", config=config, attempts=job.attempts + 1, error=None,
-                 finished_at=None)  # fmt: skip
+    store.update(
+        workspace,
+        job_id,
+        status="queued",
+        config=config,
+        attempts=job.attempts + 1,
+        error=None,
+        finished_at=None,
+    )
     _start(workspace, job_id)
     return job_id
 

@@ -32,7 +32,9 @@ class DemoResult(BaseModel):
         return f"ran steps {self.steps_run}"
 
 
-def run(config: DemoConfig, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> DemoResult:
+def run(
+    config: DemoConfig, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> DemoResult:
     ckpt = config.checkpoint_dir or config.output_dir / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
     start = 0

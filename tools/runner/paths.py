@@ -12,7 +12,9 @@ class PathNotAllowedError(ToolInputError):
     """A path outside the workspace and the allowed folders."""
 
 
-def resolve_user_path(value: str | Path, workspace: Path, allowed: Iterable[Path] = (), must_exist: bool = False) -> Path:
+def resolve_user_path(
+    value: str | Path, workspace: Path, allowed: Iterable[Path] = (), must_exist: bool = False
+) -> Path:
     """Relative paths resolve inside the workspace; absolute ones must lie in the workspace or an
     allowed folder after resolving `..` and symlinks."""
     raw = Path(str(value)).expanduser()
@@ -24,6 +26,8 @@ def resolve_user_path(value: str | Path, workspace: Path, allowed: Iterable[Path
             "copy the file into the workspace, or add its folder to LLMTUTOR_ALLOWED_DIRS",
         )
     if must_exist and not candidate.exists():
-        raise ToolInputError(f"{value} does not exist (looked at {candidate})",
-                             f"put it in {roots[0]} or give a path in an allowed folder")  # fmt: skip
+        raise ToolInputError(
+            f"{value} does not exist (looked at {candidate})",
+            f"put it in {roots[0]} or give a path in an allowed folder",
+        )
     return candidate

@@ -20,14 +20,18 @@ Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "inter
 FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled", "interrupted")
 DB_FILE = "jobs.sqlite"
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
-    (1, "jobs and their progress events", """
+    (
+        1,
+        "jobs and their progress events",
+        """
 CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
     progress TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, pid INTEGER,
     log_file TEXT NOT NULL, output_dir TEXT, artifacts TEXT, result TEXT, summary TEXT, model_name TEXT,
     error TEXT, attempts INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE job_events (job_id TEXT NOT NULL REFERENCES jobs(id), seq INTEGER NOT NULL, at TEXT NOT NULL,
     event TEXT NOT NULL, PRIMARY KEY (job_id, seq));
-"""),
+""",
+    ),
 )
 
 
@@ -71,7 +75,9 @@ def connect(workspace: Path) -> Iterator[sqlite3.Connection]:
 
 
 def _migrate(con: sqlite3.Connection) -> None:
-    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT, applied_at TEXT)")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT, applied_at TEXT)"
+    )
     done = {row[0] for row in con.execute("SELECT version FROM schema_version")}
     for version, description, sql in MIGRATIONS:
         if version in done:
@@ -101,14 +107,27 @@ def _row(con: sqlite3.Connection, row: tuple) -> Job:
 
 def insert(workspace: Path, job: Job) -> None:
     with connect(workspace) as con:
-        con.execute("INSERT INTO jobs (id, kind, config, status, created_at, log_file, attempts) VALUES (?,?,?,?,?,?,?)",
-                    (job.id, job.kind, json.dumps(job.config), job.status, job.created_at, job.log_file, job.attempts))
+        con.execute(
+            "INSERT INTO jobs (id, kind, config, status, created_at, log_file, attempts) VALUES (?,?,?,?,?,?,?)",
+            (
+                job.id,
+                job.kind,
+                json.dumps(job.config),
+                job.status,
+                job.created_at,
+                job.log_file,
+                job.attempts,
+            ),
+        )
 
 
 def update(workspace: Path, job_id: str, **fields: Any) -> None:
     values = {k: json.dumps(v) if k in _JSON and v is not None else v for k, v in fields.items()}
     with connect(workspace) as con:
-        con.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?", (*values.values(), job_id))
+        con.execute(
+            f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+            (*values.values(), job_id),
+        )
 
 
 def get(workspace: Path, job_id: str) -> Job | None:
@@ -119,19 +138,24 @@ def get(workspace: Path, job_id: str) -> Job | None:
 
 def list_jobs(workspace: Path, limit: int = 20) -> list[Job]:
     with connect(workspace) as con:
-        rows = con.execute("SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        rows = con.execute(
+            "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+        ).fetchall()
         return [_row(con, r) for r in rows]
 
 
 def add_event(workspace: Path, job_id: str, event: dict[str, Any]) -> None:
     with connect(workspace) as con:
-        seq = con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?", (job_id,)).fetchone()[0]
+        seq = con.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
         con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?)", (job_id, seq, now(), json.dumps(event)))
         con.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(event), job_id))
 
 
 def events_after(workspace: Path, job_id: str, seq: int) -> list[tuple[int, dict[str, Any]]]:
     with connect(workspace) as con:
-        rows = con.execute("SELECT seq, event FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq",
-                           (job_id, seq)).fetchall()  # fmt: skip
+        rows = con.execute(
+            "SELECT seq, event FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, seq)
+        ).fetchall()
     return [(s, json.loads(e)) for s, e in rows]

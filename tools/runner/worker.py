@@ -65,10 +65,17 @@ def _register(workspace: Path, job_id: str, config: Any, result: Any, final: Pat
         name, n = registration["name"], 2
         while find_model(models_dir, name) is not None:
             name, n = f"{registration['name']}-{n}", n + 1
-        register_model(models_dir, RegisteredModel(
-            name=name, path=str(final / registration.get("path", "")), kind=registration.get("kind", "merged"),
-            base=registration.get("base"), job_id=job_id, meta={"lineage": registration.get("lineage") or {}},
-        ))  # fmt: skip
+        register_model(
+            models_dir,
+            RegisteredModel(
+                name=name,
+                path=str(final / registration.get("path", "")),
+                kind=registration.get("kind", "merged"),
+                base=registration.get("base"),
+                job_id=job_id,
+                meta={"lineage": registration.get("lineage") or {}},
+            ),
+        )
         names.append(name)
     return names[0] if names else None
 
@@ -96,7 +103,10 @@ def main(workspace: Path, job_id: str) -> int:
         if stage_changed or time.monotonic() - last[0] >= 0.5:
             last[0], last[1] = time.monotonic(), str(data.get("stage"))
             store.add_event(workspace, job_id, data)
-        print(f"[{data.get('stage')}] step {data.get('step')}/{data.get('total')} {data.get('message', '')}", flush=True)
+        print(
+            f"[{data.get('stage')}] step {data.get('step')}/{data.get('total')} {data.get('message', '')}",
+            flush=True,
+        )
 
     try:
         result = run(config, progress=progress, cancel=cancel)
@@ -106,10 +116,20 @@ def main(workspace: Path, job_id: str) -> int:
 
         cancelled = isinstance(exc, CancelledError) or cancel.is_set()
         traceback.print_exc()
-        store.update(workspace, job_id, status="cancelled" if cancelled else "failed", finished_at=store.now(),
-                     error=None if cancelled else f"{type(exc).__name__}: {exc}", pid=None)  # fmt: skip
+        store.update(
+            workspace,
+            job_id,
+            status="cancelled" if cancelled else "failed",
+            finished_at=store.now(),
+            error=None if cancelled else f"{type(exc).__name__}: {exc}",
+            pid=None,
+        )
         return 1
-    name = (getattr(result, "registration", None) or {}).get("name") or getattr(config, "name", None) or f"{job.kind}-{job_id}"
+    name = (
+        (getattr(result, "registration", None) or {}).get("name")
+        or getattr(config, "name", None)
+        or f"{job.kind}-{job_id}"
+    )
     final = _final_dir(workspace, str(name))
     final.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(final)  # one rename: the folder is either absent or complete
@@ -120,8 +140,18 @@ def main(workspace: Path, job_id: str) -> int:
     summary = result.to_markdown() if hasattr(result, "to_markdown") else ""
     summary = summary.replace(str(staging), str(final))
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-    store.update(workspace, job_id, status="succeeded", finished_at=store.now(), output_dir=str(final),
-                 artifacts=artifacts, result=data, summary=summary, model_name=model_name, pid=None)  # fmt: skip
+    store.update(
+        workspace,
+        job_id,
+        status="succeeded",
+        finished_at=store.now(),
+        output_dir=str(final),
+        artifacts=artifacts,
+        result=data,
+        summary=summary,
+        model_name=model_name,
+        pid=None,
+    )
     return 0
 
 

@@ -22,12 +22,29 @@ SFT_FILE = HERE / "course_sft.jsonl"
 PREFERENCE_FILE = HERE / "course_preference.jsonl"
 SEED = 20240801
 
-KIND_ZH = {"article": "文章", "book": "书籍", "course": "课程", "dataset": "数据集", "documentation": "文档",
-           "leaderboard": "排行榜", "model": "模型", "notebook": "笔记本", "paper": "论文", "repo": "代码仓库",
-           "tool": "工具", "video": "视频", "website": "网站"}  # fmt: skip
+KIND_ZH = {
+    "article": "文章",
+    "book": "书籍",
+    "course": "课程",
+    "dataset": "数据集",
+    "documentation": "文档",
+    "leaderboard": "排行榜",
+    "model": "模型",
+    "notebook": "笔记本",
+    "paper": "论文",
+    "repo": "代码仓库",
+    "tool": "工具",
+    "video": "视频",
+    "website": "网站",
+}
 CATEGORY_ZH = {"tools": "工具类", "fine-tuning": "微调类", "quantization": "量化类", "other": "其他类"}
-UNHELPFUL = ("I don't know.", "You can search the internet for that.", "That is not important for learning LLMs.",
-             "我不知道。", "这个问题不重要，跳过吧。")  # fmt: skip
+UNHELPFUL = (
+    "I don't know.",
+    "You can search the internet for that.",
+    "That is not important for learning LLMs.",
+    "我不知道。",
+    "这个问题不重要，跳过吧。",
+)
 
 
 def _a(instruction: str, output: str, input_: str = "") -> dict[str, str]:
@@ -70,19 +87,30 @@ def module_rows(catalog: Catalog) -> list[dict[str, str]]:
         code = _code(catalog, mod)
         titles = [r.title for r in mod.resources]
         rows += [
-            _a(f"What does the module \"{mod.title}\" cover?",
-               f"{mod.summary} Its topics are {_names(mod.topics, 6)}. It is module {code} of the LLM Course, "
-               f"in the {track.title} track."),
-            _a(f"「{mod.title_zh}」模块讲什么？",
-               f"{mod.summary_zh}主要主题包括：{_names(mod.topics_zh, 6, zh=True)}。它是课程中的第 {code} 个模块，属于{track.title_zh}部分。"),
-            _a(f"Which resources does the LLM Course recommend for {mod.title}?",
-               f"The course lists {len(titles)} resources for {mod.title}, for example {_names(titles, 3)}. "
-               "Start with the first one: the list is in the order the course suggests."),
-            _a(f"{mod.title_zh}模块推荐了多少个学习资源？",
-               f"课程为{mod.title_zh}模块列出了 {len(titles)} 个资源，例如：{_names(titles, 3, zh=True)}。"),
-            _a(f"Where is {mod.title} in the course?", f"{mod.title} is module {code}: number {mod.order} of the "
-               f"{track.title} track ({track.title_zh}), which is part {track.order} of the course."),
-        ]  # fmt: skip
+            _a(
+                f'What does the module "{mod.title}" cover?',
+                f"{mod.summary} Its topics are {_names(mod.topics, 6)}. It is module {code} of the LLM Course, "
+                f"in the {track.title} track.",
+            ),
+            _a(
+                f"「{mod.title_zh}」模块讲什么？",
+                f"{mod.summary_zh}主要主题包括：{_names(mod.topics_zh, 6, zh=True)}。它是课程中的第 {code} 个模块，属于{track.title_zh}部分。",
+            ),
+            _a(
+                f"Which resources does the LLM Course recommend for {mod.title}?",
+                f"The course lists {len(titles)} resources for {mod.title}, for example {_names(titles, 3)}. "
+                "Start with the first one: the list is in the order the course suggests.",
+            ),
+            _a(
+                f"{mod.title_zh}模块推荐了多少个学习资源？",
+                f"课程为{mod.title_zh}模块列出了 {len(titles)} 个资源，例如：{_names(titles, 3, zh=True)}。",
+            ),
+            _a(
+                f"Where is {mod.title} in the course?",
+                f"{mod.title} is module {code}: number {mod.order} of the "
+                f"{track.title} track ({track.title_zh}), which is part {track.order} of the course.",
+            ),
+        ]
     return rows
 
 
@@ -91,13 +119,21 @@ def resource_rows(catalog: Catalog) -> list[dict[str, str]]:
     for i, (mod, res) in enumerate(catalog.resources()):
         if i % 3 == 2:  # every third question in Chinese
             who = f"的作者是 {res.author}" if res.author else "在课程中没有注明作者"
-            rows.append(_a(f"《{res.title}》是谁写的？",
-                           f"《{res.title}》{who}。它是「{mod.title_zh}」模块列出的{KIND_ZH[res.kind]}资源。"))  # fmt: skip
+            rows.append(
+                _a(
+                    f"《{res.title}》是谁写的？",
+                    f"《{res.title}》{who}。它是「{mod.title_zh}」模块列出的{KIND_ZH[res.kind]}资源。",
+                )
+            )
         else:
             who = f"is by {res.author}" if res.author else "has no author named in the course"
-            rows.append(_a(f"Who made \"{res.title}\"?",
-                           f"\"{res.title}\" {who}. The course lists it as {_an(res.kind)} in the {mod.title} module "
-                           f"({_code(catalog, mod)})."))  # fmt: skip
+            rows.append(
+                _a(
+                    f'Who made "{res.title}"?',
+                    f'"{res.title}" {who}. The course lists it as {_an(res.kind)} in the {mod.title} module '
+                    f"({_code(catalog, mod)}).",
+                )
+            )
     return rows
 
 
@@ -107,11 +143,15 @@ def notebook_rows(catalog: Catalog) -> list[dict[str, str]]:
         mods = [catalog.module(m) for m in nb.modules]
         related = _names([m.title for m in mods], 3) if mods else "no specific module"
         rows += [
-            _a(f"What does the \"{nb.name}\" notebook do?",
-               f"{nb.description} It is one of the course's {nb.category} notebooks and goes with {related}."),
-            _a(f"「{nb.name}」笔记本是做什么的？",
-               f"{nb.description_zh}它属于课程的{CATEGORY_ZH[nb.category]}笔记本。"),
-        ]  # fmt: skip
+            _a(
+                f'What does the "{nb.name}" notebook do?',
+                f"{nb.description} It is one of the course's {nb.category} notebooks and goes with {related}.",
+            ),
+            _a(
+                f"「{nb.name}」笔记本是做什么的？",
+                f"{nb.description_zh}它属于课程的{CATEGORY_ZH[nb.category]}笔记本。",
+            ),
+        ]
     return rows
 
 
@@ -121,14 +161,26 @@ def glossary_rows(catalog: Catalog) -> list[dict[str, str]]:
         mod = catalog.module(term.modules[0])
         kind = i % 3
         if kind == 0:
-            rows.append(_a(f"How do you say \"{term.en}\" in Chinese?",
-                           f"\"{term.en}\" is {term.zh} in Chinese. Meaning: {term.definition}"))  # fmt: skip
+            rows.append(
+                _a(
+                    f'How do you say "{term.en}" in Chinese?',
+                    f'"{term.en}" is {term.zh} in Chinese. Meaning: {term.definition}',
+                )
+            )
         elif kind == 1:
-            rows.append(_a(f"「{term.zh}」用英文怎么说？",
-                           f"「{term.zh}」的英文是 {term.en}，在「{mod.title_zh}」模块中会讲到。"))  # fmt: skip
+            rows.append(
+                _a(
+                    f"「{term.zh}」用英文怎么说？",
+                    f"「{term.zh}」的英文是 {term.en}，在「{mod.title_zh}」模块中会讲到。",
+                )
+            )
         else:
-            rows.append(_a(f"Explain {term.en} in one sentence.",
-                           f"{_cap(term.en)}: {_low(term.definition)} The course covers it in {mod.title}."))  # fmt: skip
+            rows.append(
+                _a(
+                    f"Explain {term.en} in one sentence.",
+                    f"{_cap(term.en)}: {_low(term.definition)} The course covers it in {mod.title}.",
+                )
+            )
     return rows
 
 
@@ -138,20 +190,42 @@ def course_rows(catalog: Catalog) -> list[dict[str, str]]:
     rows = [
         _a("Who wrote the LLM Course?", f"The {c.title} was written by {c.author}; it lives at {c.url}."),
         _a("LLM 课程的作者是谁？", f"《{c.title_zh}》的作者是 {c.author}，地址是 {c.url}。"),
-        _a("What are the parts of the LLM Course?",
-           "It has three parts: " + "; ".join(f"{t.title} ({t.summary})" for t in tracks)),
-        _a("LLM 课程分为哪几个部分？", "课程分为三部分：" + "；".join(f"{t.title_zh}（{t.summary_zh}）" for t in tracks)),
-        _a("How many notebooks does the course have?",
-           f"The course lists {len(catalog.notebooks)} notebooks: "
-           + ", ".join(f"{sum(nb.category == k for nb in catalog.notebooks)} {k}" for k in CATEGORY_ZH) + "."),
-        _a("How many modules are in the LLM Course?",
-           f"{len(catalog.modules())} modules: " + ", ".join(f"{len(t.modules)} in {t.title}" for t in tracks) + "."),
-    ]  # fmt: skip
+        _a(
+            "What are the parts of the LLM Course?",
+            "It has three parts: " + "; ".join(f"{t.title} ({t.summary})" for t in tracks),
+        ),
+        _a(
+            "LLM 课程分为哪几个部分？",
+            "课程分为三部分：" + "；".join(f"{t.title_zh}（{t.summary_zh}）" for t in tracks),
+        ),
+        _a(
+            "How many notebooks does the course have?",
+            f"The course lists {len(catalog.notebooks)} notebooks: "
+            + ", ".join(f"{sum(nb.category == k for nb in catalog.notebooks)} {k}" for k in CATEGORY_ZH)
+            + ".",
+        ),
+        _a(
+            "How many modules are in the LLM Course?",
+            f"{len(catalog.modules())} modules: "
+            + ", ".join(f"{len(t.modules)} in {t.title}" for t in tracks)
+            + ".",
+        ),
+    ]
     for t in tracks:
-        rows += [_a(f"Which modules are in {t.title}?",
-                    f"{t.title} has {len(t.modules)} modules: " + "; ".join(f"{t.order}.{m.order} {m.title}" for m in t.modules) + "."),
-                 _a(f"{t.title_zh}包含哪些模块？",
-                    f"{t.title_zh}共有 {len(t.modules)} 个模块：" + "；".join(f"{t.order}.{m.order} {m.title_zh}" for m in t.modules) + "。")]  # fmt: skip
+        rows += [
+            _a(
+                f"Which modules are in {t.title}?",
+                f"{t.title} has {len(t.modules)} modules: "
+                + "; ".join(f"{t.order}.{m.order} {m.title}" for m in t.modules)
+                + ".",
+            ),
+            _a(
+                f"{t.title_zh}包含哪些模块？",
+                f"{t.title_zh}共有 {len(t.modules)} 个模块："
+                + "；".join(f"{t.order}.{m.order} {m.title_zh}" for m in t.modules)
+                + "。",
+            ),
+        ]
     return rows
 
 
@@ -173,27 +247,52 @@ def preference_rows(catalog: Catalog) -> list[dict[str, str]]:
     authors = sorted({r.author for _, r in authored if r.author})
     for mod, res in authored[::2][:40]:  # a wrong author is the classic hallucination
         wrong = rng.choice([a for a in authors if a != res.author])
-        rows.append(_pref(f"Who made \"{res.title}\"?",
-                          f"\"{res.title}\" is by {res.author}; the course lists it in {mod.title}.",
-                          f"\"{res.title}\" was written by {wrong}."))  # fmt: skip
+        rows.append(
+            _pref(
+                f'Who made "{res.title}"?',
+                f'"{res.title}" is by {res.author}; the course lists it in {mod.title}.',
+                f'"{res.title}" was written by {wrong}.',
+            )
+        )
     terms = catalog.glossary
     for i, term in enumerate(terms[::4][:40]):  # a confident wrong translation
         other = terms[(terms.index(term) + 7) % len(terms)]
         if i % 2:
-            rows.append(_pref(f"「{term.zh}」用英文怎么说？", f"「{term.zh}」的英文是 {term.en}。", f"「{term.zh}」的英文是 {other.en}。"))
+            rows.append(
+                _pref(
+                    f"「{term.zh}」用英文怎么说？",
+                    f"「{term.zh}」的英文是 {term.en}。",
+                    f"「{term.zh}」的英文是 {other.en}。",
+                )
+            )
         else:
-            rows.append(_pref(f"How do you say \"{term.en}\" in Chinese?", f"\"{term.en}\" is {term.zh}. Meaning: {term.definition}",
-                              f"\"{term.en}\" is {other.zh}."))  # fmt: skip
+            rows.append(
+                _pref(
+                    f'How do you say "{term.en}" in Chinese?',
+                    f'"{term.en}" is {term.zh}. Meaning: {term.definition}',
+                    f'"{term.en}" is {other.zh}.',
+                )
+            )
     tracks = {t.id: t for t in catalog.tracks}
     for mod in catalog.modules():  # the right place in the course vs a wrong track
         wrong = next(t for tid, t in tracks.items() if tid != mod.track)
-        rows.append(_pref(f"Which part of the LLM Course teaches {mod.title}?",
-                          f"{mod.title} is module {_code(catalog, mod)}, in {tracks[mod.track].title}. {mod.summary}",
-                          f"{mod.title} is taught in {wrong.title}."))  # fmt: skip
+        rows.append(
+            _pref(
+                f"Which part of the LLM Course teaches {mod.title}?",
+                f"{mod.title} is module {_code(catalog, mod)}, in {tracks[mod.track].title}. {mod.summary}",
+                f"{mod.title} is taught in {wrong.title}.",
+            )
+        )
     for i, nb in enumerate(catalog.notebooks):  # a helpful answer vs a dismissive one
-        rows.append(_pref(f"What does the \"{nb.name}\" notebook do?" if i % 2 == 0 else f"「{nb.name}」笔记本是做什么的？",
-                          nb.description if i % 2 == 0 else nb.description_zh,
-                          UNHELPFUL[i % len(UNHELPFUL)]))  # fmt: skip
+        rows.append(
+            _pref(
+                f'What does the "{nb.name}" notebook do?'
+                if i % 2 == 0
+                else f"「{nb.name}」笔记本是做什么的？",
+                nb.description if i % 2 == 0 else nb.description_zh,
+                UNHELPFUL[i % len(UNHELPFUL)],
+            )
+        )
     rng.shuffle(rows)
     return rows
 
@@ -206,7 +305,9 @@ def main(argv: list[str]) -> int:
     catalog = load_catalog()
     outputs = {SFT_FILE: _dump(sft_rows(catalog)), PREFERENCE_FILE: _dump(preference_rows(catalog))}
     if "--check" in argv:
-        stale = [p.name for p, text in outputs.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+        stale = [
+            p.name for p, text in outputs.items() if not p.is_file() or p.read_text(encoding="utf-8") != text
+        ]
         print("out of date: " + ", ".join(stale) if stale else "up to date")
         return 1 if stale else 0
     for path, text in outputs.items():

@@ -82,11 +82,15 @@ def render_markdown(result: EvalResult) -> str:
     present = [h for h in HEADLINE if any(m.metrics.get(h[0]) is not None for m in result.models)]
     lines = [f"## Eval card: {len(result.models)} model(s), baseline **{result.baseline}**", ""]
     if present:
-        lines += ["| model | " + " | ".join(title for _, title, _, _ in present) + " |",
-                  "|---|" + "---:|" * len(present)]  # fmt: skip
+        lines += [
+            "| model | " + " | ".join(title for _, title, _, _ in present) + " |",
+            "|---|" + "---:|" * len(present),
+        ]
         for i, m in enumerate(result.models):
-            cells = [_cell(m.metrics.get(k), result.deltas.get(m.label, {}).get(k), fmt, higher, i == 0)
-                     for k, _, higher, fmt in present]  # fmt: skip
+            cells = [
+                _cell(m.metrics.get(k), result.deltas.get(m.label, {}).get(k), fmt, higher, i == 0)
+                for k, _, higher, fmt in present
+            ]
             lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
         arrows = ", ".join(f"{title} {'higher' if higher else 'lower'}" for _, title, higher, _ in present)
         lines += ["", f"Better is: {arrows}. Deltas are against the baseline, on the same data."]
@@ -94,19 +98,25 @@ def render_markdown(result: EvalResult) -> str:
     lines += ["", "### Settings", ""]
     if "perplexity" in s:
         p = s["perplexity"]
-        lines.append(f"- perplexity: {p['text']} — {p['tokens']} tokens ({p['scored_tokens']} scored), "
-                     f"window {p['max_length']}, stride {p['stride']}")  # fmt: skip
+        lines.append(
+            f"- perplexity: {p['text']} — {p['tokens']} tokens ({p['scored_tokens']} scored), "
+            f"window {p['max_length']}, stride {p['stride']}"
+        )
     if "generation" in s:
         g = s["generation"]
-        lines.append(f"- generation: {g['items']} reference prompts ({g['languages']}), greedy, "
-                     f"max_new_tokens {g['max_new_tokens']}, chat template of each model")  # fmt: skip
+        lines.append(
+            f"- generation: {g['items']} reference prompts ({g['languages']}), greedy, "
+            f"max_new_tokens {g['max_new_tokens']}, chat template of each model"
+        )
     if "lm_eval" in s:
         e = s["lm_eval"]
         lines.append(f"- lm-eval: task {e['task']}, {e['items']} questions, 0-shot, log-likelihood")
     if "judge" in s:
         check = s["judge"].get("sanity_check") or {}
         verdict = {True: "passed", False: "FAILED"}.get(check.get("passed"), "not run")
-        lines.append(f"- judge: {s['judge']['mode']} ({s['judge']['model']}); sanity check on control answers: {verdict}")
+        lines.append(
+            f"- judge: {s['judge']['mode']} ({s['judge']['model']}); sanity check on control answers: {verdict}"
+        )
     lines.append(f"- device {s.get('device')}, batch size {s.get('batch_size')}, seed {s.get('seed')}")
     templates = ", ".join(f"{m.label} {m.chat_template_sha256 or 'none'}" for m in result.models)
     lines.append(f"- chat template sha256: {templates}")
@@ -153,6 +163,7 @@ def write_card(result: EvalResult) -> EvalResult:
         files["plot"] = "eval_plot.png"
     result = result.model_copy(update={"files": files})
     (out / "eval_card.md").write_text(result.to_markdown(), encoding="utf-8")
-    (out / "eval_card.json").write_text(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False),
-                                        encoding="utf-8")  # fmt: skip
+    (out / "eval_card.json").write_text(
+        json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     return result

@@ -46,7 +46,9 @@ class EvalConfig(BaseModel):
     # The FIRST model is the baseline: deltas in the card are measured against it.
     models: list[ModelSpec] = Field(default_factory=lambda: [ModelSpec()], min_length=1, max_length=8)
     models_dir: Path = Field(default_factory=lambda: Path("~/.llmtutor/models").expanduser())
-    metrics: list[Metric] = Field(default_factory=lambda: ["perplexity", "bleu_rouge", "lm_eval"], min_length=1)
+    metrics: list[Metric] = Field(
+        default_factory=lambda: ["perplexity", "bleu_rouge", "lm_eval"], min_length=1
+    )
 
     # perplexity (sliding window: every window is max_length tokens, advancing by stride;
     # only the tokens new to a window are scored, each with up to max_length - stride of context)
@@ -101,8 +103,10 @@ class EvalConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> EvalConfig:
         if self.stride > self.max_length:
-            raise ValueError(f"stride ({self.stride}) must be at most max_length ({self.max_length}): "
-                             "a larger stride would skip tokens")  # fmt: skip
+            raise ValueError(
+                f"stride ({self.stride}) must be at most max_length ({self.max_length}): "
+                "a larger stride would skip tokens"
+            )
         labels = [m.display() for m in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError(f"model labels must differ (got {labels}); set `label` on each model")

@@ -38,19 +38,24 @@ def load_references(path: Path | None, limit: int | None = None) -> list[Referen
         try:
             item = Reference.model_validate(json.loads(line))
         except (ValueError, ValidationError) as exc:
-            raise ToolInputError(f"{path.name} line {n} is not a reference item: {str(exc).splitlines()[0]}",
-                                 'write one {"prompt": ..., "reference": ...} JSON object per line') from None  # fmt: skip
+            raise ToolInputError(
+                f"{path.name} line {n} is not a reference item: {str(exc).splitlines()[0]}",
+                'write one {"prompt": ..., "reference": ...} JSON object per line',
+            ) from None
         items.append(item.model_copy(update={"id": item.id or f"{path.stem}-{n}"}))
     if not items:
-        raise ToolInputError(f"{path} has no reference items", 'add lines like {"prompt": ..., "reference": ...}')
+        raise ToolInputError(
+            f"{path} has no reference items", 'add lines like {"prompt": ..., "reference": ...}'
+        )
     return items[:limit] if limit else items
 
 
 def chat_prompt(tokenizer: Any, prompt: str) -> str:
     """The prompt as the model was tuned to see it; raw text for base models without a template."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)  # fmt: skip
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
     return prompt
 
 
@@ -77,11 +82,17 @@ def generate_answers(
             # the templates already contain BOS/markers: no second set of special tokens
             batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             with torch.no_grad():
-                out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+                out = model.generate(
+                    **batch,
+                    do_sample=False,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
             new = out[:, batch["input_ids"].shape[1] :]
             # rstrip U+FFFD: a length cut can fall inside a multi-token (e.g. Chinese) character
-            answers += [t.strip().rstrip("\ufffd") for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+            answers += [
+                t.strip().rstrip("\ufffd") for t in tokenizer.batch_decode(new, skip_special_tokens=True)
+            ]
             emit(progress, "eval", f"{label}: generating answers", step=len(answers), total=len(prompts))
     finally:
         tokenizer.padding_side = old_side  # the tokenizer is shared through the model cache

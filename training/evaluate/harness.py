@@ -56,21 +56,28 @@ def run_task(
     paths = [str(TASKS_DIR)] + ([str(include_path)] if include_path else [])
     manager = TaskManager(include_path=paths, include_defaults=False)
     if task not in manager.all_tasks:
-        raise ToolInputError(f"no local lm-eval task {task!r} (known: {', '.join(sorted(manager.all_tasks))})",
-                             "use course_quiz, or put a task YAML with local data in lm_eval_include_path")  # fmt: skip
+        raise ToolInputError(
+            f"no local lm-eval task {task!r} (known: {', '.join(sorted(manager.all_tasks))})",
+            "use course_quiz, or put a task YAML with local data in lm_eval_include_path",
+        )
     # lm-eval warns on every call about passing a model object and the 0-shot override: expected here.
     lm_logger = logging.getLogger("lm_eval")
     old_level = lm_logger.level
     lm_logger.setLevel(logging.ERROR)
     try:
-        lm = _cancellable_hflm(cancel, progress, label)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        lm = _cancellable_hflm(cancel, progress, label)(
+            pretrained=model, tokenizer=tokenizer, batch_size=batch_size
+        )
         out = _evaluate(lm, task, manager, limit, seed)
     finally:
         lm_logger.setLevel(old_level)
     if out is None:  # only on non-zero ranks in distributed runs
         raise ToolInputError("lm-eval returned no results", "run the evaluation in a single process")
     scores = out["results"][task]
-    result: dict[str, Any] = {"task": task, "n": int(out.get("n-samples", {}).get(task, {}).get("effective", 0))}
+    result: dict[str, Any] = {
+        "task": task,
+        "n": int(out.get("n-samples", {}).get(task, {}).get("effective", 0)),
+    }
     for key in ("acc", "acc_norm"):
         result[key] = _number(scores.get(f"{key},none"))
         result[f"{key}_stderr"] = _number(scores.get(f"{key}_stderr,none"))

@@ -43,7 +43,9 @@ class PairwiseVerdict(BaseModel):
     winner: Literal["A", "B", "tie"]
 
 
-def _ask(runnable: Any, schema: type[BaseModel], messages: list[tuple[str, str]], retries: int) -> tuple[Any, list[str]]:
+def _ask(
+    runnable: Any, schema: type[BaseModel], messages: list[tuple[str, str]], retries: int
+) -> tuple[Any, list[str]]:
     """(verdict or None, errors of the failed attempts)."""
     errors: list[str] = []
     for _ in range(retries + 1):
@@ -78,8 +80,10 @@ def grade_single(
     records: list[dict[str, Any]] = []
     for n, item in enumerate(items, 1):
         check_cancelled(cancel)
-        user = (f"Question: {item['prompt']}\n\nReference answer: {item['reference']}\n\n"
-                f"Assistant's answer: {item['answer'] or '(empty)'}")  # fmt: skip
+        user = (
+            f"Question: {item['prompt']}\n\nReference answer: {item['reference']}\n\n"
+            f"Assistant's answer: {item['answer'] or '(empty)'}"
+        )
         verdict, errors = _ask(runnable, JudgeGrade, [("system", RUBRIC), ("human", user)], retries)
         record: dict[str, Any] = {"id": item["id"], "attempts": len(errors) + (verdict is not None)}
         if verdict is not None:
@@ -113,24 +117,33 @@ def compare_pairwise(
     for n, item in enumerate(items, 1):
         check_cancelled(cancel)
         record: dict[str, Any] = {"id": item["id"]}
-        orders = {"candidate_first": (item["answer"], item["baseline_answer"]),
-                  "baseline_first": (item["baseline_answer"], item["answer"])}  # fmt: skip
+        orders = {
+            "candidate_first": (item["answer"], item["baseline_answer"]),
+            "baseline_first": (item["baseline_answer"], item["answer"]),
+        }
         verdicts: dict[str, str] = {}
         for order, (a, b) in orders.items():
-            user = (f"Question: {item['prompt']}\n\nReference answer: {item['reference']}\n\n"
-                    f"Answer A: {a or '(empty)'}\n\nAnswer B: {b or '(empty)'}")  # fmt: skip
-            verdict, errors = _ask(runnable, PairwiseVerdict, [("system", PAIRWISE), ("human", user)], retries)
+            user = (
+                f"Question: {item['prompt']}\n\nReference answer: {item['reference']}\n\n"
+                f"Answer A: {a or '(empty)'}\n\nAnswer B: {b or '(empty)'}"
+            )
+            verdict, errors = _ask(
+                runnable, PairwiseVerdict, [("system", PAIRWISE), ("human", user)], retries
+            )
             if verdict is None:
                 record["error"] = f"{order}: {errors[-1]}"
                 break
             # Map the positional verdict back to who won.
-            first, second = ("candidate", "baseline") if order == "candidate_first" else ("baseline", "candidate")
+            first, second = (
+                ("candidate", "baseline") if order == "candidate_first" else ("baseline", "candidate")
+            )
             verdicts[order] = {"A": first, "B": second, "tie": "tie"}[verdict.winner]
         if "error" not in record:
             outcomes = set(verdicts.values())
             record["verdicts"] = verdicts
-            record["outcome"] = ("win" if outcomes == {"candidate"} else "loss" if outcomes == {"baseline"}
-                                 else "tie")  # fmt: skip
+            record["outcome"] = (
+                "win" if outcomes == {"candidate"} else "loss" if outcomes == {"baseline"} else "tie"
+            )
             record["position_consistent"] = len(outcomes) == 1
         records.append(record)
         emit(progress, "eval", f"{label}: judge comparing with the baseline", step=n, total=len(items))
@@ -141,33 +154,50 @@ def compare_pairwise(
         "judge_wins": count["win"],
         "judge_losses": count["loss"],
         "judge_ties": count["tie"],
-        "judge_position_consistency": (sum(r["position_consistent"] for r in judged) / len(judged)
-                                       if judged else None),  # fmt: skip
+        "judge_position_consistency": (
+            sum(r["position_consistent"] for r in judged) / len(judged) if judged else None
+        ),
         "judge_failures": len(records) - len(judged),
         "records": records,
     }
 
 
-
 OFF_TOPIC = "The Eiffel Tower is in Paris; it was finished in 1889 and is about 330 metres tall."
 
 
-def sanity_check(judge: Any, qa: list[tuple[str, str]], mode: str, retries: int = 2,
-                 method: str = "json_schema", pairs: int = 3) -> dict[str, Any]:  # fmt: skip
+def sanity_check(
+    judge: Any,
+    qa: list[tuple[str, str]],
+    mode: str,
+    retries: int = 2,
+    method: str = "json_schema",
+    pairs: int = 3,
+) -> dict[str, Any]:
     """Before trusting the judge, grade control answers whose verdict is known: for up to `pairs`
     questions, the reference itself against a wrong answer (another question's reference, so
     the judge must read the question; an off-topic sentence when there is only one question).
     The judge passes when the reference wins every pair (single: by at least 3 points)."""
     qa = qa[:pairs]
-    controls = [(p, ref, qa[(i + 1) % len(qa)][1] if len(qa) > 1 else OFF_TOPIC) for i, (p, ref) in enumerate(qa)]
+    controls = [
+        (p, ref, qa[(i + 1) % len(qa)][1] if len(qa) > 1 else OFF_TOPIC) for i, (p, ref) in enumerate(qa)
+    ]
     if mode == "pairwise":
-        items = [{"id": f"control-{i}", "prompt": p, "reference": ref, "answer": ref, "baseline_answer": wrong}
-                 for i, (p, ref, wrong) in enumerate(controls)]  # fmt: skip
-        outcomes = [r.get("outcome", "failed") for r in compare_pairwise(judge, items, retries, method)["records"]]
+        items = [
+            {"id": f"control-{i}", "prompt": p, "reference": ref, "answer": ref, "baseline_answer": wrong}
+            for i, (p, ref, wrong) in enumerate(controls)
+        ]
+        outcomes = [
+            r.get("outcome", "failed") for r in compare_pairwise(judge, items, retries, method)["records"]
+        ]
         return {"passed": all(o == "win" for o in outcomes), "reference_vs_wrong": outcomes}
-    items = [item for i, (p, ref, wrong) in enumerate(controls)
-             for item in ({"id": f"control-{i}-reference", "prompt": p, "reference": ref, "answer": ref},
-                          {"id": f"control-{i}-wrong", "prompt": p, "reference": ref, "answer": wrong})]  # fmt: skip
+    items = [
+        item
+        for i, (p, ref, wrong) in enumerate(controls)
+        for item in (
+            {"id": f"control-{i}-reference", "prompt": p, "reference": ref, "answer": ref},
+            {"id": f"control-{i}-wrong", "prompt": p, "reference": ref, "answer": wrong},
+        )
+    ]
     scores = [r.get("score") for r in grade_single(judge, items, retries, method)["records"]]
     right, wrong = scores[0::2], scores[1::2]
     passed = all(a is not None and b is not None and a - b >= 3 for a, b in zip(right, wrong, strict=True))

@@ -90,13 +90,22 @@ def start_server(gguf: Path, n_ctx: int) -> Any:
     try:
         return xllamacpp.Server(params)
     except Exception as exc:
-        raise BackendUnavailableError(f"llama.cpp could not load {gguf}: {exc}",
-                                      "check the file with `llmtutor models list`, or export it again") from exc  # fmt: skip
+        raise BackendUnavailableError(
+            f"llama.cpp could not load {gguf}: {exc}",
+            "check the file with `llmtutor models list`, or export it again",
+        ) from exc
 
 
 def _forced_logprob(client: Any, url: str, context: list[int], token: int, filler: int) -> float:
-    body = {"prompt": context, "n_predict": 1, "n_probs": 1, "post_sampling_probs": False,
-            "logit_bias": [[token, _BIAS]], "temperature": 0.0, "cache_prompt": True}  # fmt: skip
+    body = {
+        "prompt": context,
+        "n_predict": 1,
+        "n_probs": 1,
+        "post_sampling_probs": False,
+        "logit_bias": [[token, _BIAS]],
+        "temperature": 0.0,
+        "cache_prompt": True,
+    }
     probs = _post(client, url, body)
     if probs and probs[0].get("id") == token:
         return float(probs[0]["logprob"])
@@ -107,8 +116,10 @@ def _forced_logprob(client: Any, url: str, context: list[int], token: int, fille
         top = {p.get("id"): p.get("logprob") for p in (probs[0].get("top_logprobs", []) if probs else [])}
         if token in top:
             return float(top[token])
-    raise BackendUnavailableError(f"llama.cpp returned no log-prob for token {token}",
-                                  "set llamacpp_perplexity=False; the HF perplexity still stands")  # fmt: skip
+    raise BackendUnavailableError(
+        f"llama.cpp returned no log-prob for token {token}",
+        "set llamacpp_perplexity=False; the HF perplexity still stands",
+    )
 
 
 def _post(client: Any, url: str, body: dict[str, Any]) -> list[dict[str, Any]]:

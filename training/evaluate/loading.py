@@ -86,8 +86,10 @@ def _load_adapter(spec: ModelSpec, models_dir: Path, device: str) -> LoadedModel
 
     entry = require_model(models_dir, spec.model)
     if not entry.base:
-        raise ModelNotFoundError(f"adapter {spec.model!r} does not record its base model",
-                                 "evaluate its merged model, or register it again with its base")  # fmt: skip
+        raise ModelNotFoundError(
+            f"adapter {spec.model!r} does not record its base model",
+            "evaluate its merged model, or register it again with its base",
+        )
     base_path = resolve_hf_model(entry.base, models_dir)
     dev = pick_device(device)
     with quiet_transformers():
@@ -98,5 +100,6 @@ def _load_adapter(spec: ModelSpec, models_dir: Path, device: str) -> LoadedModel
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(dev).eval()
-    return LoadedModel(spec.display(), spec.model, entry.path, "adapter", model, tokenizer,
-                       info={"base": entry.base})  # fmt: skip
+    return LoadedModel(
+        spec.display(), spec.model, entry.path, "adapter", model, tokenizer, info={"base": entry.base}
+    )

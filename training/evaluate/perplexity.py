@@ -94,7 +94,11 @@ def sliding_window_nll(
     # Windows of equal length share a forward pass; only the last one is usually shorter.
     batches: list[list[Window]] = []
     for w in plan:
-        if batches and len(batches[-1]) < batch_size and (w.end - w.begin) == (batches[-1][0].end - batches[-1][0].begin):
+        if (
+            batches
+            and len(batches[-1]) < batch_size
+            and (w.end - w.begin) == (batches[-1][0].end - batches[-1][0].begin)
+        ):
             batches[-1].append(w)
         else:
             batches.append([w])

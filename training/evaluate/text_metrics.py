@@ -48,7 +48,9 @@ def rouge_l(hypotheses: list[str], references: list[str], language: str = "en") 
         scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_char_tokenizer())
     else:
         scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return [scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, references, strict=True)]
+    return [
+        scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, references, strict=True)
+    ]
 
 
 def generation_scores(hypotheses: list[str], references: list[str], languages: list[str]) -> dict[str, Any]:

@@ -38,7 +38,9 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 
-def plot_losses(path: Path, train: list[tuple[int, float]], evals: list[tuple[int, float]], title: str) -> None:
+def plot_losses(
+    path: Path, train: list[tuple[int, float]], evals: list[tuple[int, float]], title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display in jobs and servers
@@ -63,51 +65,113 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def model_card(config: FinetuneConfig, name: str, base: str, adapter: str, metrics: dict[str, Any],
-               model_dir: str | None, notes: list[str], chat_template: bool) -> str:  # fmt: skip
-    hp = {"method": config.method, "adapter": adapter, "learning rate": config.lr, "epochs": config.epochs,
-          "max steps": config.max_steps, "batch size": config.batch_size, "gradient accumulation": config.grad_accum,
-          "max sequence length": config.max_seq_len, "packing": config.packing, "warmup ratio": config.warmup_ratio,
-          "seed": config.seed}  # fmt: skip
+def model_card(
+    config: FinetuneConfig,
+    name: str,
+    base: str,
+    adapter: str,
+    metrics: dict[str, Any],
+    model_dir: str | None,
+    notes: list[str],
+    chat_template: bool,
+) -> str:
+    hp = {
+        "method": config.method,
+        "adapter": adapter,
+        "learning rate": config.lr,
+        "epochs": config.epochs,
+        "max steps": config.max_steps,
+        "batch size": config.batch_size,
+        "gradient accumulation": config.grad_accum,
+        "max sequence length": config.max_seq_len,
+        "packing": config.packing,
+        "warmup ratio": config.warmup_ratio,
+        "seed": config.seed,
+    }
     if adapter != "full":
-        hp |= {"LoRA r": config.lora_r, "LoRA alpha": config.lora_alpha, "LoRA dropout": config.lora_dropout,
-               "target modules": ", ".join(metrics.get("target_modules") or config.targets)}  # fmt: skip
+        hp |= {
+            "LoRA r": config.lora_r,
+            "LoRA alpha": config.lora_alpha,
+            "LoRA dropout": config.lora_dropout,
+            "target modules": ", ".join(metrics.get("target_modules") or config.targets),
+        }
     if config.method != "sft":
         hp["beta"] = config.beta
-    keys = ("train_loss_first", "train_loss_last", "eval_loss", "steps", "trained_tokens", "tokens_per_s",
-            "runtime_s", "peak_rss_mb", "device")  # fmt: skip
-    lines = [f"# {name}", "",
-             f"{'An' if config.method in ('sft', 'orpo') else 'A'} {config.method.upper()} fine-tune of `{base}` ({adapter}), made with llmtutor "
-             "(TRL + PEFT on the LLM Course's fine-tuning lab).", "",
-             "## Data", "", f"- file: `{metrics.get('dataset')}` ({metrics.get('dataset_format')})",
-             f"- rows: {metrics.get('train_rows')} train, {metrics.get('eval_rows')} eval", "",
-             "## Hyper-parameters", "", "| parameter | value |", "|---|---|"]  # fmt: skip
+    keys = (
+        "train_loss_first",
+        "train_loss_last",
+        "eval_loss",
+        "steps",
+        "trained_tokens",
+        "tokens_per_s",
+        "runtime_s",
+        "peak_rss_mb",
+        "device",
+    )
+    lines = [
+        f"# {name}",
+        "",
+        f"{'An' if config.method in ('sft', 'orpo') else 'A'} {config.method.upper()} fine-tune of `{base}` ({adapter}), made with llmtutor "
+        "(TRL + PEFT on the LLM Course's fine-tuning lab).",
+        "",
+        "## Data",
+        "",
+        f"- file: `{metrics.get('dataset')}` ({metrics.get('dataset_format')})",
+        f"- rows: {metrics.get('train_rows')} train, {metrics.get('eval_rows')} eval",
+        "",
+        "## Hyper-parameters",
+        "",
+        "| parameter | value |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in hp.items()]
     lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(metrics.get(k))} |" for k in keys]
     lines += ["", "![loss curve](loss_curve.png)", "", "## Use it", ""]
     if model_dir:
-        prompt = ("tok.apply_chat_template([{'role': 'user', 'content': 'What is LoRA?'}], "
-                  "add_generation_prompt=True, return_tensors='pt', return_dict=True)") if chat_template else (
-                  "tok('### Instruction:\\nWhat is LoRA?\\n\\n### Response:\\n', return_tensors='pt')")  # fmt: skip
-        lines += ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                  f"tok = AutoTokenizer.from_pretrained('{model_dir}')",
-                  f"model = AutoModelForCausalLM.from_pretrained('{model_dir}')",
-                  f"inputs = {prompt}",
-                  "out = model.generate(**inputs, max_new_tokens=80)",
-                  "print(tok.decode(out[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))", "```", "",
-                  f"In llmtutor: set `LLMTUTOR_CHAT_MODEL` to the `{model_dir}` folder (or the registered name `{name}`)."]  # fmt: skip
+        prompt = (
+            (
+                "tok.apply_chat_template([{'role': 'user', 'content': 'What is LoRA?'}], "
+                "add_generation_prompt=True, return_tensors='pt', return_dict=True)"
+            )
+            if chat_template
+            else ("tok('### Instruction:\\nWhat is LoRA?\\n\\n### Response:\\n', return_tensors='pt')")
+        )
+        lines += [
+            "```python",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "",
+            f"tok = AutoTokenizer.from_pretrained('{model_dir}')",
+            f"model = AutoModelForCausalLM.from_pretrained('{model_dir}')",
+            f"inputs = {prompt}",
+            "out = model.generate(**inputs, max_new_tokens=80)",
+            "print(tok.decode(out[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
+            "```",
+            "",
+            f"In llmtutor: set `LLMTUTOR_CHAT_MODEL` to the `{model_dir}` folder (or the registered name `{name}`).",
+        ]
     if adapter != "full":
-        lines += ["", "The LoRA adapter alone (needs the base model):", "", "```python",
-                  "from peft import AutoPeftModelForCausalLM", "",
-                  "model = AutoPeftModelForCausalLM.from_pretrained('adapter')", "```"]  # fmt: skip
+        lines += [
+            "",
+            "The LoRA adapter alone (needs the base model):",
+            "",
+            "```python",
+            "from peft import AutoPeftModelForCausalLM",
+            "",
+            "model = AutoPeftModelForCausalLM.from_pretrained('adapter')",
+            "```",
+        ]
     if not chat_template:
         lines += ["", f"The base tokenizer has no chat template: prompts must use the {PLAIN_FORMAT} format."]
-    lines += ["", "## Limitations", "",
-              f"- Trained for {metrics.get('steps')} steps on {metrics.get('train_rows')} rows: it follows the "
-              "style of its data, it does not know more than the base model.",
-              "- Small models hallucinate confidently; check facts against the course notes.",
-              "- Evaluate it (`evaluate_model`) before relying on it; a falling loss is not quality."]  # fmt: skip
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        f"- Trained for {metrics.get('steps')} steps on {metrics.get('train_rows')} rows: it follows the "
+        "style of its data, it does not know more than the base model.",
+        "- Small models hallucinate confidently; check facts against the course notes.",
+        "- Evaluate it (`evaluate_model`) before relying on it; a falling loss is not quality.",
+    ]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"

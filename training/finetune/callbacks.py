@@ -21,8 +21,13 @@ class ProgressBridge(TrainerCallback):
     Throughput comes from `token_counter` (exact) or `tokens_per_step` (an estimate).
     """
 
-    def __init__(self, progress: ProgressCallback | None, cancel: threading.Event | None,
-                 token_counter: Callable[[], int] | None = None, tokens_per_step: float | None = None):  # fmt: skip
+    def __init__(
+        self,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        token_counter: Callable[[], int] | None = None,
+        tokens_per_step: float | None = None,
+    ):
         self.progress = progress
         self.cancel = cancel
         self.token_counter = token_counter  # exact count of trained tokens (the SFT collator's)
@@ -70,7 +75,9 @@ class ProgressBridge(TrainerCallback):
         seen = self.trained_tokens(state)
         return seen / elapsed if seen > 0 and elapsed > 0 else None
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         logs = logs or {}
         step, total = state.global_step, state.max_steps
         if "loss" in logs:
@@ -81,10 +88,25 @@ class ProgressBridge(TrainerCallback):
             elapsed = time.perf_counter() - (self._start_time or time.perf_counter())
             done = step - self._start_step
             eta = elapsed / done * (total - step) if done > 0 and total else None
-            emit(self.progress, "train", f"step {step}/{total}", step=step, total=total, loss=float(logs["loss"]),
-                 learning_rate=logs.get("learning_rate"), tokens_per_s=self.tokens_per_s(state), eta_s=eta)  # fmt: skip
+            emit(
+                self.progress,
+                "train",
+                f"step {step}/{total}",
+                step=step,
+                total=total,
+                loss=float(logs["loss"]),
+                learning_rate=logs.get("learning_rate"),
+                tokens_per_s=self.tokens_per_s(state),
+                eta_s=eta,
+            )
         if "eval_loss" in logs:
             self.eval_losses.append((step, float(logs["eval_loss"])))
-            emit(self.progress, "eval", f"eval loss {logs['eval_loss']:.4f}", step=step, total=total,
-                 eval_loss=float(logs["eval_loss"]))  # fmt: skip
+            emit(
+                self.progress,
+                "eval",
+                f"eval loss {logs['eval_loss']:.4f}",
+                step=step,
+                total=total,
+                eval_loss=float(logs["eval_loss"]),
+            )
         self._check_cancel(control)  # a progress consumer may have cancelled just now

@@ -19,17 +19,29 @@ BUNDLED_PREFERENCE = BUNDLED_DIR / "course_preference.jsonl"
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Typical learning rates: adapters tolerate ~10x more than full fine-tuning; preference
 # objectives want less than SFT because they push log-ratios, not just likelihoods.
-_DEFAULT_LR = {("sft", False): 2e-4, ("sft", True): 2e-5, ("dpo", False): 5e-5, ("dpo", True): 5e-6,
-               ("orpo", False): 5e-5, ("orpo", True): 8e-6}  # fmt: skip
+_DEFAULT_LR = {
+    ("sft", False): 2e-4,
+    ("sft", True): 2e-5,
+    ("dpo", False): 5e-5,
+    ("dpo", True): 5e-6,
+    ("orpo", False): 5e-5,
+    ("orpo", True): 8e-6,
+}
 
 
 class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_model: str | None = Field(None, description="Local HF folder, registered name, .gguf or hub id; None = bundled SmolLM2.")
-    models_dir: Path = Field(default_factory=lambda: Path("~/.llmtutor/models").expanduser(),
-                             description="Where the converted default model lives.")  # fmt: skip
-    dataset: Path | None = Field(None, description="JSONL/JSON/CSV/Parquet file; None = the bundled course data for the method.")
+    base_model: str | None = Field(
+        None, description="Local HF folder, registered name, .gguf or hub id; None = bundled SmolLM2."
+    )
+    models_dir: Path = Field(
+        default_factory=lambda: Path("~/.llmtutor/models").expanduser(),
+        description="Where the converted default model lives.",
+    )
+    dataset: Path | None = Field(
+        None, description="JSONL/JSON/CSV/Parquet file; None = the bundled course data for the method."
+    )
     dataset_format: Literal["auto", "alpaca", "chat", "text", "preference"] = "auto"
     method: Literal["sft", "dpo", "orpo"] = "sft"
     adapter: Literal["lora", "qlora", "full"] = "lora"
@@ -38,24 +50,38 @@ class FinetuneConfig(BaseModel):
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | None = Field(None, description="None = q,k,v,o,gate,up,down projections.")
     epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
+    )
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
-    learning_rate: float | None = Field(None, gt=0, lt=1, description="None = a typical value for method and adapter.")
+    learning_rate: float | None = Field(
+        None, gt=0, lt=1, description="None = a typical value for method and adapter."
+    )
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     max_seq_len: int = Field(512, ge=16)
-    packing: bool = Field(True, description="Pack rows into padding-free batches (no compute spent on padding).")
+    packing: bool = Field(
+        True, description="Pack rows into padding-free batches (no compute spent on padding)."
+    )
     gradient_checkpointing: bool = False
-    eval_fraction: float = Field(0.1, ge=0, lt=0.5, description="Held-out share of rows; 0 disables evaluation.")
+    eval_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="Held-out share of rows; 0 disables evaluation."
+    )
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; None = 4 times per run.")
-    save_steps: int = Field(100, ge=1, description="Checkpoint every N steps (resume continues from the latest).")
+    save_steps: int = Field(
+        100, ge=1, description="Checkpoint every N steps (resume continues from the latest)."
+    )
     save_total_limit: int = Field(2, ge=1)
     keep_checkpoints: bool = Field(False, description="Keep checkpoint_dir after a successful run.")
-    beta: float = Field(0.1, gt=0, description="DPO: deviation from the reference; ORPO: weight of the odds-ratio term.")
+    beta: float = Field(
+        0.1, gt=0, description="DPO: deviation from the reference; ORPO: weight of the odds-ratio term."
+    )
     seed: int = 42
     merge: bool = Field(True, description="Also write merged/ (base + adapter as one plain model).")
     device: str = "auto"
-    name: str | None = Field(None, description="Model name for the card and registry; None = derived from base and method.")
+    name: str | None = Field(
+        None, description="Model name for the card and registry; None = derived from base and method."
+    )
     output_dir: Path = Field(default_factory=lambda: Path("finetune-output"))
     checkpoint_dir: Path | None = Field(None, description="None = output_dir/checkpoints.")
     resume: bool = Field(False, description="Continue from the latest checkpoint in checkpoint_dir.")
@@ -79,8 +105,10 @@ class FinetuneConfig(BaseModel):
     def _consistent(self) -> FinetuneConfig:
         preference = self.method in ("dpo", "orpo")
         if preference and self.dataset_format not in ("auto", "preference"):
-            raise ValueError(f"method {self.method} needs preference data (prompt, chosen, rejected), "
-                             f"not {self.dataset_format}; use method='sft' for that data")  # fmt: skip
+            raise ValueError(
+                f"method {self.method} needs preference data (prompt, chosen, rejected), "
+                f"not {self.dataset_format}; use method='sft' for that data"
+            )
         if not preference and self.dataset_format == "preference":
             raise ValueError("preference data trains with method='dpo' or 'orpo', not sft")
         return self
@@ -94,7 +122,11 @@ class FinetuneConfig(BaseModel):
 
     @property
     def checkpoints(self) -> Path:
-        return Path(self.checkpoint_dir) if self.checkpoint_dir is not None else Path(self.output_dir) / "checkpoints"
+        return (
+            Path(self.checkpoint_dir)
+            if self.checkpoint_dir is not None
+            else Path(self.output_dir) / "checkpoints"
+        )
 
     @property
     def lr(self) -> float:

@@ -29,11 +29,21 @@ FORMATS: tuple[str, ...] = ("alpaca", "chat", "text", "preference")
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 MAX_SHOWN = 10  # problems listed in one error message
 
-_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                   "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}  # fmt: skip
+_SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+}
 _ROLES = ("system", "user", "assistant")
-_FORMAT_HINT = ("use one of: Alpaca {instruction, input, output}; chat {messages: [{role, content}]} or "
-                "ShareGPT {conversations: [{from, value}]}; text {text}; preference {prompt, chosen, rejected}")  # fmt: skip
+_FORMAT_HINT = (
+    "use one of: Alpaca {instruction, input, output}; chat {messages: [{role, content}]} or "
+    "ShareGPT {conversations: [{from, value}]}; text {text}; preference {prompt, chosen, rejected}"
+)
 
 
 class DatasetError(ToolInputError):
@@ -56,11 +66,15 @@ def read_records(path: Path) -> tuple[list[tuple[str, Any]], list[str]]:
     """(label, record) pairs where label is "line N" (JSONL) or "row N", plus parse problems."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DatasetError(f"dataset not found: {path}", "pass the path of a .jsonl, .json, .csv or .parquet file")
+        raise DatasetError(
+            f"dataset not found: {path}", "pass the path of a .jsonl, .json, .csv or .parquet file"
+        )
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DatasetError(f"unsupported dataset file type {suffix or '(none)'}: {path.name}",
-                           "save it as .jsonl (one JSON object per line), .json, .csv or .parquet")  # fmt: skip
+        raise DatasetError(
+            f"unsupported dataset file type {suffix or '(none)'}: {path.name}",
+            "save it as .jsonl (one JSON object per line), .json, .csv or .parquet",
+        )
     try:
         if suffix == ".jsonl":
             return _read_jsonl(path)
@@ -73,7 +87,9 @@ def read_records(path: Path) -> tuple[list[tuple[str, Any]], list[str]]:
 
         return [(f"row {i}", row) for i, row in enumerate(pq.read_table(path).to_pylist(), 1)], []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"cannot read {path.name}: {exc}", "check the file is UTF-8 text and not corrupted") from None
+        raise DatasetError(
+            f"cannot read {path.name}: {exc}", "check the file is UTF-8 text and not corrupted"
+        ) from None
     except Exception as exc:  # pyarrow raises its own types for corrupt files
         if type(exc).__module__.startswith("pyarrow"):
             raise DatasetError(f"cannot read {path.name}: {exc}", "re-export the Parquet file") from None
@@ -97,8 +113,10 @@ def _read_json(path: Path) -> list[tuple[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                           "fix the JSON, or use JSONL (one object per line) to get per-row errors") from None  # fmt: skip
+        raise DatasetError(
+            f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            "fix the JSON, or use JSONL (one object per line) to get per-row errors",
+        ) from None
     if isinstance(data, dict):  # {"data": [...]} / {"train": [...]} wrappers are common
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else [data]
@@ -129,7 +147,9 @@ def row_format(record: Any) -> str | None:
 def detect_format(records: list[tuple[str, Any]]) -> tuple[Format, str]:
     """(format, source_format) for a file; `DatasetError` when unknown or mixed."""
     if not records:
-        raise DatasetError("the dataset is empty", "add at least a few rows (one JSON object per line for .jsonl)")
+        raise DatasetError(
+            "the dataset is empty", "add at least a few rows (one JSON object per line for .jsonl)"
+        )
     seen: dict[str, list[str]] = {}  # format -> labels of its rows
     sources: set[str] = set()
     fields: set[str] = set()
@@ -146,15 +166,19 @@ def detect_format(records: list[tuple[str, Any]]) -> tuple[Format, str]:
         raise DatasetError(f"unknown dataset format: fields seen: {shown}", _FORMAT_HINT)
     if len(seen) > 1:
         parts = [f"{k} ({len(v)} rows, first at {v[0]})" for k, v in seen.items()]
-        raise DatasetError("mixed formats in one file: " + "; ".join(parts),
-                           "split the file, or convert every row to one format")  # fmt: skip
+        raise DatasetError(
+            "mixed formats in one file: " + "; ".join(parts),
+            "split the file, or convert every row to one format",
+        )
     kinds = list(seen)
     source = "openai+sharegpt" if len(sources) > 1 else {"chat": "openai-messages"}.get(*sources, *sources)
     return kinds[0], source  # type: ignore[return-value]
 
 
 # ----- validation and conversion ------------------------------------------------------
-def _text(record: dict[str, Any], key: str, label: str, problems: list[str], required: bool = True) -> str | None:
+def _text(
+    record: dict[str, Any], key: str, label: str, problems: list[str], required: bool = True
+) -> str | None:
     value = record.get(key)
     if value is None:
         if required:
@@ -169,7 +193,9 @@ def _text(record: dict[str, Any], key: str, label: str, problems: list[str], req
     return value
 
 
-def _messages(value: Any, label: str, key: str, problems: list[str], sharegpt: bool = False) -> list[dict] | None:
+def _messages(
+    value: Any, label: str, key: str, problems: list[str], sharegpt: bool = False
+) -> list[dict] | None:
     if not isinstance(value, list) or not value:
         problems.append(f"{label}: '{key}' must be a non-empty list of messages")
         return None
@@ -224,7 +250,9 @@ def _convert_sft(fmt: str, record: dict[str, Any], label: str, problems: list[st
             return None
         user = instruction if not (extra or "").strip() else f"{instruction}\n\n{extra}"
         messages = ([{"role": "system", "content": system}] if (system or "").strip() else []) + [
-            {"role": "user", "content": user}, {"role": "assistant", "content": output}]  # fmt: skip
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": output},
+        ]
         return {"messages": messages}
     sharegpt = "messages" not in record
     key = "conversations" if sharegpt else "messages"
@@ -242,8 +270,11 @@ def _side(value: Any, label: str, key: str, problems: list[str]) -> str | list[d
         return value
     if isinstance(value, list):
         return _messages(value, label, key, problems)
-    problems.append(f"{label}: '{key}' must be a string or a list of messages, got {type(value).__name__}"
-                    if value is not None else f"{label}: missing '{key}'")  # fmt: skip
+    problems.append(
+        f"{label}: '{key}' must be a string or a list of messages, got {type(value).__name__}"
+        if value is not None
+        else f"{label}: missing '{key}'"
+    )
     return None
 
 
@@ -279,8 +310,10 @@ def raise_problems(problems: list[str], path: Path) -> None:
         return
     shown = problems[:MAX_SHOWN]
     more = f"\n… and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
-    raise DatasetError(f"{len(problems)} problem(s) in {Path(path).name}:\n" + "\n".join(shown) + more,
-                       "fix or remove those rows and run again")  # fmt: skip
+    raise DatasetError(
+        f"{len(problems)} problem(s) in {Path(path).name}:\n" + "\n".join(shown) + more,
+        "fix or remove those rows and run again",
+    )
 
 
 def load_dataset_rows(path: Path, dataset_format: str = "auto") -> LoadedDataset:
@@ -288,20 +321,27 @@ def load_dataset_rows(path: Path, dataset_format: str = "auto") -> LoadedDataset
     path = Path(path).expanduser()
     records, problems = read_records(path)
     if not records and not problems:
-        raise DatasetError(f"the dataset {path.name} is empty", "add rows, one JSON object per line for .jsonl")
+        raise DatasetError(
+            f"the dataset {path.name} is empty", "add rows, one JSON object per line for .jsonl"
+        )
     if not records:
         raise_problems(problems, path)
     detected, source = detect_format(records)
     if dataset_format not in ("auto", detected):
-        raise DatasetError(f"{path.name} looks like {detected} data, not {dataset_format}",
-                           f"set dataset_format to 'auto' or '{detected}', or convert the file")  # fmt: skip
+        raise DatasetError(
+            f"{path.name} looks like {detected} data, not {dataset_format}",
+            f"set dataset_format to 'auto' or '{detected}', or convert the file",
+        )
     rows: list[dict[str, Any]] = []
     for label, record in records:
         if not isinstance(record, dict):
             problems.append(f"{label}: not a JSON object (got {type(record).__name__})")
             continue
-        converted = (_convert_preference(record, label, problems) if detected == "preference"
-                     else _convert_sft(detected, record, label, problems))  # fmt: skip
+        converted = (
+            _convert_preference(record, label, problems)
+            if detected == "preference"
+            else _convert_sft(detected, record, label, problems)
+        )
         if converted is not None:
             rows.append(converted)
     raise_problems(problems, path)

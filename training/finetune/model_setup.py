@@ -12,8 +12,10 @@ from llmtutor.training.models import pick_device, quiet_transformers
 # Measured on this project's 2-core CPU box with SmolLM2-135M, batch 4 x 128 tokens: LoRA on a
 # bitsandbytes 4-bit model ran ~64 s/step vs ~1.5 s/step for LoRA on float32 weights. bitsandbytes'
 # CPU 4-bit path dequantizes on every matmul without fused kernels, so QLoRA only pays off on CUDA.
-QLORA_CPU_NOTE = ("QLoRA needs a CUDA GPU (bitsandbytes 4-bit training on CPU measured ~40x slower than LoRA "
-                  "here); trained a plain LoRA adapter on float32 weights instead - same adapter format")  # fmt: skip
+QLORA_CPU_NOTE = (
+    "QLoRA needs a CUDA GPU (bitsandbytes 4-bit training on CPU measured ~40x slower than LoRA "
+    "here); trained a plain LoRA adapter on float32 weights instead - same adapter format"
+)
 
 
 def load_tokenizer(path: Path | str) -> Any:
@@ -54,10 +56,16 @@ def load_model(path: Path | str, config: FinetuneConfig, adapter: str, device: s
         from transformers import BitsAndBytesConfig
 
         compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        kwargs = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                            bnb_4bit_use_double_quant=True,
-                                                            bnb_4bit_compute_dtype=compute),
-                  "dtype": compute, "device_map": {"": device}}  # fmt: skip
+        kwargs = {
+            "quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=compute,
+            ),
+            "dtype": compute,
+            "device_map": {"": device},
+        }
     elif adapter == "lora" and device.startswith("cuda"):
         # Frozen base weights can live in half precision; the adapters stay fp32 (peft autocasts them).
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -65,22 +73,34 @@ def load_model(path: Path | str, config: FinetuneConfig, adapter: str, device: s
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelNotFoundError(f"cannot load base model {path}: {str(exc).splitlines()[0][:200]}",
-                                 "pass a local HF folder with config.json and weights, or leave base_model empty") from None  # fmt: skip
+        raise ModelNotFoundError(
+            f"cannot load base model {path}: {str(exc).splitlines()[0][:200]}",
+            "pass a local HF folder with config.json and weights, or leave base_model empty",
+        ) from None
     model.config.use_cache = False  # no KV cache in training (and packed batches need it off)
     if adapter == "full":
         return model
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if adapter == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=_targets(model, config), bias="none", task_type="CAUSAL_LM")  # fmt: skip
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=_targets(model, config),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     try:
         model = get_peft_model(model, lora)
     except ValueError as exc:
-        raise ToolInputError(f"LoRA could not attach: {exc}",
-                             "set target_modules to linear layer names of this model, or leave it unset") from None  # fmt: skip
+        raise ToolInputError(
+            f"LoRA could not attach: {exc}",
+            "set target_modules to linear layer names of this model, or leave it unset",
+        ) from None
     if config.gradient_checkpointing:
         model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input with frozen embeddings
     return model
@@ -93,8 +113,10 @@ def _targets(model: Any, config: FinetuneConfig) -> list[str] | str:
         return "all-linear"  # not a Llama-style model (e.g. GPT-2's c_attn): let peft find the linears
     missing = [t for t in wanted if t not in names]
     if config.target_modules is not None and missing:
-        raise ToolInputError(f"target_modules not in this model: {', '.join(missing)}",
-                             f"choose among its layers, e.g. {', '.join(sorted(names)[:12])}")  # fmt: skip
+        raise ToolInputError(
+            f"target_modules not in this model: {', '.join(missing)}",
+            f"choose among its layers, e.g. {', '.join(sorted(names)[:12])}",
+        )
     return [t for t in wanted if t in names]
 
 

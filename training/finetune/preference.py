@@ -23,12 +23,22 @@ def pair_tokens(tokenizer: Any, row: dict[str, Any]) -> int:
         row = preference_for_tokenizer(tokenizer, row)
         texts = [row["prompt"] + row["chosen"], row["prompt"] + row["rejected"]]
     else:
-        texts = [tokenizer.apply_chat_template(row["prompt"] + row[k], tokenize=False) for k in ("chosen", "rejected")]
+        texts = [
+            tokenizer.apply_chat_template(row["prompt"] + row[k], tokenize=False)
+            for k in ("chosen", "rejected")
+        ]
     return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
-def build_preference_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
-                             config: FinetuneConfig, device: str, callbacks: list[Any]) -> Any:  # fmt: skip
+def build_preference_trainer(
+    model: Any,
+    tokenizer: Any,
+    train_rows: list[dict],
+    eval_rows: list[dict],
+    config: FinetuneConfig,
+    device: str,
+    callbacks: list[Any],
+) -> Any:
     from datasets import Dataset
 
     def dataset(rows: list[dict]) -> Any:
@@ -39,10 +49,23 @@ def build_preference_trainer(model: Any, tokenizer: Any, train_rows: list[dict],
         from trl import DPOConfig, DPOTrainer
 
         args = DPOConfig(**common, max_length=config.max_seq_len, beta=config.beta)
-        return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset(train_rows),
-                          eval_dataset=dataset(eval_rows), processing_class=tokenizer, callbacks=callbacks)  # fmt: skip
+        return DPOTrainer(
+            model=model,
+            ref_model=None,
+            args=args,
+            train_dataset=dataset(train_rows),
+            eval_dataset=dataset(eval_rows),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     args = ORPOConfig(**common, max_length=config.max_seq_len, beta=config.beta)
-    return ORPOTrainer(model=model, args=args, train_dataset=dataset(train_rows), eval_dataset=dataset(eval_rows),
-                       processing_class=tokenizer, callbacks=callbacks)  # fmt: skip
+    return ORPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset(train_rows),
+        eval_dataset=dataset(eval_rows),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )

@@ -53,12 +53,19 @@ class FinetuneResult(BaseModel):
             ("train loss", f"{fmt(m.get('train_loss_first'))} → {fmt(m.get('train_loss_last'))}"),
             ("eval loss", fmt(m.get("eval_loss"))),
             ("trained tokens", f"{m.get('trained_tokens')} ({fmt(m.get('tokens_per_s'), '.0f')} tokens/s)"),
-            ("runtime", f"{fmt(m.get('runtime_s'), '.1f')} s on {m.get('device')}, peak RSS {fmt(m.get('peak_rss_mb'), '.0f')} MB"),
+            (
+                "runtime",
+                f"{fmt(m.get('runtime_s'), '.1f')} s on {m.get('device')}, peak RSS {fmt(m.get('peak_rss_mb'), '.0f')} MB",
+            ),
             ("output", f"`{self.output_dir}`"),
-        ]  # fmt: skip
+        ]
         lines = [f"**Fine-tuned {self.name}**", "", "| | |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in rows]
-        files = [d for d in (self.model_dir, self.adapter_dir) if d] + [self.metrics_file, self.loss_curve, self.model_card]
+        files = [d for d in (self.model_dir, self.adapter_dir) if d] + [
+            self.metrics_file,
+            self.loss_curve,
+            self.model_card,
+        ]
         lines += ["", "Files: " + ", ".join(f"`{f}`" for f in files)]
         if self.notes:
             lines += ["", "Notes:"] + [f"- {note}" for note in self.notes]

@@ -55,15 +55,23 @@ def _check_output_dir(config: FinetuneConfig) -> None:
     out = Path(config.output_dir)
     finished = [name for name in FINISHED_MARKERS if (out / name).exists()]
     if finished:
-        raise ToolInputError(f"{out} already holds a finished fine-tune ({', '.join(finished)})",
-                             "choose a new output_dir or delete the old one")  # fmt: skip
+        raise ToolInputError(
+            f"{out} already holds a finished fine-tune ({', '.join(finished)})",
+            "choose a new output_dir or delete the old one",
+        )
 
 
 def _prepare_checkpoints(config: FinetuneConfig, notes: list[str]) -> str | None:
     """The checkpoint to resume from (None: start fresh, clearing stale checkpoints)."""
     ckpt_dir = config.checkpoints
-    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.match(p.name)),
-                   key=lambda p: int(p.name.split("-")[1])) if ckpt_dir.is_dir() else []  # fmt: skip
+    found = (
+        sorted(
+            (p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.match(p.name)),
+            key=lambda p: int(p.name.split("-")[1]),
+        )
+        if ckpt_dir.is_dir()
+        else []
+    )
     if config.resume:
         # a worker killed while saving leaves a checkpoint without trainer_state.json (the
         # Trainer writes it last): resume from the newest complete one
@@ -79,11 +87,16 @@ def _prepare_checkpoints(config: FinetuneConfig, notes: list[str]) -> str | None
 
 def _check_method(config: FinetuneConfig, data: LoadedDataset) -> None:
     if config.method in ("dpo", "orpo") and data.format != "preference":
-        raise DatasetError(f"{config.method.upper()} needs preference rows (prompt, chosen, rejected); "
-                           f"{data.path.name} is {data.format} data", "use method='sft' for it, or a preference file")  # fmt: skip
+        raise DatasetError(
+            f"{config.method.upper()} needs preference rows (prompt, chosen, rejected); "
+            f"{data.path.name} is {data.format} data",
+            "use method='sft' for it, or a preference file",
+        )
     if config.method == "sft" and data.format == "preference":
-        raise DatasetError(f"{data.path.name} holds preference pairs, which SFT cannot use",
-                           "train it with method='dpo' or 'orpo'")  # fmt: skip
+        raise DatasetError(
+            f"{data.path.name} holds preference pairs, which SFT cannot use",
+            "train it with method='dpo' or 'orpo'",
+        )
 
 
 def _base_label(config: FinetuneConfig) -> str:
@@ -92,8 +105,9 @@ def _base_label(config: FinetuneConfig) -> str:
     return DEFAULT_BASE_NAME if is_default_model(config.base_model) else str(config.base_model)
 
 
-def run(config: FinetuneConfig, progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None) -> FinetuneResult:  # fmt: skip
+def run(
+    config: FinetuneConfig, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> FinetuneResult:
     """Fine-tune `config.base_model` on `config.dataset`; see the package docstring."""
     from llmtutor.training.finetune.model_setup import load_tokenizer, resolve_adapter
     from llmtutor.training.models import pick_device, resolve_hf_model
@@ -113,31 +127,50 @@ def run(config: FinetuneConfig, progress: ProgressCallback | None = None,
     check_cancelled(cancel)
 
     emit(progress, "load", "resolving the base model")
-    base_path = resolve_hf_model(config.base_model, config.models_dir,
-                                 lambda stage, step=None, total=None, message="": emit(progress, "load", message, step=step, total=total))  # fmt: skip
+    base_path = resolve_hf_model(
+        config.base_model,
+        config.models_dir,
+        lambda stage, step=None, total=None, message="": emit(
+            progress, "load", message, step=step, total=total
+        ),
+    )
     tokenizer = load_tokenizer(base_path)
     chat = has_chat_template(tokenizer)
     if not chat:
         notes.append(f"the base tokenizer has no chat template: trained on the plain {PLAIN_FORMAT} format")
     train_rows, eval_rows = split_rows(data.rows, config.eval_fraction, config.seed)
     if config.eval_fraction > 0 and not eval_rows:
-        notes.append(f"too few rows ({len(data.rows)}) for a {config.eval_fraction:.0%} eval split: no evaluation")
-    stats: dict[str, Any] = {"dataset": str(data.path), "dataset_format": data.format if data.source_format == data.format else f"{data.format} ({data.source_format})",
-                             "train_rows": len(train_rows), "eval_rows": len(eval_rows)}  # fmt: skip
+        notes.append(
+            f"too few rows ({len(data.rows)}) for a {config.eval_fraction:.0%} eval split: no evaluation"
+        )
+    stats: dict[str, Any] = {
+        "dataset": str(data.path),
+        "dataset_format": data.format
+        if data.source_format == data.format
+        else f"{data.format} ({data.source_format})",
+        "train_rows": len(train_rows),
+        "eval_rows": len(eval_rows),
+    }
     if config.method == "sft":
         train_rows, truncated, dropped = tokenize_rows(tokenizer, train_rows, config.max_seq_len)
         eval_rows, _, _ = tokenize_rows(tokenizer, eval_rows, config.max_seq_len)
         if not train_rows:
-            raise DatasetError(f"no row has an answer within max_seq_len={config.max_seq_len} tokens",
-                               "raise max_seq_len or shorten the prompts")  # fmt: skip
+            raise DatasetError(
+                f"no row has an answer within max_seq_len={config.max_seq_len} tokens",
+                "raise max_seq_len or shorten the prompts",
+            )
         if truncated or dropped:
-            notes.append(f"{truncated} rows longer than max_seq_len={config.max_seq_len} were truncated"
-                         + (f", {dropped} dropped (no answer token left)" if dropped else ""))  # fmt: skip
+            notes.append(
+                f"{truncated} rows longer than max_seq_len={config.max_seq_len} were truncated"
+                + (f", {dropped} dropped (no answer token left)" if dropped else "")
+            )
         stats["supervised_tokens"] = sum(sum(1 for x in r["labels"] if x != -100) for r in train_rows)
         stats["train_rows"] = len(train_rows)
     check_cancelled(cancel)
 
-    trainer, bridge, model = _build(config, base_path, tokenizer, train_rows, eval_rows, adapter, device, progress, cancel)
+    trainer, bridge, model = _build(
+        config, base_path, tokenizer, train_rows, eval_rows, adapter, device, progress, cancel
+    )
     stats["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     stats["total_params"] = sum(p.numel() for p in model.parameters())
     resume_from = _prepare_checkpoints(config, notes)
@@ -147,8 +180,10 @@ def run(config: FinetuneConfig, progress: ProgressCallback | None = None,
     train_seconds = time.perf_counter() - train_started
     check_cancelled(cancel)  # CancelledError; checkpoint_dir keeps the state to resume from
     if bridge.diverged:
-        raise ToolExecutionError(f"the training loss became {bridge.train_losses[-1][1]} at step {trainer.state.global_step}",
-                                 "lower learning_rate (or raise warmup_ratio) and start again")  # fmt: skip
+        raise ToolExecutionError(
+            f"the training loss became {bridge.train_losses[-1][1]} at step {trainer.state.global_step}",
+            "lower learning_rate (or raise warmup_ratio) and start again",
+        )
     eval_loss = bridge.eval_losses[-1][1] if bridge.eval_losses else None
     if eval_rows and (not bridge.eval_losses or bridge.eval_losses[-1][0] != trainer.state.global_step):
         emit(progress, "eval", "final evaluation")
@@ -178,7 +213,9 @@ def run(config: FinetuneConfig, progress: ProgressCallback | None = None,
         **stats,
         "versions": artifacts.versions(),
     }
-    return _finish(config, name, adapter, base_path, tokenizer, trainer, bridge, metrics, notes, started, progress)
+    return _finish(
+        config, name, adapter, base_path, tokenizer, trainer, bridge, metrics, notes, started, progress
+    )
 
 
 def _remove_checkpoints(config: FinetuneConfig) -> None:
@@ -206,9 +243,17 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _build(config: FinetuneConfig, base_path: Path | str, tokenizer: Any, train_rows: list[dict],
-           eval_rows: list[dict], adapter: str, device: str, progress: ProgressCallback | None,
-           cancel: threading.Event | None) -> tuple[Any, Any, Any]:  # fmt: skip
+def _build(
+    config: FinetuneConfig,
+    base_path: Path | str,
+    tokenizer: Any,
+    train_rows: list[dict],
+    eval_rows: list[dict],
+    adapter: str,
+    device: str,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> tuple[Any, Any, Any]:
     from transformers import set_seed
     from transformers.trainer_callback import PrinterCallback
 
@@ -224,18 +269,29 @@ def _build(config: FinetuneConfig, base_path: Path | str, tokenizer: Any, train_
         from llmtutor.training.finetune.preference import build_preference_trainer, pair_tokens
 
         sample = train_rows[:64]
-        tokens_per_step = sum(pair_tokens(tokenizer, r) for r in sample) / len(sample) * config.batch_size * config.grad_accum
+        tokens_per_step = (
+            sum(pair_tokens(tokenizer, r) for r in sample)
+            / len(sample)
+            * config.batch_size
+            * config.grad_accum
+        )
     bridge = ProgressBridge(progress, cancel, tokens_per_step=tokens_per_step)
     with quiet_transformers(), _quiet_datasets():
         if config.method == "sft":
             from llmtutor.training.finetune.sft import build_sft_trainer
 
-            trainer, collator = build_sft_trainer(model, tokenizer, train_rows, eval_rows, config, device, [bridge])
+            trainer, collator = build_sft_trainer(
+                model, tokenizer, train_rows, eval_rows, config, device, [bridge]
+            )
             bridge.token_counter = lambda: collator.tokens
             bridge.padded_counter = lambda: collator.batch_tokens
         else:
-            trainer = build_preference_trainer(model, tokenizer, train_rows, eval_rows, config, device, [bridge])
-    trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; progress goes to `bridge`
+            trainer = build_preference_trainer(
+                model, tokenizer, train_rows, eval_rows, config, device, [bridge]
+            )
+    trainer.remove_callback(
+        PrinterCallback
+    )  # with tqdm off it prints every log dict; progress goes to `bridge`
     return trainer, bridge, trainer.model
 
 
@@ -247,9 +303,19 @@ def _target_modules(model: Any) -> list[str] | None:
     return sorted(targets) if isinstance(targets, (set, list, tuple)) else [str(targets)]
 
 
-def _finish(config: FinetuneConfig, name: str, adapter: str, base_path: Path | str, tokenizer: Any, trainer: Any,
-            bridge: Any, metrics: dict[str, Any], notes: list[str], started: float,
-            progress: ProgressCallback | None) -> FinetuneResult:  # fmt: skip
+def _finish(
+    config: FinetuneConfig,
+    name: str,
+    adapter: str,
+    base_path: Path | str,
+    tokenizer: Any,
+    trainer: Any,
+    bridge: Any,
+    metrics: dict[str, Any],
+    notes: list[str],
+    started: float,
+    progress: ProgressCallback | None,
+) -> FinetuneResult:
     from llmtutor.training.finetune.model_setup import merge_adapter, save_model
 
     out = Path(config.output_dir).resolve()
@@ -277,27 +343,51 @@ def _finish(config: FinetuneConfig, name: str, adapter: str, base_path: Path | s
                 written.append(MERGED_DIR)
         metrics["runtime_s"] = time.perf_counter() - started
         metrics["peak_rss_mb"] = artifacts.peak_rss_mb()
-        training_config = config.model_dump(mode="json") | {"resolved": {
-            "base_model_path": str(base_path), "adapter": adapter, "learning_rate": config.lr, "name": name,
-            "device": metrics["device"], "checkpoint_dir": str(config.checkpoints)}}  # fmt: skip
+        training_config = config.model_dump(mode="json") | {
+            "resolved": {
+                "base_model_path": str(base_path),
+                "adapter": adapter,
+                "learning_rate": config.lr,
+                "name": name,
+                "device": metrics["device"],
+                "checkpoint_dir": str(config.checkpoints),
+            }
+        }
         artifacts.write_json(staging / TRAINING_CONFIG, training_config)
-        artifacts.plot_losses(staging / LOSS_CURVE, bridge.train_losses, bridge.eval_losses,
-                              f"{name}: {config.method.upper()} ({adapter})")  # fmt: skip
+        artifacts.plot_losses(
+            staging / LOSS_CURVE,
+            bridge.train_losses,
+            bridge.eval_losses,
+            f"{name}: {config.method.upper()} ({adapter})",
+        )
         artifacts.write_json(staging / METRICS, metrics)
         base = _base_label(config)
-        card = artifacts.model_card(config, name, base, adapter, metrics, model_dir, notes, metrics["chat_template"])
+        card = artifacts.model_card(
+            config, name, base, adapter, metrics, model_dir, notes, metrics["chat_template"]
+        )
         (staging / MODEL_CARD).write_text(card, encoding="utf-8")
         artifacts.move_into(staging, out, written + [TRAINING_CONFIG, LOSS_CURVE, METRICS, MODEL_CARD])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not config.keep_checkpoints:
         _remove_checkpoints(config)
-    lineage = {"parents": [base], "method": f"{config.method}-{adapter}",
-               "parameters": {"lr": config.lr, "steps": metrics["steps"]} | ({"r": config.lora_r} if adapter != "full" else {})}  # fmt: skip
+    lineage = {
+        "parents": [base],
+        "method": f"{config.method}-{adapter}",
+        "parameters": {"lr": config.lr, "steps": metrics["steps"]}
+        | ({"r": config.lora_r} if adapter != "full" else {}),
+    }
     path = model_dir or adapter_dir
     emit(progress, "save", f"finished: {out / str(path)}", step=metrics["steps"], total=metrics["steps"])
     return FinetuneResult(
-        output_dir=str(out), name=name, method=config.method, adapter=adapter, base_model=base,
-        model_dir=model_dir, adapter_dir=adapter_dir, metrics=metrics, notes=notes,
+        output_dir=str(out),
+        name=name,
+        method=config.method,
+        adapter=adapter,
+        base_model=base,
+        model_dir=model_dir,
+        adapter_dir=adapter_dir,
+        metrics=metrics,
+        notes=notes,
         registration={"name": name, "kind": kind, "path": path, "base": base, "lineage": lineage},
-    )  # fmt: skip
+    )

@@ -103,8 +103,15 @@ def common_args(config: FinetuneConfig, device: str, has_eval: bool) -> dict[str
     )
 
 
-def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
-                      config: FinetuneConfig, device: str, callbacks: list[Any]) -> tuple[Any, PackedCollator]:  # fmt: skip
+def build_sft_trainer(
+    model: Any,
+    tokenizer: Any,
+    train_rows: list[dict],
+    eval_rows: list[dict],
+    config: FinetuneConfig,
+    device: str,
+    callbacks: list[Any],
+) -> tuple[Any, PackedCollator]:
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
     from trl import pack_dataset
@@ -127,7 +134,13 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
         remove_unused_columns=False,  # the collator needs `seq_lengths`, which the model does not take
         train_sampling_strategy="random" if config.packing else "group_by_length",
     )
-    trainer = SFTLoop(model=model, args=args, train_dataset=dataset(train_rows),
-                      eval_dataset=dataset(eval_rows) if eval_rows else None, data_collator=collator,
-                      processing_class=tokenizer, callbacks=callbacks)  # fmt: skip
+    trainer = SFTLoop(
+        model=model,
+        args=args,
+        train_dataset=dataset(train_rows),
+        eval_dataset=dataset(eval_rows) if eval_rows else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     return trainer, collator

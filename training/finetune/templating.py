@@ -66,7 +66,11 @@ def segments(tokenizer: Any, example: dict[str, Any]) -> list[tuple[str, bool]]:
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True) if i else ""
+        before = (
+            tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+            if i
+            else ""
+        )
         upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
         start, end = _common_prefix(before, full), _common_prefix(upto, full)
         if end > start:
@@ -96,8 +100,10 @@ def _encode(tokenizer: Any, example: dict[str, Any]) -> tuple[list[int], list[in
                 spans.append((cursor, cursor + len(piece)))
             cursor += len(piece)
         ids = list(enc["input_ids"])
-        labels = [tok if any(s <= start < e for s, e in spans) else IGNORE
-                  for tok, (start, _end) in zip(ids, enc["offset_mapping"], strict=True)]  # fmt: skip
+        labels = [
+            tok if any(s <= start < e for s, e in spans) else IGNORE
+            for tok, (start, _end) in zip(ids, enc["offset_mapping"], strict=True)
+        ]
         return ids, labels
     ids, labels = [], []  # slow tokenizers have no offsets: tokenize piece by piece
     for piece, trained in pieces:
@@ -137,5 +143,8 @@ def preference_for_tokenizer(tokenizer: Any, row: dict[str, Any]) -> dict[str, A
     if has_chat_template(tokenizer):
         return row
     eos = tokenizer.eos_token or ""
-    return {"prompt": plain_prompt(row["prompt"], tokenizer),
-            "chosen": row["chosen"][0]["content"] + eos, "rejected": row["rejected"][0]["content"] + eos}  # fmt: skip
+    return {
+        "prompt": plain_prompt(row["prompt"], tokenizer),
+        "chosen": row["chosen"][0]["content"] + eos,
+        "rejected": row["rejected"][0]["content"] + eos,
+    }

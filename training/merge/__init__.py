@@ -27,11 +27,26 @@ from llmtutor.errors import ToolInputError
 from llmtutor.training.merge.config import TASK_VECTOR_METHODS, MergeConfig, MergeModel, to_mergekit_yaml
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
-__all__ = ["MergeConfig", "MergeModel", "MergeResult", "IncompatibleModelsError", "check_compatible",
-           "estimate_peak_bytes", "resolve_models", "run"]
+__all__ = [
+    "MergeConfig",
+    "MergeModel",
+    "MergeResult",
+    "IncompatibleModelsError",
+    "check_compatible",
+    "estimate_peak_bytes",
+    "resolve_models",
+    "run",
+]
 
-_SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
-               "vocab_size", "head_dim")  # fmt: skip
+_SHAPE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "head_dim",
+)
 
 
 class IncompatibleModelsError(ToolInputError):
@@ -53,21 +68,31 @@ class MergeResult(BaseModel):
     registration: dict[str, Any]  # what the job runner registers: name, kind, path, base, lineage
 
     def to_markdown(self) -> str:
-        lines = [f"**Merged {len(self.parents)} models with {self.method}** in {self.seconds:.1f} s "
-                 f"(peak memory estimate {self.peak_memory_estimate_mb:.0f} MB, lazy loading)", ""]  # fmt: skip
+        lines = [
+            f"**Merged {len(self.parents)} models with {self.method}** in {self.seconds:.1f} s "
+            f"(peak memory estimate {self.peak_memory_estimate_mb:.0f} MB, lazy loading)",
+            "",
+        ]
         routing = self.parameters.get("routing") if self.method == "moe" else None
         if routing:
             experts = list(routing)
-            lines += ["Where the router sends each expert's prompts (share of top-1 token choices, all layers):", "",
-                      "| prompts of | " + " | ".join(f"→ {e}" for e in experts) + " |",
-                      "|---|" + "---:|" * len(experts)]  # fmt: skip
-            lines += [f"| {row} | " + " | ".join(f"{routing[row].get(e, 0):.0%}" for e in experts) + " |"
-                      for row in experts]  # fmt: skip
+            lines += [
+                "Where the router sends each expert's prompts (share of top-1 token choices, all layers):",
+                "",
+                "| prompts of | " + " | ".join(f"→ {e}" for e in experts) + " |",
+                "|---|" + "---:|" * len(experts),
+            ]
+            lines += [
+                f"| {row} | " + " | ".join(f"{routing[row].get(e, 0):.0%}" for e in experts) + " |"
+                for row in experts
+            ]
         elif self.similarity:
             lines += ["| parent | cosine similarity to the merge |", "|---|---:|"]
             lines += [f"| {name} | {value:.4f} |" for name, value in self.similarity.items()]
         elif self.method == "passthrough":
-            lines.append("Layers were stacked (passthrough), so there is no layer-to-layer similarity to report.")
+            lines.append(
+                "Layers were stacked (passthrough), so there is no layer-to-layer similarity to report."
+            )
         params = ", ".join(f"{k}={v}" for k, v in self.parameters.items() if k != "routing")
         lines += ["", f"Parameters: {params or 'defaults'}", "", "Checks: " + "; ".join(self.checks)]
         return "\n".join(lines)
@@ -80,8 +105,10 @@ def resolve_models(names: list[str], models_dir: Path) -> dict[str, Path]:
     for name in names:
         path = resolve_hf_model(name, models_dir)
         if not isinstance(path, Path):  # a hub id: mergekit would download it; keep runs local and explicit
-            raise ToolInputError(f"{name!r} is not a registered model, a local folder or a .gguf file",
-                                 "see `llmtutor models list`, or download hub models first (merges run offline)")
+            raise ToolInputError(
+                f"{name!r} is not a registered model, a local folder or a .gguf file",
+                "see `llmtutor models list`, or download hub models first (merges run offline)",
+            )
         paths[name] = path
     return paths
 
@@ -99,8 +126,11 @@ def check_compatible(paths: dict[str, Path], same_depth: bool = True) -> list[st
     first = names[0]
     keys = _SHAPE_KEYS + (("num_hidden_layers",) if same_depth else ())
     for name in names[1:]:
-        diffs = [f"{k}: {configs[first].get(k)} vs {configs[name].get(k)}" for k in keys
-                 if configs[first].get(k) != configs[name].get(k)]  # fmt: skip
+        diffs = [
+            f"{k}: {configs[first].get(k)} vs {configs[name].get(k)}"
+            for k in keys
+            if configs[first].get(k) != configs[name].get(k)
+        ]
         if diffs:
             raise IncompatibleModelsError(
                 f"{first} and {name} have different architectures ({'; '.join(diffs)})",
@@ -115,8 +145,10 @@ def check_compatible(paths: dict[str, Path], same_depth: bool = True) -> list[st
                 f"{extra} differ): their embedding rows mean different tokens",
                 "merge models that share a tokenizer (fine-tunes of the same base)",
             )
-    return [f"same architecture ({configs[first].get('model_type')}, hidden {configs[first].get('hidden_size')})",
-            f"same vocabulary ({len(vocabs[first])} tokens)"]  # fmt: skip
+    return [
+        f"same architecture ({configs[first].get('model_type')}, hidden {configs[first].get('hidden_size')})",
+        f"same vocabulary ({len(vocabs[first])} tokens)",
+    ]
 
 
 def _weights_bytes(path: Path) -> tuple[int, int]:
@@ -183,14 +215,17 @@ def _cosine_to_parents(merged: Path, paths: dict[str, Path]) -> dict[str, float]
     return result
 
 
-def run(config: MergeConfig, progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None) -> MergeResult:  # fmt: skip
+def run(
+    config: MergeConfig, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> MergeResult:
     import yaml
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
     start = time.perf_counter()
-    names = list(dict.fromkeys(([config.base_model] if config.base_model else []) + [m.model for m in config.models]))
+    names = list(
+        dict.fromkeys(([config.base_model] if config.base_model else []) + [m.model for m in config.models])
+    )
     emit(progress, "check", f"resolving {len(names)} models")
     paths = resolve_models(names, config.models_dir)
     checks = check_compatible(paths, same_depth=config.method != "passthrough")
@@ -212,8 +247,15 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
         parameters, notes = run_moe(config, paths, model_dir, progress, cancel)
         return _finish(config, names, out, yaml_name, parameters, checks + notes, peak, start, {})
     emit(progress, "merge", f"{config.method} merge of {', '.join(names)}", step=0, total=1)
-    options = MergeOptions(copy_tokenizer=True, lazy_unpickle=True, random_seed=config.seed, quiet=True,
-                           write_model_card=True, device="cpu", out_shard_size=OUT_SHARD_BYTES)  # fmt: skip
+    options = MergeOptions(
+        copy_tokenizer=True,
+        lazy_unpickle=True,
+        random_seed=config.seed,
+        quiet=True,
+        write_model_card=True,
+        device="cpu",
+        out_shard_size=OUT_SHARD_BYTES,
+    )
     # mergekit runs tensor by tensor with no hook between them; a merge of small models
     # takes seconds, so cancel is honoured before and after it.
     run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), str(model_dir), options=options)
@@ -233,21 +275,42 @@ def run(config: MergeConfig, progress: ProgressCallback | None = None,
     return _finish(config, names, out, "mergekit_config.yml", parameters, checks, peak, start, similarity)
 
 
-def _finish(config: MergeConfig, names: list[str], out: Path, yaml_name: str, parameters: dict[str, Any],
-            checks: list[str], peak: int, start: float, similarity: dict[str, float]) -> MergeResult:  # fmt: skip
+def _finish(
+    config: MergeConfig,
+    names: list[str],
+    out: Path,
+    yaml_name: str,
+    parameters: dict[str, Any],
+    checks: list[str],
+    peak: int,
+    start: float,
+    similarity: dict[str, float],
+) -> MergeResult:
     """The result, with the lineage the job runner registers."""
     from llmtutor.training.models import DEFAULT_HF_FOLDER, is_default_model
 
     # one name for the bundled model across the family tree (fine-tunes record it this way too)
-    lineage = {"parents": [DEFAULT_HF_FOLDER if is_default_model(n) else n for n in names],
-               "method": config.method, "parameters": parameters,
-               "base": (config.base_model or names[0]) if config.method in (*TASK_VECTOR_METHODS, "slerp", "moe") else None}  # fmt: skip
+    lineage = {
+        "parents": [DEFAULT_HF_FOLDER if is_default_model(n) else n for n in names],
+        "method": config.method,
+        "parameters": parameters,
+        "base": (config.base_model or names[0])
+        if config.method in (*TASK_VECTOR_METHODS, "slerp", "moe")
+        else None,
+    }
     name = config.name or f"merge-{config.method}"
     result = MergeResult(
-        output_dir=str(out), model_dir="model", mergekit_yaml=yaml_name, method=config.method,
-        parents=names, parameters=parameters, checks=checks, peak_memory_estimate_mb=peak / 2**20,
-        seconds=time.perf_counter() - start, similarity=similarity,
+        output_dir=str(out),
+        model_dir="model",
+        mergekit_yaml=yaml_name,
+        method=config.method,
+        parents=names,
+        parameters=parameters,
+        checks=checks,
+        peak_memory_estimate_mb=peak / 2**20,
+        seconds=time.perf_counter() - start,
+        similarity=similarity,
         registration={"name": name, "kind": "merged", "path": "model", "base": names[0], "lineage": lineage},
-    )  # fmt: skip
+    )
     (out / "merge_result.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
     return result

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmtutor.errors import ToolInputError
 
-Method = Literal["linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"]
+Method = Literal[
+    "linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"
+]
 # Methods that merge task vectors (model - base) and therefore need a base model.
 TASK_VECTOR_METHODS = ("ties", "dare_ties", "dare_linear", "task_arithmetic")
 
@@ -24,7 +26,9 @@ class MergeModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(description="A registered model name, a local HF folder, or a hub id (online).")
     weight: float | None = Field(None, description="Relative weight (linear, TIES, DARE, task arithmetic).")
-    density: float | None = Field(None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES, DARE).")
+    density: float | None = Field(
+        None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES, DARE)."
+    )
     layer_range: tuple[int, int] | None = Field(None, description="[start, end) layers taken (passthrough).")
     positive_prompts: list[str] | None = Field(None, description="MoE: prompts this expert should handle.")
     negative_prompts: list[str] | None = Field(None, description="MoE: prompts it should not handle.")
@@ -35,7 +39,10 @@ class MergeConfig(BaseModel):
     method: Method = "slerp"
     models: list[MergeModel] = Field(min_length=1)
     base_model: str | None = Field(None, description="Base for SLERP (the t=0 end) and task-vector methods.")
-    t: float | list[float] = Field(0.5, description="SLERP interpolation: 0 = base, 1 = the other model; a list is a gradient over layers.")
+    t: float | list[float] = Field(
+        0.5,
+        description="SLERP interpolation: 0 = base, 1 = the other model; a list is a gradient over layers.",
+    )
     normalize: bool | None = Field(None, description="Divide by the sum of weights (linear, TIES).")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # MoE (mergekit-moe): how router rows are set, and how many experts each token uses
@@ -59,7 +66,9 @@ class MergeConfig(BaseModel):
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ToolInputError(f"the merge YAML does not parse: {exc}", "check indentation and colons") from None
+            raise ToolInputError(
+                f"the merge YAML does not parse: {exc}", "check indentation and colons"
+            ) from None
         if not isinstance(raw, dict):
             raise ToolInputError("the merge YAML must be a mapping", "start with 'merge_method: slerp'")
         if "experts" in raw:  # the mergekit-moe format
@@ -77,26 +86,51 @@ class MergeConfig(BaseModel):
                 elif source["model"] not in [m["model"] for m in models]:
                     models.append({"model": source["model"]})
         t = params.get("t", 0.5)
-        if isinstance(t, list) and t and isinstance(t[0], dict):  # per-filter t (self_attn/mlp): take the default
+        if (
+            isinstance(t, list) and t and isinstance(t[0], dict)
+        ):  # per-filter t (self_attn/mlp): take the default
             t = next((item["value"] for item in t if "filter" not in item), 0.5)
-        data = {"method": raw.get("merge_method", "slerp"), "models": models, "base_model": raw.get("base_model"),
-                "t": t, "normalize": params.get("normalize"), "dtype": raw.get("dtype", "float32"), **extra}  # fmt: skip
+        data = {
+            "method": raw.get("merge_method", "slerp"),
+            "models": models,
+            "base_model": raw.get("base_model"),
+            "t": t,
+            "normalize": params.get("normalize"),
+            "dtype": raw.get("dtype", "float32"),
+            **extra,
+        }
         try:
             return cls.model_validate({k: v for k, v in data.items() if v is not None})
         except ValueError as exc:
-            raise ToolInputError(f"invalid merge config: {exc}", "see `llmtutor tools list` for merge_models") from None
+            raise ToolInputError(
+                f"invalid merge config: {exc}", "see `llmtutor tools list` for merge_models"
+            ) from None
 
     @classmethod
     def _from_moe_yaml(cls, raw: dict[str, Any], extra: dict[str, Any]) -> MergeConfig:
-        models = [{"model": e["source_model"], "positive_prompts": e.get("positive_prompts"),
-                   "negative_prompts": e.get("negative_prompts")} for e in raw.get("experts") or []]  # fmt: skip
-        data = {"method": "moe", "models": models, "base_model": raw.get("base_model"),
-                "gate_mode": raw.get("gate_mode"), "experts_per_token": raw.get("experts_per_token"),
-                "dtype": raw.get("dtype"), **extra}  # fmt: skip
+        models = [
+            {
+                "model": e["source_model"],
+                "positive_prompts": e.get("positive_prompts"),
+                "negative_prompts": e.get("negative_prompts"),
+            }
+            for e in raw.get("experts") or []
+        ]
+        data = {
+            "method": "moe",
+            "models": models,
+            "base_model": raw.get("base_model"),
+            "gate_mode": raw.get("gate_mode"),
+            "experts_per_token": raw.get("experts_per_token"),
+            "dtype": raw.get("dtype"),
+            **extra,
+        }
         try:
             return cls.model_validate({k: v for k, v in data.items() if v is not None})
         except ValueError as exc:
-            raise ToolInputError(f"invalid MoE config: {exc}", "see `llmtutor tools list` for merge_models") from None
+            raise ToolInputError(
+                f"invalid MoE config: {exc}", "see `llmtutor tools list` for merge_models"
+            ) from None
 
 
 def method_problems(cfg: MergeConfig) -> list[str]:
@@ -126,7 +160,9 @@ def method_problems(cfg: MergeConfig) -> list[str]:
     if cfg.method == "passthrough":
         if any(m.layer_range is None for m in cfg.models):
             problems.append("passthrough stacks layer ranges: give layer_range [start, end) for every model")
-        elif any(m.layer_range[0] >= m.layer_range[1] or m.layer_range[0] < 0 for m in cfg.models if m.layer_range):
+        elif any(
+            m.layer_range[0] >= m.layer_range[1] or m.layer_range[0] < 0 for m in cfg.models if m.layer_range
+        ):
             problems.append("each layer_range must be [start, end) with 0 <= start < end")
     if cfg.method == "moe":
         from llmtutor.training.merge.moe import check_experts
@@ -144,22 +180,41 @@ def to_mergekit_yaml(cfg: MergeConfig, paths: dict[str, str]) -> str:
     """The mergekit YAML for `cfg`, with model names replaced by their resolved local paths."""
     base = paths[cfg.base_model] if cfg.base_model else None
     if cfg.method == "moe":  # mergekit-moe's own format
-        experts = [{"source_model": paths[m.model], **({"positive_prompts": m.positive_prompts} if m.positive_prompts else {}),
-                    **({"negative_prompts": m.negative_prompts} if m.negative_prompts else {})} for m in cfg.models]  # fmt: skip
-        return yaml.safe_dump({"base_model": paths[cfg.base_model or cfg.models[0].model], "gate_mode": cfg.gate_mode,
-                               "dtype": cfg.dtype, "experts_per_token": cfg.experts_per_token, "experts": experts},
-                              sort_keys=False, allow_unicode=True)  # fmt: skip
+        experts = [
+            {
+                "source_model": paths[m.model],
+                **({"positive_prompts": m.positive_prompts} if m.positive_prompts else {}),
+                **({"negative_prompts": m.negative_prompts} if m.negative_prompts else {}),
+            }
+            for m in cfg.models
+        ]
+        return yaml.safe_dump(
+            {
+                "base_model": paths[cfg.base_model or cfg.models[0].model],
+                "gate_mode": cfg.gate_mode,
+                "dtype": cfg.dtype,
+                "experts_per_token": cfg.experts_per_token,
+                "experts": experts,
+            },
+            sort_keys=False,
+            allow_unicode=True,
+        )
     doc: dict[str, Any] = {"merge_method": cfg.method, "dtype": cfg.dtype}
     if cfg.method == "slerp":
-        ordered = [cfg.base_model or cfg.models[0].model] + [m.model for m in cfg.models
-                                                              if m.model != (cfg.base_model or cfg.models[0].model)]  # fmt: skip
+        ordered = [cfg.base_model or cfg.models[0].model] + [
+            m.model for m in cfg.models if m.model != (cfg.base_model or cfg.models[0].model)
+        ]
         layers = paths["__layers__"]
         doc["base_model"] = paths[ordered[0]]
-        doc["slices"] = [{"sources": [{"model": paths[n], "layer_range": [0, int(layers)]} for n in ordered[:2]]}]
+        doc["slices"] = [
+            {"sources": [{"model": paths[n], "layer_range": [0, int(layers)]} for n in ordered[:2]]}
+        ]
         doc["parameters"] = {"t": cfg.t}
     elif cfg.method == "passthrough":
-        doc["slices"] = [{"sources": [{"model": paths[m.model], "layer_range": list(m.layer_range or (0, 0))}]}
-                         for m in cfg.models]  # fmt: skip
+        doc["slices"] = [
+            {"sources": [{"model": paths[m.model], "layer_range": list(m.layer_range or (0, 0))}]}
+            for m in cfg.models
+        ]
     else:
         entries = []
         for m in cfg.models:

@@ -40,8 +40,13 @@ def expert_prompts(name: str, path: Path, is_base: bool, count: int = 4) -> list
             prompts = []
             for line in dataset.read_text(encoding="utf-8").splitlines():
                 row = json.loads(line) if line.strip() else {}
-                text = row.get("instruction") or row.get("prompt") or next(
-                    (m.get("content") for m in row.get("messages", []) if m.get("role") == "user"), None)  # fmt: skip
+                text = (
+                    row.get("instruction")
+                    or row.get("prompt")
+                    or next(
+                        (m.get("content") for m in row.get("messages", []) if m.get("role") == "user"), None
+                    )
+                )
                 if isinstance(text, str) and text.strip():
                     prompts.append(text.strip()[:500])
                 if len(prompts) == count:
@@ -63,8 +68,10 @@ def check_experts(experts: list[Any], gate_mode: str, experts_per_token: int) ->
     if gate_mode != "random":
         missing = [e.model for e in experts if not e.positive_prompts]
         if missing:
-            problems.append(f"gate_mode {gate_mode} needs positive prompts for {', '.join(missing)} "
-                            "(what each expert should handle), or use gate_mode random")  # fmt: skip
+            problems.append(
+                f"gate_mode {gate_mode} needs positive prompts for {', '.join(missing)} "
+                "(what each expert should handle), or use gate_mode random"
+            )
         elif len({tuple(e.positive_prompts) for e in experts}) < len(experts):
             problems.append("two experts have the same prompts: the router could not tell them apart")
     return problems
@@ -80,12 +87,23 @@ def build_moe(config: Any, paths: dict[str, Path], model_dir: Path, seed: int) -
     torch.manual_seed(seed)  # random gates
     base = config.base_model or config.models[0].model
     moe = MoEMergeConfig(
-        base_model=str(paths[base]), gate_mode=config.gate_mode, dtype=config.dtype,
-        experts_per_token=config.experts_per_token, architecture="mixtral",
-        experts=[Expert(source_model=str(paths[e.model]), positive_prompts=e.positive_prompts,
-                        negative_prompts=e.negative_prompts) for e in config.models],
-    )  # fmt: skip
-    build(moe, str(model_dir), MergeOptions(copy_tokenizer=True, lazy_unpickle=True, quiet=True), device="cpu")
+        base_model=str(paths[base]),
+        gate_mode=config.gate_mode,
+        dtype=config.dtype,
+        experts_per_token=config.experts_per_token,
+        architecture="mixtral",
+        experts=[
+            Expert(
+                source_model=str(paths[e.model]),
+                positive_prompts=e.positive_prompts,
+                negative_prompts=e.negative_prompts,
+            )
+            for e in config.models
+        ],
+    )
+    build(
+        moe, str(model_dir), MergeOptions(copy_tokenizer=True, lazy_unpickle=True, quiet=True), device="cpu"
+    )
 
 
 def routing_report(model_dir: Path, experts: list[Any]) -> dict[str, dict[str, float]]:
@@ -120,12 +138,23 @@ def estimate_peak_bytes(weights_bytes: list[int]) -> int:
     return sum(weights_bytes) + max(weights_bytes) // 2 + 450 * 2**20
 
 
-def run_moe(config: Any, paths: dict[str, Path], model_dir: Path, progress: ProgressCallback | None,
-            cancel: threading.Event | None) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+def run_moe(
+    config: Any,
+    paths: dict[str, Path],
+    model_dir: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> tuple[dict[str, Any], list[str]]:
     """Build, then measure routing (the config was validated with `check_experts`).
     → (parameters for the lineage, notes for the report)."""
     start = time.perf_counter()
-    emit(progress, "merge", f"assembling a {len(config.models)}-expert MoE (gate: {config.gate_mode})", step=0, total=2)
+    emit(
+        progress,
+        "merge",
+        f"assembling a {len(config.models)}-expert MoE (gate: {config.gate_mode})",
+        step=0,
+        total=2,
+    )
     build_moe(config, paths, model_dir, config.seed)
     check_cancelled(cancel)
     emit(progress, "merge", "measuring where the router sends each expert's prompts", step=1, total=2)
@@ -135,6 +164,10 @@ def run_moe(config: Any, paths: dict[str, Path], model_dir: Path, progress: Prog
     n = len(config.models)
     if n & (n - 1):
         notes.append(f"{n} experts is not a power of two: llama.cpp cannot run this model")
-    parameters = {"gate_mode": config.gate_mode, "experts_per_token": config.experts_per_token,
-                  "experts": [e.model for e in config.models], "routing": routing}  # fmt: skip
+    parameters = {
+        "gate_mode": config.gate_mode,
+        "experts_per_token": config.experts_per_token,
+        "experts": [e.model for e in config.models],
+        "routing": routing,
+    }
     return parameters, notes

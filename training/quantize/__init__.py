@@ -42,13 +42,19 @@ def check_methods(config: QuantizeConfig, device: str) -> list[str]:
             continue
         package = {"gptq": "gptqmodel", "awq": "awq"}[method]
         if not device.startswith("cuda"):
-            raise ToolInputError(f"{method.upper()} quantization needs a CUDA GPU (this run is on {device})",
-                                 "use gguf (Q4_K_M) or bnb_nf4 on CPU, or run on a GPU machine")  # fmt: skip
+            raise ToolInputError(
+                f"{method.upper()} quantization needs a CUDA GPU (this run is on {device})",
+                "use gguf (Q4_K_M) or bnb_nf4 on CPU, or run on a GPU machine",
+            )
         if importlib.util.find_spec(package) is None:
-            raise ToolInputError(f"{method.upper()} needs the optional package {package!r}",
-                                 f"pip install {package} (CUDA build), or use gguf / bnb_nf4")  # fmt: skip
+            raise ToolInputError(
+                f"{method.upper()} needs the optional package {package!r}",
+                f"pip install {package} (CUDA build), or use gguf / bnb_nf4",
+            )
     if any(m in BNB for m in config.methods) and not device.startswith("cuda"):
-        notes.append("bitsandbytes ran on its CPU kernels: correct but slow; on a GPU the same formats are the fast path")
+        notes.append(
+            "bitsandbytes ran on its CPU kernels: correct but slow; on a GPU the same formats are the fast path"
+        )
     return notes
 
 
@@ -97,18 +103,32 @@ def _load_source(config: QuantizeConfig, device: str, work: Path) -> tuple[Any, 
     else:
         folder = resolve_hf_model(config.model or None, config.models_dir)
         if not isinstance(folder, Path):
-            raise ToolInputError(f"{config.model!r} is not a local model", "download it first; quantization runs offline")
+            raise ToolInputError(
+                f"{config.model!r} is not a local model", "download it first; quantization runs offline"
+            )
     with quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=pick_dtype(None, device)).to(device).eval()
+        model = (
+            AutoModelForCausalLM.from_pretrained(str(folder), dtype=pick_dtype(None, device))
+            .to(device)
+            .eval()
+        )
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return model, tokenizer, Path(folder)
 
 
-def _hf_ppl(model: Any, ids: list[int], window: int, label: str, progress: ProgressCallback | None,
-            cancel: threading.Event | None) -> float:  # fmt: skip
+def _hf_ppl(
+    model: Any,
+    ids: list[int],
+    window: int,
+    label: str,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> float:
     from llmtutor.training.evaluate.perplexity import perplexity, sliding_window_nll
 
-    return perplexity(*sliding_window_nll(model, ids, window, window, progress=progress, cancel=cancel, label=label))
+    return perplexity(
+        *sliding_window_nll(model, ids, window, window, progress=progress, cancel=cancel, label=label)
+    )
 
 
 def _hf_speed(model: Any, tokenizer: Any, prompt: str, new_tokens: int = 32) -> float:
@@ -117,10 +137,17 @@ def _hf_speed(model: Any, tokenizer: Any, prompt: str, new_tokens: int = 32) -> 
     device = next(model.parameters()).device
     inputs = tokenizer(prompt, return_tensors="pt").to(device)
     with torch.no_grad():
-        model.generate(**inputs, max_new_tokens=2, do_sample=False, pad_token_id=tokenizer.eos_token_id)  # warm-up
+        model.generate(
+            **inputs, max_new_tokens=2, do_sample=False, pad_token_id=tokenizer.eos_token_id
+        )  # warm-up
         start = time.perf_counter()
-        model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                       pad_token_id=tokenizer.eos_token_id)  # fmt: skip
+        model.generate(
+            **inputs,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_token_id,
+        )
     return new_tokens / (time.perf_counter() - start)
 
 
@@ -128,8 +155,9 @@ def _mb(n_bytes: float) -> float:
     return n_bytes / 2**20
 
 
-def run(config: QuantizeConfig, progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None) -> QuantizeResult:  # fmt: skip
+def run(
+    config: QuantizeConfig, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> QuantizeResult:
     import torch
 
     from llmtutor.training.evaluate.perplexity import load_text, tokenize
@@ -156,11 +184,18 @@ def run(config: QuantizeConfig, progress: ProgressCallback | None = None,
     src_ppl = _hf_ppl(model, ids, window, "source", progress, cancel)
     src_speed = _hf_speed(model, tokenizer, config.prompt)
     source_label = config.model or "smollm2"
-    rows = [QuantRow(label=f"source ({str(next(model.parameters()).dtype).removeprefix('torch.')})", method="source",
-                     bits_per_weight=next(model.parameters()).element_size() * 8.0,
-                     size_mb=_mb(sum(p.numel() * p.element_size() for p in model.parameters())),
-                     memory_mb=_mb(model.get_memory_footprint()), perplexity=src_ppl, tokens_per_s=src_speed,
-                     speed_ratio=1.0)]  # fmt: skip
+    rows = [
+        QuantRow(
+            label=f"source ({str(next(model.parameters()).dtype).removeprefix('torch.')})",
+            method="source",
+            bits_per_weight=next(model.parameters()).element_size() * 8.0,
+            size_mb=_mb(sum(p.numel() * p.element_size() for p in model.parameters())),
+            memory_mb=_mb(model.get_memory_footprint()),
+            perplexity=src_ppl,
+            tokens_per_s=src_speed,
+            speed_ratio=1.0,
+        )
+    ]
 
     def add(row: QuantRow) -> None:
         if row.perplexity is not None:
@@ -169,9 +204,16 @@ def run(config: QuantizeConfig, progress: ProgressCallback | None = None,
             row.speed_ratio = row.tokens_per_s / src_speed
         rows.append(row)
 
-    result = QuantizeResult(output_dir=str(out), source=source_label, source_path=str(folder), device=device, rows=[],
-                            perplexity_setup=f"{len(ids)} tokens of {'the course notes' if config.perplexity_text == 'course' else config.perplexity_text}, "
-                            f"disjoint {window}-token windows", notes=notes)  # fmt: skip
+    result = QuantizeResult(
+        output_dir=str(out),
+        source=source_label,
+        source_path=str(folder),
+        device=device,
+        rows=[],
+        perplexity_setup=f"{len(ids)} tokens of {'the course notes' if config.perplexity_text == 'course' else config.perplexity_text}, "
+        f"disjoint {window}-token windows",
+        notes=notes,
+    )
     try:
         for method in [m for m in config.methods if m in LAB]:
             check_cancelled(cancel)
@@ -181,10 +223,26 @@ def run(config: QuantizeConfig, progress: ProgressCallback | None = None,
             add(_bnb(method, folder, tokenizer, ids, window, config, device, progress, cancel))
         for method in [m for m in config.methods if m in ("gptq", "awq")]:
             check_cancelled(cancel)
-            add(_calibrated(method, folder, tokenizer, ids, calibration, window, config, out, progress, cancel))
+            add(
+                _calibrated(
+                    method, folder, tokenizer, ids, calibration, window, config, out, progress, cancel
+                )
+            )
         if "gguf" in config.methods:
-            for row in _gguf(model, tokenizer, folder, ids, calibration, window, n_params, config, result, out, progress,
-                             cancel):  # fmt: skip
+            for row in _gguf(
+                model,
+                tokenizer,
+                folder,
+                ids,
+                calibration,
+                window,
+                n_params,
+                config,
+                result,
+                out,
+                progress,
+                cancel,
+            ):
                 add(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -196,8 +254,18 @@ def run(config: QuantizeConfig, progress: ProgressCallback | None = None,
     return result
 
 
-def _lab(method: str, model: Any, tokenizer: Any, ids: list[int], window: int, config: QuantizeConfig,
-         result: QuantizeResult, out: Path, progress: ProgressCallback | None, cancel: threading.Event | None) -> QuantRow:  # fmt: skip
+def _lab(
+    method: str,
+    model: Any,
+    tokenizer: Any,
+    ids: list[int],
+    window: int,
+    config: QuantizeConfig,
+    result: QuantizeResult,
+    out: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> QuantRow:
     from llmtutor.training.quantize.weights import bits_per_weight, quantize_model_weights, write_histogram
 
     emit(progress, "quantize", f"{method}: quantizing every linear weight of the decoder layers")
@@ -205,39 +273,81 @@ def _lab(method: str, model: Any, tokenizer: Any, ids: list[int], window: int, c
     errors, samples = quantize_model_weights(copy_, method, config.group_size)
     worst = max(errors, key=lambda e: e.relative_error)
     mean = sum(e.relative_error for e in errors) / len(errors)
-    result.layer_errors[method] = {"mean_pct": 100 * mean, "max_pct": 100 * worst.relative_error,
-                                   "worst": worst.name, "layers": len(errors)}  # fmt: skip
+    result.layer_errors[method] = {
+        "mean_pct": 100 * mean,
+        "max_pct": 100 * worst.relative_error,
+        "worst": worst.name,
+        "layers": len(errors),
+    }
     plot = f"weights_{method}.png"
     if write_histogram(samples, method, out / plot):
         result.files[f"histogram_{method}"] = plot
     ppl = _hf_ppl(copy_, ids, window, method, progress, cancel)
     n_per_row = errors[0].shape[-1]
-    label = {"absmax": "absmax int8 (per row)", "zeropoint": "zero-point int8 (per row)",
-             "int4": f"int4 absmax (groups of {config.group_size})"}[method]  # fmt: skip
+    label = {
+        "absmax": "absmax int8 (per row)",
+        "zeropoint": "zero-point int8 (per row)",
+        "int4": f"int4 absmax (groups of {config.group_size})",
+    }[method]
     del copy_
-    return QuantRow(label=label, method=method, bits_per_weight=bits_per_weight(method, n_per_row, config.group_size),
-                    perplexity=ppl, weight_error_pct=100 * mean, engine="torch (fake-quantized)",
-                    note="dequantized for compute: shows the rounding error, not a speed-up")  # fmt: skip
+    return QuantRow(
+        label=label,
+        method=method,
+        bits_per_weight=bits_per_weight(method, n_per_row, config.group_size),
+        perplexity=ppl,
+        weight_error_pct=100 * mean,
+        engine="torch (fake-quantized)",
+        note="dequantized for compute: shows the rounding error, not a speed-up",
+    )
 
 
-def _bnb(method: str, folder: Path, tokenizer: Any, ids: list[int], window: int, config: QuantizeConfig, device: str,
-         progress: ProgressCallback | None, cancel: threading.Event | None) -> QuantRow:  # fmt: skip
+def _bnb(
+    method: str,
+    folder: Path,
+    tokenizer: Any,
+    ids: list[int],
+    window: int,
+    config: QuantizeConfig,
+    device: str,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> QuantRow:
     from llmtutor.training.quantize.bnb import bits_per_weight, load_bnb
 
     emit(progress, "quantize", f"{method}: loading with bitsandbytes on {device}")
     model = load_bnb(folder, method, device, config.double_quant)
     ppl = _hf_ppl(model, ids, window, method, progress, cancel)
     speed = _hf_speed(model, tokenizer, config.prompt)
-    label = "bitsandbytes LLM.int8()" if method == "bnb_int8" else f"bitsandbytes NF4{' + double quant' if config.double_quant else ''}"
+    label = (
+        "bitsandbytes LLM.int8()"
+        if method == "bnb_int8"
+        else f"bitsandbytes NF4{' + double quant' if config.double_quant else ''}"
+    )
     memory = _mb(model.get_memory_footprint())
     del model
-    return QuantRow(label=label, method=method, bits_per_weight=bits_per_weight(method, config.double_quant),
-                    memory_mb=memory, perplexity=ppl, tokens_per_s=speed, engine=f"bitsandbytes ({device})")  # fmt: skip
+    return QuantRow(
+        label=label,
+        method=method,
+        bits_per_weight=bits_per_weight(method, config.double_quant),
+        memory_mb=memory,
+        perplexity=ppl,
+        tokens_per_s=speed,
+        engine=f"bitsandbytes ({device})",
+    )
 
 
-def _calibrated(method: str, folder: Path, tokenizer: Any, ids: list[int], calibration: list[int], window: int,
-                config: QuantizeConfig, out: Path, progress: ProgressCallback | None,
-                cancel: threading.Event | None) -> QuantRow:  # fmt: skip
+def _calibrated(
+    method: str,
+    folder: Path,
+    tokenizer: Any,
+    ids: list[int],
+    calibration: list[int],
+    window: int,
+    config: QuantizeConfig,
+    out: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> QuantRow:
     from llmtutor.training.quantize.calibrated import (
         calibration_texts,
         folder_mb,
@@ -253,13 +363,32 @@ def _calibrated(method: str, folder: Path, tokenizer: Any, ids: list[int], calib
     speed = _hf_speed(model, tokenizer, config.prompt)
     memory = _mb(model.get_memory_footprint())
     del model
-    return QuantRow(label=f"{method.upper()} int4 (groups of {config.group_size})", method=method,
-                    bits_per_weight=4 + 32 / config.group_size, size_mb=folder_mb(target), memory_mb=memory,
-                    perplexity=ppl, tokens_per_s=speed, engine=f"{method} (cuda)")  # fmt: skip
+    return QuantRow(
+        label=f"{method.upper()} int4 (groups of {config.group_size})",
+        method=method,
+        bits_per_weight=4 + 32 / config.group_size,
+        size_mb=folder_mb(target),
+        memory_mb=memory,
+        perplexity=ppl,
+        tokens_per_s=speed,
+        engine=f"{method} (cuda)",
+    )
 
 
-def _gguf(model: Any, tokenizer: Any, folder: Path, ids: list[int], calibration: list[int], window: int, n_params: int, config: QuantizeConfig,
-          result: QuantizeResult, out: Path, progress: ProgressCallback | None, cancel: threading.Event | None) -> list[QuantRow]:  # fmt: skip
+def _gguf(
+    model: Any,
+    tokenizer: Any,
+    folder: Path,
+    ids: list[int],
+    calibration: list[int],
+    window: int,
+    n_params: int,
+    config: QuantizeConfig,
+    result: QuantizeResult,
+    out: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> list[QuantRow]:
     from llmtutor.training.evaluate.llamacpp_ppl import llamacpp_window_nll
     from llmtutor.training.evaluate.perplexity import perplexity
     from llmtutor.training.quantize.gguf_check import check_gguf
@@ -274,23 +403,51 @@ def _gguf(model: Any, tokenizer: Any, folder: Path, ids: list[int], calibration:
     for ftype in config.gguf_types:
         check_cancelled(cancel)
         file_name = f"{stem}-{ftype}.gguf"
-        types = export_gguf(folder, out / file_name, ftype, name=stem, tokenizer_gguf=tokenizer_gguf,
-                            imatrix=importance, progress=progress, cancel=cancel)  # fmt: skip
+        types = export_gguf(
+            folder,
+            out / file_name,
+            ftype,
+            name=stem,
+            tokenizer_gguf=tokenizer_gguf,
+            imatrix=importance,
+            progress=progress,
+            cancel=cancel,
+        )
         result.files[f"gguf_{ftype}"] = file_name
         result.type_mix[ftype] = type_counts(types)
         emit(progress, "check", f"{ftype}: llama.cpp smoke test (tokenizer, template, EOS, speed)")
         check = check_gguf(out / file_name, tokenizer, config.prompt)
         result.gguf_checks[ftype] = check
-        ppl = perplexity(*llamacpp_window_nll(out / file_name, ids, window, window, progress, cancel, label=ftype))
+        ppl = perplexity(
+            *llamacpp_window_nll(out / file_name, ids, window, window, progress, cancel, label=ftype)
+        )
         size = (out / file_name).stat().st_size
-        rows.append(QuantRow(label=f"GGUF {ftype}{' + imatrix' if importance else ''}", method="gguf",
-                             bits_per_weight=8 * size / n_params, size_mb=_mb(size), memory_mb=_mb(size), perplexity=ppl,
-                             tokens_per_s=check.tokens_per_s, engine="llama.cpp (CPU)",
-                             note="memory: the file is memory-mapped, plus a small KV cache"))  # fmt: skip
-        registration = {"name": f"{stem}-{ftype.lower()}" if not config.name or len(config.gguf_types) > 1 else config.name,
-                        "kind": "gguf", "path": file_name, "base": source_label_of(config),
-                        "lineage": {"parents": [source_label_of(config)], "method": "quantize",
-                                    "parameters": {"type": ftype, "imatrix": bool(importance)}}}  # fmt: skip
+        rows.append(
+            QuantRow(
+                label=f"GGUF {ftype}{' + imatrix' if importance else ''}",
+                method="gguf",
+                bits_per_weight=8 * size / n_params,
+                size_mb=_mb(size),
+                memory_mb=_mb(size),
+                perplexity=ppl,
+                tokens_per_s=check.tokens_per_s,
+                engine="llama.cpp (CPU)",
+                note="memory: the file is memory-mapped, plus a small KV cache",
+            )
+        )
+        registration = {
+            "name": f"{stem}-{ftype.lower()}"
+            if not config.name or len(config.gguf_types) > 1
+            else config.name,
+            "kind": "gguf",
+            "path": file_name,
+            "base": source_label_of(config),
+            "lineage": {
+                "parents": [source_label_of(config)],
+                "method": "quantize",
+                "parameters": {"type": ftype, "imatrix": bool(importance)},
+            },
+        }
         result.registrations.append(registration)
     first = config.gguf_types[0]
     (out / "Modelfile").write_text(modelfile(result.files[f"gguf_{first}"], tokenizer), encoding="utf-8")
@@ -298,9 +455,14 @@ def _gguf(model: Any, tokenizer: Any, folder: Path, ids: list[int], calibration:
     result.registration = result.registrations[0]
     if importance:
         same = calibration is ids
-        result.notes.append(f"importance matrix from {len(calibration)} calibration tokens "
-                            + ("(the scored text itself: the text is short, so its perplexity flatters the imatrix)"
-                               if same else "(text after the scored tokens, so the perplexity is not flattered)"))  # fmt: skip
+        result.notes.append(
+            f"importance matrix from {len(calibration)} calibration tokens "
+            + (
+                "(the scored text itself: the text is short, so its perplexity flatters the imatrix)"
+                if same
+                else "(text after the scored tokens, so the perplexity is not flattered)"
+            )
+        )
     return rows
 
 

@@ -19,8 +19,12 @@ def bnb_config(method: str, device: str, double_quant: bool = True) -> Any:
     if method == "bnb_int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     compute = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=double_quant,
-                              bnb_4bit_compute_dtype=compute)  # fmt: skip
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=double_quant,
+        bnb_4bit_compute_dtype=compute,
+    )
 
 
 def load_bnb(path: Path | str, method: str, device: str, double_quant: bool = True) -> Any:
@@ -37,10 +41,11 @@ def load_bnb(path: Path | str, method: str, device: str, double_quant: bool = Tr
 
     with quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(
-            str(path), quantization_config=bnb_config(method, device, double_quant),
+            str(path),
+            quantization_config=bnb_config(method, device, double_quant),
             device_map={"": 0 if device.startswith("cuda") else "cpu"},
             dtype="auto" if device.startswith("cuda") else None,
-        )  # fmt: skip
+        )
     return model.eval()
 
 

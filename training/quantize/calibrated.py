@@ -35,8 +35,11 @@ def quantize_awq(folder: Path, tokenizer: Any, texts: list[str], out: Path, grou
     from transformers import AutoModelForCausalLM
 
     model = AutoAWQForCausalLM.from_pretrained(str(folder))
-    model.quantize(tokenizer, quant_config={"zero_point": True, "q_group_size": group_size, "w_bit": 4, "version": "GEMM"},
-                   calib_data=texts)  # fmt: skip
+    model.quantize(
+        tokenizer,
+        quant_config={"zero_point": True, "q_group_size": group_size, "w_bit": 4, "version": "GEMM"},
+        calib_data=texts,
+    )
     model.save_quantized(str(out))
     tokenizer.save_pretrained(str(out))
     return AutoModelForCausalLM.from_pretrained(str(out), device_map="cuda").eval()

@@ -18,11 +18,15 @@ BNB = ("bnb_int8", "bnb_nf4")
 class QuantizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("", description="Registered name, HF folder, .gguf file, or '' for the bundled SmolLM2.")
+    model: str = Field(
+        "", description="Registered name, HF folder, .gguf file, or '' for the bundled SmolLM2."
+    )
     methods: list[Method] = Field(default_factory=lambda: ["gguf"], min_length=1)
     # GGUF: the llama.cpp types to produce (the first is registered as the chat model)
     gguf_types: list[str] = Field(default_factory=lambda: ["Q4_K_M"], min_length=1, max_length=8)
-    imatrix: bool = Field(False, description="Weigh GGUF rounding by an importance matrix from calibration text.")
+    imatrix: bool = Field(
+        False, description="Weigh GGUF rounding by an importance matrix from calibration text."
+    )
     group_size: int = Field(32, ge=8, le=256, description="int4 lab: weights per scale.")
     double_quant: bool = Field(True, description="bitsandbytes NF4: quantize the scales too.")
     perplexity_text: str = "course"  # "course" = the bundled notes, or a text file path

@@ -26,19 +26,36 @@ QK_K = 256
 
 # file type name -> (default ggml type name, gguf.LlamaFileType member name)
 FILE_TYPES: dict[str, tuple[str, str]] = {
-    "F32": ("F32", "ALL_F32"), "F16": ("F16", "MOSTLY_F16"), "BF16": ("BF16", "MOSTLY_BF16"),
-    "Q8_0": ("Q8_0", "MOSTLY_Q8_0"), "Q6_K": ("Q6_K", "MOSTLY_Q6_K"),
-    "Q5_K_M": ("Q5_K", "MOSTLY_Q5_K_M"), "Q5_K_S": ("Q5_K", "MOSTLY_Q5_K_S"),
-    "Q5_1": ("Q5_1", "MOSTLY_Q5_1"), "Q5_0": ("Q5_0", "MOSTLY_Q5_0"),
-    "Q4_K_M": ("Q4_K", "MOSTLY_Q4_K_M"), "Q4_K_S": ("Q4_K", "MOSTLY_Q4_K_S"),
-    "Q4_1": ("Q4_1", "MOSTLY_Q4_1"), "Q4_0": ("Q4_0", "MOSTLY_Q4_0"),
-    "IQ4_NL": ("IQ4_NL", "MOSTLY_IQ4_NL"), "IQ4_XS": ("IQ4_XS", "MOSTLY_IQ4_XS"),
-    "Q3_K_L": ("Q3_K", "MOSTLY_Q3_K_L"), "Q3_K_M": ("Q3_K", "MOSTLY_Q3_K_M"), "Q3_K_S": ("Q3_K", "MOSTLY_Q3_K_S"),
+    "F32": ("F32", "ALL_F32"),
+    "F16": ("F16", "MOSTLY_F16"),
+    "BF16": ("BF16", "MOSTLY_BF16"),
+    "Q8_0": ("Q8_0", "MOSTLY_Q8_0"),
+    "Q6_K": ("Q6_K", "MOSTLY_Q6_K"),
+    "Q5_K_M": ("Q5_K", "MOSTLY_Q5_K_M"),
+    "Q5_K_S": ("Q5_K", "MOSTLY_Q5_K_S"),
+    "Q5_1": ("Q5_1", "MOSTLY_Q5_1"),
+    "Q5_0": ("Q5_0", "MOSTLY_Q5_0"),
+    "Q4_K_M": ("Q4_K", "MOSTLY_Q4_K_M"),
+    "Q4_K_S": ("Q4_K", "MOSTLY_Q4_K_S"),
+    "Q4_1": ("Q4_1", "MOSTLY_Q4_1"),
+    "Q4_0": ("Q4_0", "MOSTLY_Q4_0"),
+    "IQ4_NL": ("IQ4_NL", "MOSTLY_IQ4_NL"),
+    "IQ4_XS": ("IQ4_XS", "MOSTLY_IQ4_XS"),
+    "Q3_K_L": ("Q3_K", "MOSTLY_Q3_K_L"),
+    "Q3_K_M": ("Q3_K", "MOSTLY_Q3_K_M"),
+    "Q3_K_S": ("Q3_K", "MOSTLY_Q3_K_S"),
     "Q2_K": ("Q2_K", "MOSTLY_Q2_K"),
-}  # fmt: skip
+}
 UNQUANTIZED = ("F32", "F16", "BF16")
 # A k-quant/i-quant row must hold whole 256-value super-blocks; llama.cpp falls back to these.
-_FALLBACK = {"Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+_FALLBACK = {
+    "Q2_K": "IQ4_NL",
+    "Q3_K": "IQ4_NL",
+    "IQ4_XS": "IQ4_NL",
+    "Q4_K": "Q5_0",
+    "Q5_K": "Q5_1",
+    "Q6_K": "Q8_0",
+}
 
 
 def normalize_file_type(name: str) -> str:
@@ -119,11 +136,20 @@ def _ggml() -> Any:
     try:
         import xllamacpp.xllamacpp as ext
     except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise ToolInputError("llama.cpp (xllamacpp) is not installed", "run `pip install xllamacpp` or `make setup`") from exc
+        raise ToolInputError(
+            "llama.cpp (xllamacpp) is not installed", "run `pip install xllamacpp` or `make setup`"
+        ) from exc
     lib = ctypes.CDLL(ext.__file__)
     lib.ggml_quantize_chunk.restype = ctypes.c_size_t
-    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_float), ctypes.c_void_p,
-                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_float)]  # fmt: skip
+    lib.ggml_quantize_chunk.argtypes = [
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_float),
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.POINTER(ctypes.c_float),
+    ]
     lib.ggml_quantize_requires_imatrix.restype = ctypes.c_bool
     lib.ggml_quantize_requires_imatrix.argtypes = [ctypes.c_int]
     lib.ggml_quantize_init.argtypes = [ctypes.c_int]
@@ -142,8 +168,10 @@ def quantize_matrix(data: Any, type_name: str, importance: Any = None) -> Any:
     rows, n_per_row = data.shape
     block, type_size = gguf.GGML_QUANT_SIZES[qtype]
     if n_per_row % block:
-        raise ToolInputError(f"rows of {n_per_row} values cannot be stored as {type_name} (blocks of {block})",
-                             "choose another GGUF type")  # fmt: skip
+        raise ToolInputError(
+            f"rows of {n_per_row} values cannot be stored as {type_name} (blocks of {block})",
+            "choose another GGUF type",
+        )
     lib = _ggml()
     if lib.ggml_quantize_requires_imatrix(int(qtype)) and importance is None:
         raise ToolInputError(f"{type_name} needs an importance matrix", "set imatrix=true")
@@ -154,8 +182,15 @@ def quantize_matrix(data: Any, type_name: str, importance: Any = None) -> Any:
     if importance is not None:
         imp = np.ascontiguousarray(importance, dtype=np.float32)
         imatrix = imp.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-    written = lib.ggml_quantize_chunk(int(qtype), src.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                      out.ctypes.data, 0, rows, n_per_row, imatrix)  # fmt: skip
+    written = lib.ggml_quantize_chunk(
+        int(qtype),
+        src.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+        out.ctypes.data,
+        0,
+        rows,
+        n_per_row,
+        imatrix,
+    )
     if written != out.nbytes:  # pragma: no cover - would mean an ABI mismatch with this ggml build
         raise RuntimeError(f"ggml_quantize_chunk wrote {written} bytes, expected {out.nbytes}")
     return out
@@ -171,6 +206,8 @@ def encode_tensor(data: Any, type_name: str, importance: Any = None) -> tuple[An
     if type_name == "F16":
         return np.ascontiguousarray(data, dtype=np.float16), None
     if type_name == "BF16":
-        return gguf.quants.quantize(np.asarray(data, dtype=np.float32), gguf.GGMLQuantizationType.BF16), gguf.GGMLQuantizationType.BF16
+        return gguf.quants.quantize(
+            np.asarray(data, dtype=np.float32), gguf.GGMLQuantizationType.BF16
+        ), gguf.GGMLQuantizationType.BF16
     flat = np.asarray(data, dtype=np.float32).reshape(-1, data.shape[-1])
     return quantize_matrix(flat, type_name, importance), gguf.GGMLQuantizationType[type_name]

@@ -52,35 +52,65 @@ def check_gguf(path: Path, tokenizer: Any, prompt: str, max_tokens: int = 64) ->
             template_ok = (props.get("chat_template") or "") == (tokenizer.chat_template or "")
             if not template_ok:
                 problems.append("the chat template in the GGUF differs from the model's tokenizer")
-            chat = client.post(base + "/v1/chat/completions", json={
-                "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": 0,
-            }).json()  # fmt: skip
+            chat = client.post(
+                base + "/v1/chat/completions",
+                json={
+                    "messages": [{"role": "user", "content": prompt}],
+                    "max_tokens": max_tokens,
+                    "temperature": 0,
+                },
+            ).json()
             choice = chat["choices"][0]
             answer = choice["message"].get("content") or ""
             eos_ok = _eos_matches(props, tokenizer, problems)
-            speed = client.post(base + "/completion", json={
-                "prompt": prompt, "n_predict": max_tokens, "ignore_eos": True, "temperature": 0, "cache_prompt": False,
-            }).json().get("timings", {})  # fmt: skip
+            speed = (
+                client.post(
+                    base + "/completion",
+                    json={
+                        "prompt": prompt,
+                        "n_predict": max_tokens,
+                        "ignore_eos": True,
+                        "temperature": 0,
+                        "cache_prompt": False,
+                    },
+                )
+                .json()
+                .get("timings", {})
+            )
     finally:
         del server
     if not answer.strip():
         problems.append("llama.cpp generated an empty answer")
-    return GGUFCheck(tokenizer_matches=tok_ok, chat_template_matches=template_ok, eos_ok=eos_ok, answer=answer.strip(),
-                     finish_reason=choice.get("finish_reason"), tokens_per_s=speed.get("predicted_per_second"),
-                     prompt_tokens_per_s=speed.get("prompt_per_second"), problems=problems)  # fmt: skip
+    return GGUFCheck(
+        tokenizer_matches=tok_ok,
+        chat_template_matches=template_ok,
+        eos_ok=eos_ok,
+        answer=answer.strip(),
+        finish_reason=choice.get("finish_reason"),
+        tokens_per_s=speed.get("predicted_per_second"),
+        prompt_tokens_per_s=speed.get("prompt_per_second"),
+        problems=problems,
+    )
 
 
 def _tokenizer_matches(client: Any, base: str, tokenizer: Any, problems: list[str]) -> bool:
     texts = list(SAMPLES)
     if tokenizer.chat_template:
-        texts.append(tokenizer.apply_chat_template([{"role": "user", "content": SAMPLES[0]}], tokenize=False,
-                                                   add_generation_prompt=True))  # fmt: skip
+        texts.append(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": SAMPLES[0]}], tokenize=False, add_generation_prompt=True
+            )
+        )
     for text in texts:
-        ours = client.post(base + "/tokenize", json={"content": text, "add_special": False, "parse_special": True}).json()["tokens"]
+        ours = client.post(
+            base + "/tokenize", json={"content": text, "add_special": False, "parse_special": True}
+        ).json()["tokens"]
         theirs = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if ours != theirs:
-            problems.append(f"llama.cpp tokenizes {text[:30]!r}… differently from transformers "
-                            f"({len(ours)} vs {len(theirs)} tokens): the pre-tokenizer type is wrong")  # fmt: skip
+            problems.append(
+                f"llama.cpp tokenizes {text[:30]!r}… differently from transformers "
+                f"({len(ours)} vs {len(theirs)} tokens): the pre-tokenizer type is wrong"
+            )
             return False
     return True
 
@@ -88,7 +118,8 @@ def _tokenizer_matches(client: Any, base: str, tokenizer: Any, problems: list[st
 def _eos_matches(props: dict[str, Any], tokenizer: Any, problems: list[str]) -> bool:
     eos = props.get("eos_token") or ""
     if tokenizer.eos_token and eos != tokenizer.eos_token:
-        problems.append(f"EOS is {eos!r} in the GGUF but {tokenizer.eos_token!r} in the tokenizer: answers may not stop")
+        problems.append(
+            f"EOS is {eos!r} in the GGUF but {tokenizer.eos_token!r} in the tokenizer: answers may not stop"
+        )
         return False
     return True
-

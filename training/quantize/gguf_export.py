@@ -33,15 +33,20 @@ SUPPORTED_ARCHS = ("llama", "mistral")  # same GGUF layout ("llama" in llama.cpp
 
 def _permute(weights: Any, n_head: int) -> Any:
     # llama.cpp's convert_hf_to_gguf.LlamaModel.permute
-    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))  # fmt: skip
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def read_config(hf_dir: Path) -> dict[str, Any]:
     try:
         config = json.loads((Path(hf_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ToolInputError(f"{hf_dir} has no readable config.json", "export a Hugging Face model folder") from exc
+        raise ToolInputError(
+            f"{hf_dir} has no readable config.json", "export a Hugging Face model folder"
+        ) from exc
     if config.get("model_type") not in SUPPORTED_ARCHS:
         raise ToolInputError(
             f"GGUF export supports Llama-architecture models ({', '.join(SUPPORTED_ARCHS)}), not {config.get('model_type')!r}",
@@ -56,7 +61,9 @@ def _tensors(hf_dir: Path) -> Any:
 
     files = sorted(Path(hf_dir).glob("*.safetensors"))
     if not files:
-        raise ToolInputError(f"{hf_dir} has no .safetensors weights", "save the model with save_pretrained first")
+        raise ToolInputError(
+            f"{hf_dir} has no .safetensors weights", "save the model with save_pretrained first"
+        )
     for file in files:
         with safe_open(str(file), framework="pt") as handle:
             for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
@@ -99,7 +106,9 @@ def export_gguf(
             continue
         target = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if target is None:
-            raise ToolInputError(f"unexpected tensor {hf_name!r} for a Llama model", "is this a Llama-family checkpoint?")
+            raise ToolInputError(
+                f"unexpected tensor {hf_name!r} for a Llama model", "is this a Llama-family checkpoint?"
+            )
         if target.endswith("attn_q.weight"):
             data = _permute(data, n_head)
         elif target.endswith("attn_k.weight"):
@@ -111,8 +120,10 @@ def export_gguf(
         emit(progress, "export", f"{file_type}: {target} → {qtype}", step=len(types), total=total)
     missing = total - len(types)
     if missing:
-        raise ToolInputError(f"{hf_dir} is missing {missing} tensors of a {n_layers}-layer Llama model",
-                             "is the checkpoint complete?")  # fmt: skip
+        raise ToolInputError(
+            f"{hf_dir} is missing {missing} tensors of a {n_layers}-layer Llama model",
+            "is the checkpoint complete?",
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -134,7 +145,9 @@ def _add_hparams(writer: Any, config: dict[str, Any], name: str, file_type: str)
     writer.add_head_count(int(config["num_attention_heads"]))
     writer.add_head_count_kv(int(config.get("num_key_value_heads") or config["num_attention_heads"]))
     writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-5)))
-    writer.add_rope_freq_base(float(config.get("rope_theta") or (config.get("rope_parameters") or {}).get("rope_theta", 10000.0)))
+    writer.add_rope_freq_base(
+        float(config.get("rope_theta") or (config.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+    )
     writer.add_rope_dimension_count(head_dim)
     writer.add_vocab_size(int(config["vocab_size"]))
     writer.add_file_type(gguf.LlamaFileType[FILE_TYPES[file_type][1]])
@@ -170,8 +183,12 @@ def add_tokenizer(writer: Any, hf_dir: Path, tokenizer_gguf: Path | None) -> str
     return source
 
 
-_TOKENIZER_IDS = ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id",
-                  "tokenizer.ggml.add_bos_token")  # fmt: skip
+_TOKENIZER_IDS = (
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.padding_token_id",
+    "tokenizer.ggml.add_bos_token",
+)
 
 
 def _copy_tokenizer(writer: Any, source: Path, vocab_size: int) -> bool:

@@ -52,7 +52,9 @@ def compute_imatrix(
             for n, start in enumerate(starts):
                 check_cancelled(cancel)
                 model(input_ids=torch.tensor([ids[start : start + chunk]], device=device))
-                emit(progress, "imatrix", "importance matrix (calibration text)", step=n + 1, total=len(starts))
+                emit(
+                    progress, "imatrix", "importance matrix (calibration text)", step=n + 1, total=len(starts)
+                )
     finally:
         for h in hooks:
             h.remove()

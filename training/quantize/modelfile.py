@@ -38,21 +38,27 @@ def _render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
 def default_system_prompt(tokenizer: Any) -> str | None:
     text = _render(tokenizer, [{"role": "user", "content": "PING"}])
     match = re.search(r"<\|im_start\|>system\n(.*?)<\|im_end\|>", text, re.S) or re.search(
-        r"<\|start_header_id\|>system<\|end_header_id\|>\n\n(.*?)<\|eot_id\|>", text, re.S)  # fmt: skip
+        r"<\|start_header_id\|>system<\|end_header_id\|>\n\n(.*?)<\|eot_id\|>", text, re.S
+    )
     return match.group(1).strip() if match else None
 
 
 def modelfile(gguf_name: str, tokenizer: Any, temperature: float = 0.2, num_ctx: int = 2048) -> str:
     rendered = _render(tokenizer, [{"role": "user", "content": "PING"}])
-    lines = ["# Ollama Modelfile written by llmtutor: ollama create NAME -f Modelfile && ollama run NAME",
-             f"FROM ./{gguf_name}", ""]  # fmt: skip
+    lines = [
+        "# Ollama Modelfile written by llmtutor: ollama create NAME -f Modelfile && ollama run NAME",
+        f"FROM ./{gguf_name}",
+        "",
+    ]
     if "<|im_start|>" in rendered:
         lines += [_CHATML, 'PARAMETER stop "<|im_end|>"', 'PARAMETER stop "<|im_start|>"']
     elif "<|start_header_id|>" in rendered:
         lines += [_LLAMA3, 'PARAMETER stop "<|eot_id|>"', 'PARAMETER stop "<|start_header_id|>"']
     else:
-        lines += ["# The chat template is not ChatML or Llama 3: Ollama falls back to the template",
-                  "# stored in the GGUF (tokenizer.chat_template); check the answers stop correctly."]  # fmt: skip
+        lines += [
+            "# The chat template is not ChatML or Llama 3: Ollama falls back to the template",
+            "# stored in the GGUF (tokenizer.chat_template); check the answers stop correctly.",
+        ]
         if tokenizer.eos_token:
             lines.append(f'PARAMETER stop "{tokenizer.eos_token}"')
     lines += [f"PARAMETER temperature {temperature}", f"PARAMETER num_ctx {num_ctx}"]

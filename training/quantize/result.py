@@ -35,7 +35,9 @@ class QuantizeResult(BaseModel):
     device: str
     rows: list[QuantRow]
     files: dict[str, str] = Field(default_factory=dict)  # label -> path relative to output_dir
-    layer_errors: dict[str, dict[str, Any]] = Field(default_factory=dict)  # lab method -> mean/max/worst layer
+    layer_errors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict
+    )  # lab method -> mean/max/worst layer
     gguf_checks: dict[str, GGUFCheck] = Field(default_factory=dict)
     type_mix: dict[str, dict[str, int]] = Field(default_factory=dict)  # GGUF type -> {ggml type: tensors}
     perplexity_setup: str = ""
@@ -51,23 +53,41 @@ class QuantizeResult(BaseModel):
         def num(value: float | None, spec: str, suffix: str = "") -> str:
             return "–" if value is None else f"{value:{spec}}{suffix}"
 
-        lines = [f"**Quantization of `{self.source}`** on {self.device} ({self.seconds:.0f} s)", "",
-                 "| format | engine | bits/weight | size MB | memory MB | perplexity | Δ ppl | tokens/s | speed | weight error |",
-                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        lines = [
+            f"**Quantization of `{self.source}`** on {self.device} ({self.seconds:.0f} s)",
+            "",
+            "| format | engine | bits/weight | size MB | memory MB | perplexity | Δ ppl | tokens/s | speed | weight error |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in self.rows:
-            delta = "base" if r.perplexity_delta_pct is None and r.method == "source" else num(r.perplexity_delta_pct, "+.1f", "%")
-            lines.append(f"| {r.label} | {r.engine} | {num(r.bits_per_weight, '.2f')} | {num(r.size_mb, '.0f')} | "
-                         f"{num(r.memory_mb, '.0f')} | {num(r.perplexity, '.2f')} | {delta} | {num(r.tokens_per_s, '.0f')} | "
-                         f"{num(r.speed_ratio, '.2f', '×')} | {num(r.weight_error_pct, '.2f', '%')} |")  # fmt: skip
+            delta = (
+                "base"
+                if r.perplexity_delta_pct is None and r.method == "source"
+                else num(r.perplexity_delta_pct, "+.1f", "%")
+            )
+            lines.append(
+                f"| {r.label} | {r.engine} | {num(r.bits_per_weight, '.2f')} | {num(r.size_mb, '.0f')} | "
+                f"{num(r.memory_mb, '.0f')} | {num(r.perplexity, '.2f')} | {delta} | {num(r.tokens_per_s, '.0f')} | "
+                f"{num(r.speed_ratio, '.2f', '×')} | {num(r.weight_error_pct, '.2f', '%')} |"
+            )
         lines += ["", f"Perplexity: {self.perplexity_setup}."]
         for method, stats in self.layer_errors.items():
-            lines.append(f"- {method}: mean relative weight error {stats['mean_pct']:.2f}% over {stats['layers']} "
-                         f"layers, worst {stats['max_pct']:.2f}% in `{stats['worst']}`.")  # fmt: skip
+            lines.append(
+                f"- {method}: mean relative weight error {stats['mean_pct']:.2f}% over {stats['layers']} "
+                f"layers, worst {stats['max_pct']:.2f}% in `{stats['worst']}`."
+            )
         for ftype, check in self.gguf_checks.items():
-            mix = ", ".join(f"{n}×{t}" for t, n in sorted(self.type_mix.get(ftype, {}).items(), key=lambda kv: -kv[1]))
-            verdict = "✅ tokenizer, chat template and EOS match" if check.ok else "⚠️ " + "; ".join(check.problems)
-            lines += ["", f"**GGUF {ftype}** — tensors: {mix}. Export doctor: {verdict}.",
-                      f"llama.cpp answer ({check.finish_reason}): “{check.answer[:200]}”"]  # fmt: skip
+            mix = ", ".join(
+                f"{n}×{t}" for t, n in sorted(self.type_mix.get(ftype, {}).items(), key=lambda kv: -kv[1])
+            )
+            verdict = (
+                "✅ tokenizer, chat template and EOS match" if check.ok else "⚠️ " + "; ".join(check.problems)
+            )
+            lines += [
+                "",
+                f"**GGUF {ftype}** — tensors: {mix}. Export doctor: {verdict}.",
+                f"llama.cpp answer ({check.finish_reason}): “{check.answer[:200]}”",
+            ]
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines)
 

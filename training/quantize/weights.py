@@ -66,7 +66,9 @@ def fake_quantize(w: Any, method: str, group_size: int = 32) -> Any:
 
 def bits_per_weight(method: str, n_per_row: int, group_size: int = 32) -> float:
     """Storage cost including the scales: float32 per-row scale (and zero point), fp16 per group."""
-    return {"absmax": 8 + 32 / n_per_row, "zeropoint": 8 + 64 / n_per_row, "int4": 4 + 16 / group_size}[method]
+    return {"absmax": 8 + 32 / n_per_row, "zeropoint": 8 + 64 / n_per_row, "int4": 4 + 16 / group_size}[
+        method
+    ]
 
 
 @dataclass
@@ -77,7 +79,9 @@ class LayerError:
     max_abs_error: float
 
 
-def quantize_model_weights(model: Any, method: str, group_size: int = 32) -> tuple[list[LayerError], dict[str, Any]]:
+def quantize_model_weights(
+    model: Any, method: str, group_size: int = 32
+) -> tuple[list[LayerError], dict[str, Any]]:
     """Fake-quantize every Linear weight inside the decoder layers, in place.
 
     Returns the per-layer errors and {name: (original, dequantized)} for one representative
@@ -93,8 +97,14 @@ def quantize_model_weights(model: Any, method: str, group_size: int = 32) -> tup
             w = module.weight.data.float()
             deq = fake_quantize(w, method, group_size)
             diff = deq - w
-            errors.append(LayerError(name, tuple(w.shape), float(diff.norm() / w.norm().clamp(min=1e-12)),
-                                     float(diff.abs().max())))  # fmt: skip
+            errors.append(
+                LayerError(
+                    name,
+                    tuple(w.shape),
+                    float(diff.norm() / w.norm().clamp(min=1e-12)),
+                    float(diff.abs().max()),
+                )
+            )
             if ".layers.0." in name and name.endswith(("q_proj", "down_proj")):
                 samples[name] = (w.flatten().cpu(), deq.flatten().cpu())
             module.weight.data.copy_(deq.to(module.weight.dtype))

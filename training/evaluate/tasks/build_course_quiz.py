@@ -53,15 +53,29 @@ def build() -> list[dict]:
     for i in sorted(picks[:N_DEFINITION]):
         term = terms[i]
         options, answer = _options(rng, term.en, *near_terms(term, "en"))
-        items.append({"kind": "definition", "language": "en", "module": term.modules[0],
-                      "question": f"Which term of the LLM Course matches this definition: {term.definition}",
-                      "choices": options, "answer": answer})  # fmt: skip
+        items.append(
+            {
+                "kind": "definition",
+                "language": "en",
+                "module": term.modules[0],
+                "question": f"Which term of the LLM Course matches this definition: {term.definition}",
+                "choices": options,
+                "answer": answer,
+            }
+        )
     for i in sorted(picks[N_DEFINITION:]):
         term = terms[i]
         options, answer = _options(rng, term.en, *near_terms(term, "en"))
-        items.append({"kind": "zh_term", "language": "zh", "module": term.modules[0],
-                      "question": f"课程术语「{term.zh}」对应的英文术语是哪一个？",
-                      "choices": options, "answer": answer})  # fmt: skip
+        items.append(
+            {
+                "kind": "zh_term",
+                "language": "zh",
+                "module": term.modules[0],
+                "question": f"课程术语「{term.zh}」对应的英文术语是哪一个？",
+                "choices": options,
+                "answer": answer,
+            }
+        )
 
     # Topics that name exactly one module and are not themselves a module title.
     modules = catalog.modules()
@@ -75,16 +89,27 @@ def build() -> list[dict]:
     for n, (mod, en, zh) in enumerate(chosen):
         same_track = [m for m in modules if m.track == mod.track]
         if n < N_TOPIC_EN:
-            options, answer = _options(rng, mod.title, [m.title for m in same_track], [m.title for m in modules])
+            options, answer = _options(
+                rng, mod.title, [m.title for m in same_track], [m.title for m in modules]
+            )
             question = f"Which module of the LLM Course lists '{en}' among its key topics?"
             lang = "en"
         else:
-            options, answer = _options(rng, mod.title_zh, [m.title_zh for m in same_track],
-                                       [m.title_zh for m in modules])  # fmt: skip
+            options, answer = _options(
+                rng, mod.title_zh, [m.title_zh for m in same_track], [m.title_zh for m in modules]
+            )
             question = f"在 LLM 课程中，哪个模块把「{zh}」列为关键主题？"
             lang = "zh"
-        items.append({"kind": "topic", "language": lang, "module": mod.id, "question": question,
-                      "choices": options, "answer": answer})  # fmt: skip
+        items.append(
+            {
+                "kind": "topic",
+                "language": lang,
+                "module": mod.id,
+                "question": question,
+                "choices": options,
+                "answer": answer,
+            }
+        )
     for n, item in enumerate(items, 1):
         item["id"] = f"cq-{n:03d}"
         assert len(item["choices"]) == 4 and len(set(item["choices"])) == 4, item

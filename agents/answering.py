@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmtutor.agents.grounding import drop_ungrounded_sentences
-from llmtutor.agents.language import detect_language
+from llmtutor.text import detect_language
 
 NOT_FOUND = {
     "en": "I could not find this in the course notes, so I won't guess. Try rephrasing, "

@@ -23,10 +23,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from llmtutor.agents import answering
-from llmtutor.agents.language import detect_language
 from llmtutor.agents.personas import Persona, get_persona
 from llmtutor.agents.state import ToolRun, TutorState
 from llmtutor.errors import LLMTutorError
+from llmtutor.text import detect_language
 from llmtutor.tools.registry import (
     ToolContext,
     ToolRegistry,
@@ -39,7 +39,7 @@ from llmtutor.tools.registry import (
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
 
-    from llmtutor.agents.router import RouteDecision
+    from llmtutor.agents.routing.router import RouteDecision
 
 
 @dataclass

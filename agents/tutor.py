@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.agents.graph import GraphDeps, build_graph, last_ai_text
 from llmtutor.agents.personas import Persona, get_persona, load_personas
-from llmtutor.agents.router import RouteDecision, Router
+from llmtutor.agents.routing.router import RouteDecision, Router
+from llmtutor.settings import Settings
 from llmtutor.tools.registry import ToolContext, ToolRegistry, default_registry
-from llmtutor.tools.settings import Settings
 
 EventType = Literal["route", "tool_start", "progress", "tool_result", "approval", "token", "answer"]
 
@@ -74,7 +74,7 @@ class Tutor:
     @property
     def backend(self):
         if self._backend is None:
-            from llmtutor.tools.backends import make_backend
+            from llmtutor.backends import make_backend
 
             self._backend = make_backend(self.settings)
         return self._backend
@@ -132,7 +132,7 @@ class Tutor:
         elif continued is not None:
             decision = continued
         elif self.uses_native_routing():
-            from llmtutor.agents.native_router import native_route
+            from llmtutor.agents.routing.native_router import native_route
 
             decision = native_route(self._llm(0.0), self.registry, allowed, history)
         else:

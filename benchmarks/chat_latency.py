@@ -50,9 +50,9 @@ def main() -> None:
 
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from llmtutor.agents.language import detect_language
     from llmtutor.agents.tutor import Tutor
-    from llmtutor.tools.settings import Settings
+    from llmtutor.settings import Settings
+    from llmtutor.text import detect_language
 
     workspace = Path(tempfile.mkdtemp(prefix="llmtutor-bench-"))
     settings = Settings(workspace=workspace, max_tokens=args.max_tokens, temperature=0.0)

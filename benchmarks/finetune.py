@@ -28,8 +28,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def model_path(kind: str, workdir: Path) -> str:
     """The converted SmolLM2, or a 2-layer random Llama with its tokenizer (like tests' tiny_llama_dir)."""
-    from llmtutor.tools.settings import Settings
-    from llmtutor.training.models import resolve_hf_model
+    from llmtutor.hf_models import resolve_hf_model
+    from llmtutor.settings import Settings
 
     smollm2 = resolve_hf_model(None, Settings().models_dir)  # <workspace>/models (LLMTUTOR_WORKSPACE)
     if kind == "smollm2":
@@ -197,7 +197,7 @@ def main() -> None:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="llmtutor-ft-bench-"))
     if args.variant:
-        from llmtutor.training.models import quiet_transformers
+        from llmtutor.hf_models import quiet_transformers
 
         with quiet_transformers():
             base = model_path(args.model, workdir)

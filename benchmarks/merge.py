@@ -98,7 +98,7 @@ def child(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     import resource
     import threading
 
-    from llmtutor.training.models import quiet_transformers, resolve_hf_model
+    from llmtutor.hf_models import quiet_transformers, resolve_hf_model
 
     bundled, perturbed, out = (
         Path(resolve_hf_model("smollm2", args.models_dir)),
@@ -229,7 +229,7 @@ def sanity(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llmtutor.training.models import quiet_transformers
+    from llmtutor.hf_models import quiet_transformers
 
     m = tensors(folder)
     notes = [] if all(torch.isfinite(v).all() for v in m.values()) else ["NaN/inf!"]

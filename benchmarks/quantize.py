@@ -31,10 +31,10 @@ def reference_check(workdir: Path, ours: Path, ids: list[int], window: int) -> s
         return "llama-cpp-python not installed: reference comparison skipped."
     import gguf
 
-    from llmtutor.tools.settings import default_gguf_path
+    from llmtutor.assets import default_gguf_path
+    from llmtutor.hf_models import resolve_hf_model
     from llmtutor.training.evaluate.llamacpp_ppl import llamacpp_window_nll
     from llmtutor.training.evaluate.perplexity import perplexity
-    from llmtutor.training.models import resolve_hf_model
     from llmtutor.training.quantize.gguf_export import export_gguf
 
     f16, ref = workdir / "f16.gguf", workdir / "ref-Q4_K_M.gguf"

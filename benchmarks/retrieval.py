@@ -9,7 +9,7 @@ Chinese and p50/p95 latency of one query (after warm-up, models loaded) for
 * bm25:   BM25 over jieba + bigram tokens, no expansion;
 * dense:  MiniLM cosine only;
 * rrf:    naive reciprocal rank fusion of the two (k=60, equal weights);
-* hybrid: the pipeline (`llmtutor.knowledge.retrieval`): glossary expansion,
+* hybrid: the pipeline (`llmtutor.knowledge.rag.retrieval`): glossary expansion,
   coverage-weighted BM25, MiniLM on English chunks, weighted RRF, dedupe, MMR,
   relevance check.
 
@@ -117,7 +117,7 @@ def synthetic_table(db: Any, base: Any, size: int, rng: np.random.Generator) -> 
     """`size` chunks made from the real ones: same texts, 100 sampled tokens, noisy vectors."""
     import pyarrow as pa
 
-    from llmtutor.knowledge.index import _chunk_schema
+    from llmtutor.knowledge.rag.index import _chunk_schema
 
     rows = base.rows
     vectors = base.vectors
@@ -151,8 +151,8 @@ def synthetic_table(db: Any, base: Any, size: int, rng: np.random.Generator) -> 
 
 
 def scale_rows(base: Any, queries: list[str], sizes: list[int], ann: str) -> list[dict[str, Any]]:
-    from llmtutor.knowledge.index import connect, ensure_vector_index
-    from llmtutor.knowledge.retrieval import RetrievalConfig, Retriever
+    from llmtutor.knowledge.rag.index import connect, ensure_vector_index
+    from llmtutor.knowledge.rag.retrieval import RetrievalConfig, Retriever
 
     rng = np.random.default_rng(0)
     qvec = base.embedder.embed(queries)
@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from llmtutor.knowledge.chunking import ChunkConfig
-    from llmtutor.knowledge.index import build_index
-    from llmtutor.knowledge.retrieval import Retriever
+    from llmtutor.knowledge.rag.chunking import ChunkConfig
+    from llmtutor.knowledge.rag.index import build_index
+    from llmtutor.knowledge.rag.retrieval import Retriever
 
     items = load_dev(args.dev)
     with tempfile.TemporaryDirectory(prefix="llmtutor-bench-") as tmp:

@@ -11,7 +11,7 @@ of one decision (one message at a time, after warm-up; commands excluded).
 Targets: ≥ 95% on registered+null items, 100% None on unregistered items,
 p50 ≤ 50 ms. Rows:
 
-* router: `llmtutor.agents.router.Router` (MiniLM + char n-gram TF-IDF → logistic regression).
+* router: `llmtutor.agents.routing.router.Router` (MiniLM + char n-gram TF-IDF → logistic regression).
 * embed-only / char-only: the same classifier with one feature view (ablations).
 * example-1nn: nearest training sentence by MiniLM cosine (same training data).
 * description-nn: nearest tool description by MiniLM cosine, None below 0.35.
@@ -99,7 +99,7 @@ def description_predict(registry, embedder) -> Callable[[str], str | None]:
 
 
 def example_1nn_predict(registry, embedder) -> Callable[[str], str | None]:
-    from llmtutor.agents.routing_examples import no_tool_classes
+    from llmtutor.agents.routing.examples import no_tool_classes
 
     texts, labels = [], []
     for tool in registry:
@@ -117,7 +117,7 @@ def example_1nn_predict(registry, embedder) -> Callable[[str], str | None]:
 
 
 def ablation_predict(registry, embedder, *, char_weight: float, embedding_weight: float):
-    from llmtutor.agents.router import ToolClassifier
+    from llmtutor.agents.routing.router import ToolClassifier
 
     clf = ToolClassifier(embedder, char_weight=char_weight, embedding_weight=embedding_weight).fit(registry)
 
@@ -170,8 +170,8 @@ def evaluate(predict: Callable[[str], str | None], items: list[dict], registered
 
 
 def run(dev: Path, registry=None) -> dict:
-    from llmtutor.agents.router import Router
-    from llmtutor.knowledge.embeddings import Embedder
+    from llmtutor.agents.routing.router import Router
+    from llmtutor.knowledge.rag.embeddings import Embedder
     from llmtutor.tools.registry import default_registry
 
     registry = registry if registry is not None else default_registry()

@@ -9,7 +9,7 @@ split=test: 39 items, English and Chinese, catalog and quiz-history questions); 
 optimizers only see the train split (39 others). "parser (all)" adds the train split and the
 held-out sets (`sql_holdout.jsonl`, 32 items written after the parser; `sql_holdout2.jsonl`,
 24 items written last) - no model needed. Metric: execution match against hand-written
-gold SQL (see `llmtutor.tools.text_to_sql_eval`). "valid" = the SQL passed the guard and ran.
+gold SQL (see `llmtutor.knowledge.catalog.text_to_sql_eval`). "valid" = the SQL passed the guard and ran.
 Latency is per question, after the model server is up (first-call prompt processing of the
 ~3k-token schema is included in the LLM rows' p95, as a learner would see it).
 
@@ -45,9 +45,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write per-item results here")
     args = ap.parse_args()
 
-    from llmtutor.knowledge.course_db_readonly import QueryResult
-    from llmtutor.tools.text_to_sql import ChatSQLWriter, IntentPicker, TextToSQL
-    from llmtutor.tools.text_to_sql_eval import DEV_SET, evaluate, load_dev_set, seed_learner_rows
+    from llmtutor.knowledge.catalog.readonly import QueryResult
+    from llmtutor.knowledge.catalog.text_to_sql import ChatSQLWriter, IntentPicker, TextToSQL
+    from llmtutor.knowledge.catalog.text_to_sql_eval import DEV_SET, evaluate, load_dev_set, seed_learner_rows
 
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     db = seed_learner_rows(Path(tempfile.mkdtemp(prefix="t2sql-")) / "course.sqlite")
@@ -92,7 +92,7 @@ def main() -> None:
         run("parser (all)", base, everything)
     needs_llm = [r for r in rows if r in LLM_ROWS]
     if needs_llm:
-        from llmtutor.tools.backends.llamacpp import LlamaCppBackend
+        from llmtutor.backends.llamacpp import LlamaCppBackend
 
         backend = LlamaCppBackend()
         llm = lambda: backend.chat_model(temperature=0.0, max_tokens=160)  # noqa: E731
@@ -132,9 +132,9 @@ def main() -> None:
 
 def _metric(pipe):
     """Execution match of predicted SQL against gold SQL on the benchmark database."""
-    from llmtutor.knowledge.course_db_readonly import run_readonly
-    from llmtutor.knowledge.sql_guard import SQLError
-    from llmtutor.tools.text_to_sql_eval import gold_is_ordered, results_match
+    from llmtutor.knowledge.catalog.readonly import run_readonly
+    from llmtutor.knowledge.catalog.sql_guard import SQLError
+    from llmtutor.knowledge.catalog.text_to_sql_eval import gold_is_ordered, results_match
 
     def metric(gold_sql: str, predicted_sql: str) -> bool:
         try:

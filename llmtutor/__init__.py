@@ -18,7 +18,7 @@ __all__ = ["Settings", "Tutor", "__version__"]
 
 if TYPE_CHECKING:
     from llmtutor.agents.tutor import Tutor
-    from llmtutor.tools.settings import Settings
+    from llmtutor.settings import Settings
 
 
 def __getattr__(name: str) -> Any:
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
 
         return Tutor
     if name == "Settings":
-        from llmtutor.tools.settings import Settings
+        from llmtutor.settings import Settings
 
         return Settings
     raise AttributeError(name)

@@ -28,7 +28,7 @@ def models_dir(workspace: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir(models_dir: Path) -> Path:
     """The bundled SmolLM2-135M-Instruct converted from its GGUF, once per session (~25 s)."""
-    from llmtutor.training.models import resolve_hf_model
+    from llmtutor.hf_models import resolve_hf_model
 
     path = resolve_hf_model(None, models_dir)
     assert isinstance(path, Path)
@@ -42,7 +42,7 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) 
     import torch
     from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from llmtutor.training.models import quiet_transformers
+    from llmtutor.hf_models import quiet_transformers
 
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_dir))
     config = LlamaConfig(

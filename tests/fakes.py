@@ -8,7 +8,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ConfigDict
 
-from llmtutor.agents.router import RouteDecision
+from llmtutor.agents.routing.router import RouteDecision
 from llmtutor.tools.registry import ToolRegistry, ToolSpec
 
 

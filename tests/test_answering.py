@@ -8,10 +8,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel, ConfigDict
 
 from llmtutor.agents.answering import NOT_FOUND, compose, extractive_answer
-from llmtutor.agents.router import RouteDecision
+from llmtutor.agents.routing.router import RouteDecision
 from llmtutor.agents.tutor import Tutor
+from llmtutor.settings import Settings
 from llmtutor.tools.registry import ToolRegistry, ToolSpec
-from llmtutor.tools.settings import Settings
 
 PASSAGES = [
     {

@@ -10,10 +10,10 @@ import pytest
 from ollama_shim import MODEL_TAG, OllamaShim
 from pydantic import BaseModel
 
+from llmtutor.backends.llamacpp import LlamaCppBackend
+from llmtutor.backends.ollama import OllamaBackend
+from llmtutor.backends.openai import OpenAIBackend
 from llmtutor.errors import ConfigError, ModelNotFoundError
-from llmtutor.tools.backends.llamacpp import LlamaCppBackend
-from llmtutor.tools.backends.ollama import OllamaBackend
-from llmtutor.tools.backends.openai import OpenAIBackend
 
 
 class Pick(BaseModel):

@@ -15,7 +15,7 @@ import pytest
 from llmtutor.errors import ConfigError
 from llmtutor.knowledge import course_db
 from llmtutor.knowledge.catalog import Catalog, load_catalog
-from llmtutor.knowledge.course_db import (
+from llmtutor.knowledge.catalog.course_db import (
     MIGRATIONS,
     QUERYABLE_TABLES,
     build_course_db,
@@ -23,8 +23,8 @@ from llmtutor.knowledge.course_db import (
     record_quiz_attempt,
     update_mastery,
 )
-from llmtutor.knowledge.course_db_readonly import run_readonly, table_columns
-from llmtutor.knowledge.sql_guard import (
+from llmtutor.knowledge.catalog.readonly import run_readonly, table_columns
+from llmtutor.knowledge.catalog.sql_guard import (
     InvalidSQLError,
     QueryTimeoutError,
     UnsafeSQLError,

@@ -10,11 +10,11 @@ from fakes import PromptRecorder
 from pydantic import BaseModel, ConfigDict
 
 from llmtutor.agents.grounding import drop_ungrounded_sentences
-from llmtutor.agents.router import Router
+from llmtutor.agents.routing.router import Router
 from llmtutor.agents.tutor import Tutor
-from llmtutor.tools.backends.llamacpp import LlamaCppBackend
+from llmtutor.backends.llamacpp import LlamaCppBackend
+from llmtutor.settings import Settings
 from llmtutor.tools.registry import ToolRegistry, ToolSpec, default_registry
-from llmtutor.tools.settings import Settings
 
 
 class RecordingLlama(LlamaCppBackend):
@@ -198,7 +198,7 @@ def test_database_writes_from_chat_are_refused_and_change_nothing(tutor, workspa
 def test_finetune_from_chat_plans_asks_runs_and_reports(tutor, workspace, tiny_llama_dir):
     import shutil
 
-    from llmtutor.training.model_registry import RegisteredModel, register_model
+    from llmtutor.model_registry import RegisteredModel, register_model
 
     models = workspace / "models"
     if not (models / "tiny-e2e").exists():
@@ -234,8 +234,8 @@ def test_merge_then_quantize_from_chat_ends_with_a_chat_ready_gguf(tutor, worksp
     import torch
     from safetensors.torch import load_file, save_file
 
-    from llmtutor.tools.backends.llamacpp import resolve_gguf
-    from llmtutor.training.model_registry import RegisteredModel, find_model, register_model
+    from llmtutor.backends.llamacpp import resolve_gguf
+    from llmtutor.model_registry import RegisteredModel, find_model, register_model
 
     models = workspace / "models"
     for name in ("tiny-chat", "tiny-chat-ft"):

@@ -34,7 +34,7 @@ def text_file(tmp_path: Path) -> Path:
 
 
 def _tiny(tiny_llama_dir: Path):
-    from llmtutor.training.models import load_causal_lm
+    from llmtutor.hf_models import load_causal_lm
 
     return load_causal_lm(str(tiny_llama_dir), tiny_llama_dir.parent, device="cpu")
 
@@ -131,10 +131,10 @@ def test_training_on_the_text_lowers_its_perplexity_and_writes_the_card(
 
 def test_gguf_perplexity_through_llamacpp_matches_dequantized(smollm2_dir: Path, models_dir: Path) -> None:
     """llama.cpp forced decoding and the float32 dequantized HF model agree on the same windows."""
-    from llmtutor.tools.settings import default_gguf_path
+    from llmtutor.assets import default_gguf_path
+    from llmtutor.hf_models import load_causal_lm
     from llmtutor.training.evaluate.llamacpp_ppl import llamacpp_window_nll
     from llmtutor.training.evaluate.perplexity import sliding_window_nll, tokenize
-    from llmtutor.training.models import load_causal_lm
 
     model, tokenizer = load_causal_lm(None, models_dir, device="cpu")
     # Chinese first: byte-level BPE splits these characters, the case llama.cpp needs a detour for.

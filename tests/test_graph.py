@@ -12,9 +12,9 @@ from fakes import FakeBackend, PromptRecorder, ScriptedRouter, make_registry
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from llmtutor.agents.router import RouteDecision
+from llmtutor.agents.routing.router import RouteDecision
 from llmtutor.agents.tutor import Tutor
-from llmtutor.tools.settings import Settings
+from llmtutor.settings import Settings
 
 
 @pytest.fixture
@@ -212,7 +212,7 @@ def test_auto_router_keeps_the_classifier_for_the_small_default_model(tmp_path, 
 
 
 def test_help_and_bad_commands_touch_no_state(tmp_path, calls):
-    from llmtutor.agents.router import Router
+    from llmtutor.agents.routing.router import Router
     from llmtutor.errors import ToolNotFoundError
 
     settings = Settings(workspace=tmp_path)

@@ -12,10 +12,10 @@ import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel
 
+from llmtutor.backends.hf import HFBackend, StructuredOutputError, to_chat
 from llmtutor.errors import ModelNotFoundError
-from llmtutor.tools.backends.hf import HFBackend, StructuredOutputError, to_chat
+from llmtutor.hf_models import load_causal_lm, resolve_hf_model
 from llmtutor.training import models
-from llmtutor.training.models import load_causal_lm, resolve_hf_model
 
 
 class Capital(BaseModel):

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from llmtutor.knowledge.chunking import ChunkConfig, chunk_document, sentence_spans, split_sections
-from llmtutor.knowledge.ingest import BinaryFileError, IngestError, decode_bytes, load_document, sniff_format
+from llmtutor.knowledge.rag.chunking import ChunkConfig, chunk_document, sentence_spans, split_sections
+from llmtutor.knowledge.rag.ingest import (
+    BinaryFileError,
+    IngestError,
+    decode_bytes,
+    load_document,
+    sniff_format,
+)
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
 TAG_RE = re.compile(r"</?(div|span|a|p|svg|path|h\d|article|li|ul)\b[^>]*>", re.I)

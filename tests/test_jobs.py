@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from llmtutor import jobs as runner
 from llmtutor.errors import ToolInputError
-from llmtutor.tools import runner
-from llmtutor.tools.runner.paths import PathNotAllowedError, resolve_user_path
-from llmtutor.tools.runner.resources import InsufficientMemoryError, check_fits
+from llmtutor.jobs.resources import InsufficientMemoryError, check_fits
+from llmtutor.paths import PathNotAllowedError, resolve_user_path
 
 
 def _wait_for(predicate, timeout=30.0):

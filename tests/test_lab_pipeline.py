@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from llmtutor.agents.lab_pipeline import load_recipe, run_pipeline
 from llmtutor.errors import ToolInputError
-from llmtutor.tools.lab_pipeline import load_recipe, run_pipeline
+from llmtutor.model_registry import RegisteredModel, find_model, register_model
 from llmtutor.tools.registry import ToolContext, default_registry
-from llmtutor.training.model_registry import RegisteredModel, find_model, register_model
 
 STEPS = [
     {
@@ -147,6 +147,6 @@ def test_bundled_recipe_on_smollm2_ends_with_an_eval_card_and_a_chat_model(tmp_p
     card = result.steps[-1].summary
     assert "course-lab-q4km" in card and "BLEU" in card and "quiz" in card.lower()
     assert result.chat_model == "course-lab-q4km"
-    from llmtutor.tools.backends.llamacpp import resolve_gguf
+    from llmtutor.backends.llamacpp import resolve_gguf
 
     assert resolve_gguf("course-lab-q4km", tmp_path / "models").stat().st_size > 50e6

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from llmtutor.errors import ToolInputError
+from llmtutor.model_registry import RegisteredModel, find_model, register_model
 from llmtutor.tools.registry import ToolContext
-from llmtutor.training.model_registry import RegisteredModel, find_model, register_model
 
 
 @pytest.fixture
@@ -174,7 +174,7 @@ def test_finetune_tool_plans_runs_and_registers_a_chat_ready_model(lab):
     assert out.model_name == "tiny-course" and out.images() and any(e.stage == "train" for e in events)
     registered = find_model(lab.models_dir, "tiny-course")
     assert registered and registered.meta["lineage"]["parents"]
-    from llmtutor.training.models import resolve_hf_model
+    from llmtutor.hf_models import resolve_hf_model
 
     assert (resolve_hf_model("tiny-course", lab.models_dir) / "config.json").is_file()  # type: ignore[operator]
 
@@ -202,8 +202,8 @@ def test_finetune_tool_refuses_bad_data_and_escapes_before_asking(lab):
 
 
 def test_a_run_that_cannot_fit_is_refused_with_the_numbers(lab):
+    from llmtutor.jobs import list_jobs
     from llmtutor.tools.finetune_model import TOOL
-    from llmtutor.tools.runner import list_jobs
 
     with pytest.raises(ToolInputError, match=r"needs about [\d.]+ GiB but only [\d.]+ GiB is free"):
         TOOL.run(

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmtutor.errors import ModelNotFoundError
+from llmtutor.model_registry import RegisteredModel, register_model, require_model
 from llmtutor.training.lineage import family_tree, render_png
-from llmtutor.training.model_registry import RegisteredModel, register_model, require_model
 
 
 def _register(models_dir: Path, name: str, kind: str, parents: list[str], method: str, **params) -> None:

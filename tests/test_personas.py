@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmtutor.agents.language import detect_language
 from llmtutor.agents.personas import get_persona, load_personas
 from llmtutor.errors import ConfigError, PersonaNotFoundError
+from llmtutor.text import detect_language
 
 
 def test_builtin_personas_load_with_required_roles():

@@ -86,10 +86,10 @@ def test_smollm2_gguf_export_chats_in_llama_cpp_with_matching_tokenizer(smollm2_
     template, EOS), answers a factual question, and scores like the HF model."""
     from transformers import AutoTokenizer
 
-    from llmtutor.tools.settings import default_gguf_path
+    from llmtutor.assets import default_gguf_path
+    from llmtutor.hf_models import load_causal_lm
     from llmtutor.training.evaluate.llamacpp_ppl import llamacpp_window_nll
     from llmtutor.training.evaluate.perplexity import course_text, perplexity, sliding_window_nll, tokenize
-    from llmtutor.training.models import load_causal_lm
     from llmtutor.training.quantize.gguf_check import check_gguf
     from llmtutor.training.quantize.gguf_export import export_gguf
 
@@ -205,9 +205,9 @@ def test_bitsandbytes_nf4_on_cuda(smollm2_dir, tmp_path):
 
 
 def test_exported_gguf_is_a_chat_model_by_name(tmp_path):
+    from llmtutor.backends.llamacpp import resolve_gguf
     from llmtutor.errors import ModelNotFoundError
-    from llmtutor.tools.backends.llamacpp import resolve_gguf
-    from llmtutor.training.model_registry import RegisteredModel, register_model
+    from llmtutor.model_registry import RegisteredModel, register_model
 
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
@@ -220,8 +220,8 @@ def test_exported_gguf_is_a_chat_model_by_name(tmp_path):
 
 
 def test_source_gguf_follows_lineage_to_the_bundled_file(tmp_path):
-    from llmtutor.tools.settings import default_gguf_path
-    from llmtutor.training.model_registry import RegisteredModel, register_model
+    from llmtutor.assets import default_gguf_path
+    from llmtutor.model_registry import RegisteredModel, register_model
     from llmtutor.training.quantize import source_gguf
 
     register_model(

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from llmtutor.errors import LLMTutorError, ToolInputError
-from llmtutor.knowledge.quiz_bank import Question, UnknownTopicError, default_bank
-from llmtutor.knowledge.quiz_grading import grade, parse_choice
-from llmtutor.knowledge.quiz_text import CJK, split_sentences
-from llmtutor.tools import quiz_session as store
+from llmtutor.knowledge.quiz import session as store
+from llmtutor.knowledge.quiz.bank import Question, UnknownTopicError, default_bank
+from llmtutor.knowledge.quiz.grading import grade, parse_choice
+from llmtutor.knowledge.quiz.llm import JudgeVerdict, WrittenQuestion
+from llmtutor.knowledge.quiz.text import CJK, split_sentences
 from llmtutor.tools.quiz import TOOL, QuizOutput, make_tool
 from llmtutor.tools.quiz_chat import EXAMPLES, extract_quiz_args
-from llmtutor.tools.quiz_llm import JudgeVerdict, WrittenQuestion
 from llmtutor.tools.registry import ToolContext, output_citations, render_markdown
 
 DEV_ROUTING = Path(__file__).resolve().parents[1].parent / "shared" / "dev" / "routing_dev.jsonl"
@@ -405,7 +405,7 @@ def test_cli_quiz_runs_interactively(tmp_path, monkeypatch):
     import typer
     from typer.testing import CliRunner
 
-    from llmtutor.ui.cli_quiz import register
+    from llmtutor.ui.cli.quiz import register
 
     monkeypatch.setenv("LLMTUTOR_WORKSPACE", str(tmp_path / "cli-ws"))
     app = typer.Typer()

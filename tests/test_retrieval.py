@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmtutor.knowledge.embeddings import Embedder
-from llmtutor.knowledge.glossary import GlossaryEntry
-from llmtutor.knowledge.index import build_index, index_status
-from llmtutor.knowledge.retrieval import Retriever
+from llmtutor.knowledge.rag.embeddings import Embedder
+from llmtutor.knowledge.rag.glossary import GlossaryEntry
+from llmtutor.knowledge.rag.index import build_index, index_status
+from llmtutor.knowledge.rag.retrieval import Retriever
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -246,7 +246,7 @@ def test_cli_search_json_and_batch(corpus, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from llmtutor.ui.cli_knowledge import register
+    from llmtutor.ui.cli.knowledge import register
 
     app = typer.Typer()
     app.callback()(lambda: None)

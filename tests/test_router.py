@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from llmtutor.agents.language import detect_language
-from llmtutor.agents.router import RouteDecision, Router, ToolClassifier, lenient_args
-from llmtutor.agents.routing_examples import NO_TOOL_EXAMPLES, no_tool_classes
+from llmtutor.agents.routing.examples import NO_TOOL_EXAMPLES, no_tool_classes
+from llmtutor.agents.routing.router import RouteDecision, Router, ToolClassifier, lenient_args
 from llmtutor.errors import ConfigError, ToolInputError, ToolNotFoundError
-from llmtutor.knowledge.embeddings import Embedder
+from llmtutor.knowledge.rag.embeddings import Embedder
+from llmtutor.text import detect_language
 from llmtutor.tools.registry import ToolRegistry, ToolSpec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ from fakes import FakeBackend, ScriptedRouter, make_registry
 from fastapi.testclient import TestClient
 from langgraph.checkpoint.memory import InMemorySaver
 
-from llmtutor.agents.server import create_app
 from llmtutor.agents.tutor import Tutor
-from llmtutor.tools.settings import Settings
+from llmtutor.settings import Settings
 from llmtutor.ui.gradio_app import apply_events, build_app
+from llmtutor.ui.http.server import create_app
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from llmtutor.assets import default_embed_path, default_gguf_path
 from llmtutor.errors import ToolInputError, ToolNotFoundError, user_message
+from llmtutor.settings import Settings
 from llmtutor.tools.registry import ToolRegistry, default_registry
-from llmtutor.tools.settings import Settings, default_embed_path, default_gguf_path
 
 
 def test_settings_read_the_llmtutor_prefix(monkeypatch, tmp_path):
@@ -53,7 +54,7 @@ def test_registering_twice_is_refused():
 
 
 def test_allowed_dirs_from_env(monkeypatch, tmp_path):
-    from llmtutor.tools.settings import Settings
+    from llmtutor.settings import Settings
 
     monkeypatch.setenv("LLMTUTOR_ALLOWED_DIRS", f"{tmp_path}/data, {tmp_path}/models")
     assert Settings().allowed_dirs == [tmp_path / "data", tmp_path / "models"]

@@ -21,14 +21,19 @@ from pathlib import Path
 import pytest
 
 from llmtutor.knowledge.catalog import load_catalog
-from llmtutor.knowledge.course_db import record_quiz_attempt
-from llmtutor.knowledge.course_db_readonly import QueryResult, run_readonly
-from llmtutor.knowledge.course_intents import parse_question, write_request
-from llmtutor.knowledge.sql_guard import UnsafeSQLError
+from llmtutor.knowledge.catalog.course_db import record_quiz_attempt
+from llmtutor.knowledge.catalog.intents import parse_question, write_request
+from llmtutor.knowledge.catalog.readonly import QueryResult, run_readonly
+from llmtutor.knowledge.catalog.sql_guard import UnsafeSQLError
+from llmtutor.knowledge.catalog.text_to_sql import (
+    ChatSQLWriter,
+    GeneratedSQL,
+    QuestionNotUnderstoodError,
+    TextToSQL,
+)
+from llmtutor.knowledge.catalog.text_to_sql_eval import DEV_SET, evaluate, load_dev_set, seed_learner_rows
 from llmtutor.tools.query_course_db import TOOL, CourseQueryResult
 from llmtutor.tools.registry import ToolContext
-from llmtutor.tools.text_to_sql import ChatSQLWriter, GeneratedSQL, QuestionNotUnderstoodError, TextToSQL
-from llmtutor.tools.text_to_sql_eval import DEV_SET, evaluate, load_dev_set, seed_learner_rows
 
 HOLDOUT = DEV_SET.with_name("sql_holdout.jsonl")
 HOLDOUT2 = DEV_SET.with_name("sql_holdout2.jsonl")
@@ -240,7 +245,7 @@ def test_cli_json_and_batch(tmp_path: Path, monkeypatch):
     import typer
     from typer.testing import CliRunner
 
-    from llmtutor.ui.cli_sql import register
+    from llmtutor.ui.cli.sql import register
 
     monkeypatch.setenv("LLMTUTOR_WORKSPACE", str(tmp_path))
     app = typer.Typer()
@@ -274,7 +279,7 @@ def test_saved_dspy_program_loads():
 @pytest.mark.slow
 def test_smollm2_writer_never_writes(tmp_path: Path):
     """The real default model writing SQL: whatever it produces, nothing is written."""
-    from llmtutor.tools.backends.llamacpp import LlamaCppBackend
+    from llmtutor.backends.llamacpp import LlamaCppBackend
 
     db = seed_learner_rows(tmp_path / "course.sqlite")
     before = sha(db)

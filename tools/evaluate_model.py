@@ -115,7 +115,7 @@ def build_config(req: EvaluateRequest, ctx: ToolContext, output_dir: Path) -> An
 
 def _judge_gguf(name: str, ctx: ToolContext) -> str:
     """The judge's GGUF path (a file in the workspace, an exported name, or the bundled model)."""
-    from llmtutor.tools.backends.llamacpp import resolve_gguf
+    from llmtutor.backends.llamacpp import resolve_gguf
 
     if name.strip().lower() in {"smollm2", "default", "bundled"}:
         return str(resolve_gguf(""))
@@ -153,11 +153,11 @@ def run_job(config: Any, progress: Any = None, cancel: threading.Event | None = 
 
     judge = None
     if "judge" in config.metrics:
-        from llmtutor.tools.backends import make_backend
-        from llmtutor.tools.settings import Settings
+        from llmtutor.backends import make_backend
+        from llmtutor.settings import Settings
 
         if config.judge_model:
-            from llmtutor.tools.backends.llamacpp import LlamaCppBackend
+            from llmtutor.backends.llamacpp import LlamaCppBackend
 
             backend = LlamaCppBackend(chat_model=config.judge_model, n_ctx=4096)
         else:

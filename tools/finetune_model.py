@@ -92,9 +92,9 @@ def build_config(req: FinetuneRequest, ctx: ToolContext, output_dir: Path) -> An
 
 def _training_bytes(req: FinetuneRequest, ctx: ToolContext) -> tuple[int, str]:
     """Memory estimate of the run from the base model's config (training/memory.py)."""
+    from llmtutor.hf_models import pick_device, resolve_hf_model
     from llmtutor.training.memory import MemoryEstimateConfig
     from llmtutor.training.memory import run as estimate
-    from llmtutor.training.models import pick_device, resolve_hf_model
 
     path = resolve_hf_model(req.base_model, ctx.models_dir)
     device = pick_device(ctx.device)

@@ -64,7 +64,7 @@ class JobStatusOutput(BaseModel):
 
 
 def run_status(cfg: JobStatusInput, ctx: ToolContext) -> JobStatusOutput:
-    from llmtutor.tools import runner
+    from llmtutor import jobs as runner
 
     fields = (
         "id",

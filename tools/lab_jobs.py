@@ -63,7 +63,7 @@ class JobOutput(BaseModel):
 
 def resolve_input_path(value: str, ctx: ToolContext) -> Path:
     """A dataset/model path the learner gave, inside the workspace or an allowed folder."""
-    from llmtutor.tools.runner import resolve_user_path
+    from llmtutor.jobs import resolve_user_path
 
     return resolve_user_path(
         value, ctx.workspace, allowed=(*ctx.allowed_dirs, _bundled_dir()), must_exist=True
@@ -71,18 +71,20 @@ def resolve_input_path(value: str, ctx: ToolContext) -> Path:
 
 
 def _bundled_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "training" / "datasets"
+    from llmtutor.training.finetune.config import BUNDLED_DIR
+
+    return BUNDLED_DIR
 
 
 def check_memory(required_bytes: int, device: str, what: str) -> int:
     """Free bytes on `device`; raises with the numbers when `required_bytes` does not fit."""
-    from llmtutor.tools.runner import check_fits
+    from llmtutor.jobs import check_fits
 
     return check_fits(required_bytes, device, what)
 
 
 def run_lab_job(kind: str, build: Callable[[Path], BaseModel], ctx: ToolContext) -> JobOutput:
-    from llmtutor.tools import runner as jobs
+    from llmtutor import jobs
 
     config = build(ctx.outputs_dir / "pending")  # the worker replaces output_dir with its staging folder
     job_id = jobs.submit(ctx.workspace, kind, config)

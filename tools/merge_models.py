@@ -119,7 +119,7 @@ def extract_merge_args(text: str) -> dict[str, Any]:
 
 def resolve_ref(ref: str, ctx: ToolContext) -> str:
     """'base' -> the bundled model, 'latest' -> the newest registered model, names/paths as given."""
-    from llmtutor.training.model_registry import list_models
+    from llmtutor.model_registry import list_models
 
     if ref.lower() in ("base", "default", "smollm2"):
         return "smollm2"
@@ -205,7 +205,7 @@ def _expert_prompts(
             )
         return [p or None for p in req.expert_prompts]
     paths = resolve_models(refs, ctx.models_dir)
-    from llmtutor.training.models import is_default_model
+    from llmtutor.hf_models import is_default_model
 
     return [expert_prompts(r, paths[r], is_base=is_default_model(r) or r == base) for r in refs]
 
@@ -213,8 +213,8 @@ def _expert_prompts(
 def _own_base(refs: list[str], ctx: ToolContext) -> str | None:
     """ "Merge it with the base": the base a registered model was made from (its first lineage
     parent that is a model we have), so a fine-tune of any model merges with its own base."""
-    from llmtutor.training.model_registry import find_model
-    from llmtutor.training.models import DEFAULT_HF_FOLDER
+    from llmtutor.hf_models import DEFAULT_HF_FOLDER
+    from llmtutor.model_registry import find_model
 
     for ref in refs:
         entry = find_model(ctx.models_dir, ref)

@@ -109,7 +109,7 @@ def extract_quantize_args(text: str) -> dict[str, Any]:
 
 
 def _resolve_model(req: QuantizeRequest, ctx: ToolContext) -> str:
-    from llmtutor.training.model_registry import list_models
+    from llmtutor.model_registry import list_models
 
     ref = req.model
     if ref.lower() in ("latest", "it", "mine", "my model") and not list_models(ctx.models_dir):
@@ -136,13 +136,13 @@ def build_config(req: QuantizeRequest, ctx: ToolContext, output_dir: Path) -> An
 
 
 def preview(req: QuantizeRequest, ctx: ToolContext) -> str:
-    from llmtutor.training.models import pick_device, resolve_hf_model
+    from llmtutor.hf_models import pick_device, resolve_hf_model
     from llmtutor.training.quantize import check_methods
 
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
     device = pick_device(cfg.device)
     notes = check_methods(cfg, device)  # refuses GPTQ/AWQ without CUDA before approval
-    from llmtutor.training.model_registry import find_model
+    from llmtutor.model_registry import find_model
 
     entry = find_model(ctx.models_dir, cfg.model) if cfg.model else None
     folder = (

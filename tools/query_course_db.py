@@ -1,6 +1,6 @@
 """The `query_course_db` tool: questions about the course's structure and the learner's quiz
 history, answered by text-to-SQL over `<workspace>/course.sqlite` (built on first use from the
-bundled catalog). Read-only by construction; see `llmtutor.tools.text_to_sql`.
+bundled catalog). Read-only by construction; see `llmtutor.knowledge.catalog.text_to_sql`.
 
 The LLM is optional: the rule parser answers the common questions without one. A tool made
 with `make_tool(llm=...)` (a factory returning a LangChain chat model, as for the quiz tool;
@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmtutor.knowledge.catalog.text_to_sql import ChatSQLWriter, IntentPicker, LLMFactory, TextToSQL
 from llmtutor.tools.registry import ToolContext, ToolSpec
-from llmtutor.tools.text_to_sql import ChatSQLWriter, IntentPicker, LLMFactory, TextToSQL
 
 DB_FILE = "course.sqlite"  # Settings.catalog_db is workspace / this
 
@@ -119,7 +119,7 @@ _LOCK = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _embedded_backend() -> Any:
-    from llmtutor.tools.backends.llamacpp import LlamaCppBackend
+    from llmtutor.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend()  # the server itself starts on the first request
 

@@ -29,11 +29,11 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.errors import LLMTutorError, ToolInputError
-from llmtutor.knowledge.quiz_bank import Question, default_bank
-from llmtutor.knowledge.quiz_grading import CORRECT_AT, LETTERS, PARTIAL_AT, grade, is_skip
-from llmtutor.tools import quiz_session as store
+from llmtutor.knowledge.quiz import session as store
+from llmtutor.knowledge.quiz.bank import Question, default_bank
+from llmtutor.knowledge.quiz.grading import CORRECT_AT, LETTERS, PARTIAL_AT, grade, is_skip
+from llmtutor.knowledge.quiz.session import AnswerRecord, QuizSession, active_session, continuation
 from llmtutor.tools.quiz_chat import EXAMPLES, extract_quiz_args, render
-from llmtutor.tools.quiz_session import AnswerRecord, QuizSession, active_session, continuation
 from llmtutor.tools.registry import ToolContext, ToolSpec
 
 __all__ = ["TOOL", "QuizInput", "QuizOutput", "make_tool", "run_quiz", "active_session", "continuation"]
@@ -185,7 +185,7 @@ def record_in_course_db(
 
 # ----- actions ----------------------------------------------------------------------
 def _start(cfg: QuizInput, ctx: ToolContext, llm: Callable[[], Any] | None) -> QuizOutput:
-    from llmtutor.knowledge.quiz_text import CJK
+    from llmtutor.knowledge.quiz.text import CJK
 
     bank = default_bank()
     topic = bank.resolve(cfg.topic)
@@ -244,7 +244,7 @@ def _answer(
         and llm is not None
         and not is_skip(cfg.answer or "")
     ):
-        from llmtutor.tools.quiz_llm import judge_answer
+        from llmtutor.knowledge.quiz.llm import judge_answer
 
         if (verdict := judge_answer(llm, question, cfg.answer or "")) is not None:
             # Half rubric, half judge: neither a missed synonym nor a lenient model decides alone.
@@ -299,7 +299,7 @@ def _prepare(session: QuizSession, llm: Callable[[], Any] | None) -> list[str]:
         return []
     if question.id in session.llm_tried:
         return []
-    from llmtutor.tools.quiz_llm import write_question
+    from llmtutor.knowledge.quiz.llm import write_question
 
     session.llm_tried.append(question.id)
     written, why = write_question(llm, question)

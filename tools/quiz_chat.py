@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from llmtutor.knowledge.quiz_grading import LETTERS
+from llmtutor.knowledge.quiz.grading import LETTERS
 
 if TYPE_CHECKING:
     from llmtutor.tools.quiz import QuizOutput
@@ -107,8 +107,8 @@ _TOPIC_TAIL = re.compile(
 
 def extract_quiz_args(text: str) -> dict[str, Any]:
     """Rule-based start arguments from a request (English or Chinese); only the fields found."""
-    from llmtutor.knowledge.lexical import detect_language
-    from llmtutor.knowledge.quiz_bank import default_bank
+    from llmtutor.knowledge.quiz.bank import default_bank
+    from llmtutor.knowledge.rag.lexical import detect_language
 
     args: dict[str, Any] = {}
     topic = default_bank().find_topic(text)

@@ -1,6 +1,6 @@
 """The `search_course` tool: passages from the course notes that answer a question, with sources.
 
-Retrieval lives in `llmtutor.knowledge.retrieval` (hybrid BM25 + vectors,
+Retrieval lives in `llmtutor.knowledge.rag.retrieval` (hybrid BM25 + vectors,
 bilingual glossary expansion); this module adds the tool spec, the numbered
 citation rendering and the course index that is built on first use from the
 bundled notes (`knowledge/course/notes/*.md`) under `<workspace>/index`.
@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-import llmtutor.knowledge
+from llmtutor.knowledge import NOTES_DIR
 from llmtutor.tools.registry import ToolContext, ToolSpec
 
-COURSE_NOTES = Path(llmtutor.knowledge.__file__).resolve().parent / "course" / "notes"
+COURSE_NOTES = NOTES_DIR
 
 EXAMPLES: tuple[str, ...] = (
     "What does self-attention compute in a Transformer?",
@@ -128,8 +128,8 @@ def ensure_course_index(
     each and nothing is embedded again.
     """
     sources = (COURSE_NOTES,) if sources is None else sources
-    from llmtutor.knowledge.embeddings import Embedder
-    from llmtutor.knowledge.index import build_index, connect, read_meta
+    from llmtutor.knowledge.rag.embeddings import Embedder
+    from llmtutor.knowledge.rag.index import build_index, connect, read_meta
 
     key = str(index_dir)
     with _LOCK:
@@ -148,7 +148,7 @@ def ensure_course_index(
 
 def open_retriever(index_dir: str | Path) -> Any:
     """The process-wide Retriever for an index (loading costs ~1 s; a search ~10 ms)."""
-    from llmtutor.knowledge.retrieval import Retriever
+    from llmtutor.knowledge.rag.retrieval import Retriever
 
     key = str(index_dir)
     with _LOCK:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llmtutor.training.models import ProgressFn, load_causal_lm
+from llmtutor.hf_models import ProgressFn, load_causal_lm
 
 Strategy = Literal["greedy", "beam", "top_k", "top_p", "temperature"]
 ALL_STRATEGIES: tuple[Strategy, ...] = ("greedy", "beam", "top_k", "top_p", "temperature")

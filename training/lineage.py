@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from llmtutor.errors import ModelNotFoundError
-from llmtutor.training.model_registry import RegisteredModel, list_models
+from llmtutor.model_registry import RegisteredModel, list_models
 
 
 class Edge(BaseModel):

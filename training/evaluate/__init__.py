@@ -65,10 +65,10 @@ def run(
     cancel: threading.Event | None = None,
     judge: Any = None,
 ) -> EvalResult:
+    from llmtutor.hf_models import pick_device
     from llmtutor.training.evaluate import generation, harness, perplexity, text_metrics
     from llmtutor.training.evaluate.judge import grade_single, sanity_check
     from llmtutor.training.evaluate.loading import load_model
-    from llmtutor.training.models import pick_device
 
     if "judge" in config.metrics and judge is None:
         raise ToolInputError(

@@ -35,7 +35,7 @@ class LoadedModel:
 def _gguf_source(folder: Path) -> Path | None:
     """Folders converted from a GGUF record their source (training/models.py); the
     llama.cpp perplexity check needs the file itself."""
-    from llmtutor.training.models import SOURCE_FILE
+    from llmtutor.hf_models import SOURCE_FILE
 
     try:
         source = Path(json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))["source"])
@@ -45,8 +45,8 @@ def _gguf_source(folder: Path) -> Path | None:
 
 
 def _kind(spec: str, models_dir: Path) -> str:
-    from llmtutor.training.model_registry import find_model
-    from llmtutor.training.models import is_default_model
+    from llmtutor.hf_models import is_default_model
+    from llmtutor.model_registry import find_model
 
     if is_default_model(spec):
         return "bundled"
@@ -62,7 +62,7 @@ def _kind(spec: str, models_dir: Path) -> str:
 def load_model(spec: ModelSpec, models_dir: Path, device: str) -> LoadedModel:
     """Load one model for evaluation. Plain models come from `load_causal_lm`'s process
     cache (evaluation never mutates them); adapters get a fresh base copy (below)."""
-    from llmtutor.training.models import load_causal_lm, resolve_hf_model
+    from llmtutor.hf_models import load_causal_lm, resolve_hf_model
 
     models_dir = Path(models_dir)
     kind = _kind(spec.model, models_dir)
@@ -81,8 +81,8 @@ def _load_adapter(spec: ModelSpec, models_dir: Path, device: str) -> LoadedModel
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llmtutor.training.model_registry import require_model
-    from llmtutor.training.models import pick_device, pick_dtype, quiet_transformers, resolve_hf_model
+    from llmtutor.hf_models import pick_device, pick_dtype, quiet_transformers, resolve_hf_model
+    from llmtutor.model_registry import require_model
 
     entry = require_model(models_dir, spec.model)
     if not entry.base:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmtutor.errors import ToolInputError
-from llmtutor.training.model_registry import check_name
+from llmtutor.model_registry import check_name
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "datasets"
 BUNDLED_SFT = BUNDLED_DIR / "course_sft.jsonl"

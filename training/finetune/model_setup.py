@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from llmtutor.errors import ModelNotFoundError, ToolInputError
+from llmtutor.hf_models import pick_device, quiet_transformers
 from llmtutor.training.finetune.config import FinetuneConfig
-from llmtutor.training.models import pick_device, quiet_transformers
 
 # Measured on this project's 2-core CPU box with SmolLM2-135M, batch 4 x 128 tokens: LoRA on a
 # bitsandbytes 4-bit model ran ~64 s/step vs ~1.5 s/step for LoRA on float32 weights. bitsandbytes'

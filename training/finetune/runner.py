@@ -100,7 +100,7 @@ def _check_method(config: FinetuneConfig, data: LoadedDataset) -> None:
 
 
 def _base_label(config: FinetuneConfig) -> str:
-    from llmtutor.training.models import is_default_model
+    from llmtutor.hf_models import is_default_model
 
     return DEFAULT_BASE_NAME if is_default_model(config.base_model) else str(config.base_model)
 
@@ -109,8 +109,8 @@ def run(
     config: FinetuneConfig, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
 ) -> FinetuneResult:
     """Fine-tune `config.base_model` on `config.dataset`; see the package docstring."""
+    from llmtutor.hf_models import pick_device, resolve_hf_model
     from llmtutor.training.finetune.model_setup import load_tokenizer, resolve_adapter
-    from llmtutor.training.models import pick_device, resolve_hf_model
 
     started = time.perf_counter()
     notes: list[str] = []
@@ -257,9 +257,9 @@ def _build(
     from transformers import set_seed
     from transformers.trainer_callback import PrinterCallback
 
+    from llmtutor.hf_models import quiet_transformers
     from llmtutor.training.finetune.callbacks import ProgressBridge
     from llmtutor.training.finetune.model_setup import load_model
-    from llmtutor.training.models import quiet_transformers
 
     set_seed(config.seed)  # python, numpy, torch: LoRA init and data order are reproducible
     emit(progress, "load", f"loading {Path(str(base_path)).name} for {adapter} training on {device}")

@@ -99,7 +99,7 @@ class MergeResult(BaseModel):
 
 
 def resolve_models(names: list[str], models_dir: Path) -> dict[str, Path]:
-    from llmtutor.training.models import resolve_hf_model
+    from llmtutor.hf_models import resolve_hf_model
 
     paths: dict[str, Path] = {}
     for name in names:
@@ -287,7 +287,7 @@ def _finish(
     similarity: dict[str, float],
 ) -> MergeResult:
     """The result, with the lineage the job runner registers."""
-    from llmtutor.training.models import DEFAULT_HF_FOLDER, is_default_model
+    from llmtutor.hf_models import DEFAULT_HF_FOLDER, is_default_model
 
     # one name for the bundled model across the family tree (fine-tunes record it this way too)
     lineage = {

@@ -60,10 +60,10 @@ def check_methods(config: QuantizeConfig, device: str) -> list[str]:
 
 def source_gguf(ref: str, models_dir: Path) -> Path | None:
     """The GGUF a model descends from (bundled SmolLM2 → its file), to copy its tokenizer block."""
-    from llmtutor.tools.settings import default_gguf_path
+    from llmtutor.assets import default_gguf_path
+    from llmtutor.hf_models import DEFAULT_HF_FOLDER, is_default_model
+    from llmtutor.model_registry import find_model
     from llmtutor.training.evaluate.loading import _gguf_source
-    from llmtutor.training.model_registry import find_model
-    from llmtutor.training.models import DEFAULT_HF_FOLDER, is_default_model
 
     seen: set[str] = set()
     while ref not in seen:
@@ -91,9 +91,9 @@ def _load_source(config: QuantizeConfig, device: str, work: Path) -> tuple[Any, 
     """(model, tokenizer, HF folder) of the source; adapters are merged into `work` first."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from llmtutor.hf_models import pick_dtype, quiet_transformers, resolve_hf_model
     from llmtutor.training.evaluate.config import ModelSpec
     from llmtutor.training.evaluate.loading import _kind, load_model
-    from llmtutor.training.models import pick_dtype, quiet_transformers, resolve_hf_model
 
     if _kind(config.model, config.models_dir) == "adapter":
         loaded = load_model(ModelSpec(model=config.model), config.models_dir, "cpu")
@@ -160,8 +160,8 @@ def run(
 ) -> QuantizeResult:
     import torch
 
+    from llmtutor.hf_models import pick_device
     from llmtutor.training.evaluate.perplexity import load_text, tokenize
-    from llmtutor.training.models import pick_device
 
     started = time.perf_counter()
     device = pick_device(config.device)
@@ -467,7 +467,7 @@ def _gguf(
 
 
 def source_label_of(config: QuantizeConfig) -> str:
-    from llmtutor.training.models import DEFAULT_HF_FOLDER, is_default_model
+    from llmtutor.hf_models import DEFAULT_HF_FOLDER, is_default_model
 
     return DEFAULT_HF_FOLDER if is_default_model(config.model) else config.model
 

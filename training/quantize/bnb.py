@@ -33,7 +33,7 @@ def load_bnb(path: Path | str, method: str, device: str, double_quant: bool = Tr
 
     from transformers import AutoModelForCausalLM
 
-    from llmtutor.training.models import quiet_transformers
+    from llmtutor.hf_models import quiet_transformers
 
     # LLM.int8() on float32 inputs logs "inputs will be cast to float16" on EVERY matmul:
     # thousands of identical lines in a job log; the cast is expected and said in the report.

@@ -1,0 +1,1 @@
+"""Retrieval over the course: ingest, chunking, embeddings, the LanceDB index, hybrid search."""

@@ -1,0 +1,242 @@
+"""Durable jobs: long lab work (fine-tuning, evaluation, merging) in its own process.
+
+    job_id = submit(workspace, "finetune", FinetuneConfig(...))
+    job = wait(workspace, job_id, on_event=print, cancel=event)   # or iter_events(..., follow=True)
+    cancel(workspace, job_id); recover(workspace); resume(workspace, job_id)
+
+Jobs are rows in `<workspace>/jobs.sqlite` (status, progress, events, artifacts, errors); each
+runs in a worker subprocess (its own session, log in `<workspace>/jobs/<id>/job.log`), so a crash
+or OOM of a job cannot take the tutor down. See worker.py for staging and finalizing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmtutor.errors import LLMTutorError, ToolInputError
+from llmtutor.jobs import store
+from llmtutor.jobs.resources import check_fits, free_memory
+from llmtutor.jobs.store import FINAL, Job
+from llmtutor.paths import resolve_user_path
+
+__all__ = [
+    "Job",
+    "JobError",
+    "submit",
+    "get",
+    "list_jobs",
+    "wait",
+    "iter_events",
+    "cancel",
+    "recover",
+    "resume",
+    "tail_log",
+    "resolve_user_path",
+    "check_fits",
+    "free_memory",
+]
+
+
+class JobError(LLMTutorError):
+    """A job cannot be found or is in the wrong state for the request."""
+
+
+def _require(workspace: Path, job_id: str) -> Job:
+    job = store.get(workspace, job_id)
+    if job is None:
+        raise JobError(f"no job {job_id!r}", "see `llmtutor jobs list`")
+    return job
+
+
+def _start(workspace: Path, job_id: str) -> None:
+    from llmtutor.jobs.worker import job_dir
+
+    folder = job_dir(workspace, job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "job.log", "ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own module, our own interpreter
+            [sys.executable, "-m", "llmtutor.jobs.worker", str(workspace), job_id],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    store.update(workspace, job_id, pid=process.pid)
+    # Reap the child when it exits so it does not linger as a zombie (pid checks see it gone).
+    threading.Thread(target=process.wait, daemon=True).start()
+
+
+def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> str:
+    from llmtutor.jobs.worker import KINDS, job_dir, kind_parts
+
+    if kind not in KINDS:
+        raise ToolInputError(f"unknown job kind {kind!r}", f"one of: {', '.join(KINDS)}")
+    config_cls, _ = kind_parts(kind)
+    raw = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+    validated = config_cls.model_validate(raw)  # bad configs are refused before anything starts
+    job_id = uuid.uuid4().hex[:10]
+    log = job_dir(workspace, job_id) / "job.log"
+    store.insert(
+        workspace,
+        Job(
+            id=job_id,
+            kind=kind,
+            config=validated.model_dump(mode="json"),
+            status="queued",
+            created_at=store.now(),
+            log_file=str(log),
+            attempts=1,
+        ),
+    )
+    _start(workspace, job_id)
+    return job_id
+
+
+def get(workspace: Path, job_id: str) -> Job:
+    return _require(workspace, job_id)
+
+
+def list_jobs(workspace: Path, limit: int = 20) -> list[Job]:
+    recover(workspace)
+    return store.list_jobs(workspace, limit)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not running
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def recover(workspace: Path) -> list[str]:
+    """Mark running/queued jobs whose worker is gone as interrupted (after a crash or restart)."""
+    lost = []
+    for job in store.list_jobs(workspace, limit=200):
+        if job.status in ("running", "queued") and not _alive(job.pid):
+            time.sleep(0.05)
+            fresh = store.get(workspace, job.id)
+            if fresh and fresh.status in ("running", "queued") and not _alive(fresh.pid):
+                store.update(workspace, job.id, status="interrupted", finished_at=store.now(), pid=None)
+                lost.append(job.id)
+    return lost
+
+
+def iter_events(
+    workspace: Path, job_id: str, follow: bool = False, poll_s: float = 0.5
+) -> Iterator[dict[str, Any]]:
+    seq = 0
+    while True:
+        for number, event in store.events_after(workspace, job_id, seq):
+            seq = number
+            yield event
+        job = _require(workspace, job_id)
+        if not follow or job.status in FINAL:
+            for _, event in store.events_after(workspace, job_id, seq):
+                yield event
+            return
+        if job.status == "running" and not _alive(job.pid):
+            recover(workspace)
+        time.sleep(poll_s)
+
+
+def wait(
+    workspace: Path,
+    job_id: str,
+    timeout: float | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    cancel: threading.Event | None = None,
+    poll_s: float = 0.5,
+) -> Job:
+    """Block until the job ends; `cancel` (the chat's cancel event) cancels the job itself."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seq = 0
+    while True:
+        for number, event in store.events_after(workspace, job_id, seq):
+            seq = number
+            if on_event is not None:
+                on_event(event)
+        job = _require(workspace, job_id)
+        if job.status in FINAL:
+            return job
+        if cancel is not None and cancel.is_set():
+            return globals()["cancel"](workspace, job_id)
+        if job.status == "running" and not _alive(job.pid):
+            recover(workspace)
+        if deadline is not None and time.monotonic() > deadline:
+            return job
+        time.sleep(poll_s)
+
+
+def cancel(workspace: Path, job_id: str, grace_s: float = 10.0) -> Job:
+    """SIGTERM the job's process group (the recipe stops cleanly), SIGKILL after `grace_s`."""
+    job = _require(workspace, job_id)
+    if job.status in FINAL:
+        raise JobError(f"job {job_id} already ended ({job.status})", "nothing to cancel")
+    if job.pid and _alive(job.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGTERM)
+        end = time.monotonic() + grace_s
+        while _alive(job.pid) and time.monotonic() < end:
+            time.sleep(0.1)
+        if _alive(job.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(job.pid, signal.SIGKILL)
+    import shutil
+
+    from llmtutor.jobs.worker import job_dir
+
+    shutil.rmtree(job_dir(workspace, job_id) / "staging", ignore_errors=True)
+    if _require(workspace, job_id).status not in FINAL:
+        store.update(workspace, job_id, status="cancelled", finished_at=store.now(), pid=None)
+    return _require(workspace, job_id)
+
+
+def resume(workspace: Path, job_id: str) -> str:
+    """Run an interrupted/failed/cancelled job again from its checkpoints (same id)."""
+    recover(workspace)
+    job = _require(workspace, job_id)
+    if job.status not in ("interrupted", "failed", "cancelled"):
+        raise JobError(f"job {job_id} is {job.status}", "only interrupted, failed or cancelled jobs resume")
+    config = dict(job.config)
+    if "resume" in config:
+        config["resume"] = True
+    store.update(
+        workspace,
+        job_id,
+        status="queued",
+        config=config,
+        attempts=job.attempts + 1,
+        error=None,
+        finished_at=None,
+    )
+    _start(workspace, job_id)
+    return job_id
+
+
+def tail_log(workspace: Path, job_id: str, n: int = 20) -> list[str]:
+    path = Path(_require(workspace, job_id).log_file)
+    if not path.is_file():
+        return []
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:]

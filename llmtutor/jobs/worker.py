@@ -1,0 +1,165 @@
+"""A job's own process: `python -m llmtutor.jobs.worker WORKSPACE JOB_ID`.
+
+Runs the kind's recipe with output_dir set to a staging folder (and checkpoint_dir to a folder
+that survives failures, for `resume`); on success the staging folder is moved into outputs/ in
+one rename and the produced model is registered; on failure or cancel, staging is deleted so
+nothing that looks finished is left behind. SIGTERM sets the recipe's cancel event.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from llmtutor.jobs import store
+
+KINDS: dict[str, str] = {
+    # kind -> "config module:Class" and "run module:function" (the worker imports them here)
+    "finetune": "llmtutor.training.finetune:FinetuneConfig|llmtutor.training.finetune:run",
+    "evaluate": "llmtutor.training.evaluate:EvalConfig|llmtutor.tools.evaluate_model:run_job",
+    "merge": "llmtutor.training.merge:MergeConfig|llmtutor.training.merge:run",
+    "quantize": "llmtutor.training.quantize:QuantizeConfig|llmtutor.training.quantize:run",
+    "demo": "tests.job_demo:DemoConfig|tests.job_demo:run",
+}
+
+
+def _load(ref: str) -> Any:
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def kind_parts(kind: str) -> tuple[Any, Any]:
+    config_ref, run_ref = KINDS[kind].split("|")
+    return _load(config_ref), _load(run_ref)
+
+
+def job_dir(workspace: Path, job_id: str) -> Path:
+    return Path(workspace) / "jobs" / job_id
+
+
+def _final_dir(workspace: Path, name: str) -> Path:
+    base = Path(workspace) / "outputs" / name
+    target, n = base, 2
+    while target.exists():  # never overwrite an earlier result
+        target, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return target
+
+
+def _register(workspace: Path, job_id: str, config: Any, result: Any, final: Path) -> str | None:
+    """Register the job's model(s); returns the first name (a quantization may produce several)."""
+    registrations = list(getattr(result, "registrations", None) or [])
+    if not registrations and getattr(result, "registration", None):
+        registrations = [result.registration]
+    from llmtutor.model_registry import RegisteredModel, find_model, register_model
+
+    models_dir = Path(getattr(config, "models_dir", Path(workspace) / "models"))
+    names = []
+    for registration in registrations:
+        name, n = registration["name"], 2
+        while find_model(models_dir, name) is not None:
+            name, n = f"{registration['name']}-{n}", n + 1
+        register_model(
+            models_dir,
+            RegisteredModel(
+                name=name,
+                path=str(final / registration.get("path", "")),
+                kind=registration.get("kind", "merged"),
+                base=registration.get("base"),
+                job_id=job_id,
+                meta={"lineage": registration.get("lineage") or {}},
+            ),
+        )
+        names.append(name)
+    return names[0] if names else None
+
+
+def main(workspace: Path, job_id: str) -> int:
+    job = store.get(workspace, job_id)
+    if job is None:
+        return 2
+    cancel = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    folder = job_dir(workspace, job_id)
+    staging = folder / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    config_cls, run = kind_parts(job.kind)
+    raw = dict(job.config, output_dir=str(staging))
+    if "checkpoint_dir" in config_cls.model_fields:
+        raw["checkpoint_dir"] = str(folder / "checkpoints")
+    config = config_cls.model_validate(raw)
+    store.update(workspace, job_id, status="running", started_at=store.now(), pid=os_pid(), error=None)
+    last = [0.0, ""]
+
+    def progress(event: Any) -> None:
+        data = event.model_dump(exclude_none=True) if hasattr(event, "model_dump") else dict(event)
+        stage_changed = data.get("stage") != last[1]
+        if stage_changed or time.monotonic() - last[0] >= 0.5:
+            last[0], last[1] = time.monotonic(), str(data.get("stage"))
+            store.add_event(workspace, job_id, data)
+        print(
+            f"[{data.get('stage')}] step {data.get('step')}/{data.get('total')} {data.get('message', '')}",
+            flush=True,
+        )
+
+    try:
+        result = run(config, progress=progress, cancel=cancel)
+    except BaseException as exc:  # noqa: BLE001 - any failure ends the job, the tutor keeps running
+        shutil.rmtree(staging, ignore_errors=True)
+        from llmtutor.errors import CancelledError
+
+        cancelled = isinstance(exc, CancelledError) or cancel.is_set()
+        traceback.print_exc()
+        store.update(
+            workspace,
+            job_id,
+            status="cancelled" if cancelled else "failed",
+            finished_at=store.now(),
+            error=None if cancelled else f"{type(exc).__name__}: {exc}",
+            pid=None,
+        )
+        return 1
+    name = (
+        (getattr(result, "registration", None) or {}).get("name")
+        or getattr(config, "name", None)
+        or f"{job.kind}-{job_id}"
+    )
+    final = _final_dir(workspace, str(name))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(final)  # one rename: the folder is either absent or complete
+    model_name = _register(workspace, job_id, config, result, final)
+    data = result.model_dump(mode="json")
+    artifacts = {k: str(final / v) for k, v in data.items() if isinstance(v, str) and (final / v).is_file()}
+    artifacts.update({k: str(final / v) for k, v in (data.get("files") or {}).items() if isinstance(v, str)})
+    summary = result.to_markdown() if hasattr(result, "to_markdown") else ""
+    summary = summary.replace(str(staging), str(final))
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    store.update(
+        workspace,
+        job_id,
+        status="succeeded",
+        finished_at=store.now(),
+        output_dir=str(final),
+        artifacts=artifacts,
+        result=data,
+        summary=summary,
+        model_name=model_name,
+        pid=None,
+    )
+    return 0
+
+
+def os_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]), sys.argv[2]))

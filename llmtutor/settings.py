@@ -1,0 +1,104 @@
+"""The one settings object (environment prefix LLMTUTOR_).
+
+Built only at entry points (CLI, Gradio app, app server, `Tutor()`); everything
+below takes explicit arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from llmtutor.assets import default_embed_path
+
+BackendName = Literal["llamacpp", "ollama", "openai", "hf"]
+RouterMode = Literal["auto", "classifier", "native"]
+
+
+class Settings(BaseSettings):
+    """All user-tunable settings. Environment variables: LLMTUTOR_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMTUTOR_", extra="forbid", env_file=None)
+
+    backend: BackendName = Field(
+        "llamacpp", description="Chat backend: llamacpp (embedded), ollama, openai, hf."
+    )
+    chat_model: str = Field(
+        "",
+        description="Model for the chat backend. Empty = the backend's default "
+        "(embedded SmolLM2 GGUF for llamacpp/hf). A GGUF path, an HF folder or hub id, "
+        "an Ollama tag, or an OpenAI model name.",
+    )
+    base_url: str = Field("", description="Server URL for openai (…/v1) or ollama backends.")
+    api_key: str = Field("", description="API key for the openai backend (or set OPENAI_API_KEY).")
+    embed_model: str = Field(
+        "", description="Sentence-transformers model folder or id. Empty = bundled MiniLM."
+    )
+    workspace: Path = Field(
+        default_factory=lambda: Path(os.path.expanduser("~/.llmtutor")),
+        description="Where threads, models, plots, jobs and indexes live.",
+    )
+    persona: str = Field(
+        "tutor", description="Default persona (a YAML file in agents/personas or personas_dir)."
+    )
+    personas_dir: Path | None = Field(None, description="Extra folder of persona YAML files.")
+    router: RouterMode = Field(
+        "auto",
+        description="auto: native tool calling on capable backends, the embedding classifier on small local models.",
+    )
+    temperature: float | None = Field(None, ge=0, le=2, description="Override the persona's temperature.")
+    max_tokens: int = Field(384, ge=1, description="Maximum new tokens per answer.")
+    n_ctx: int = Field(8192, ge=256, description="Context window for the embedded llama.cpp server.")
+    n_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 = all cores.")
+    n_gpu_layers: int = Field(-1, description="llama.cpp layers on GPU when one is present (-1 = all).")
+    device: str = Field("auto", description="Torch device for transformers work: auto, cpu, cuda, mps.")
+    request_timeout: float = Field(120.0, gt=0, description="Seconds before a backend request times out.")
+    allowed_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders outside the workspace that tools may read datasets/models from (JSON list or "
+        "comma-separated); everything else outside the workspace is refused.",
+    )
+
+    @field_validator("allowed_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: object) -> object:
+        if isinstance(value, str):  # a JSON list or comma-separated folders
+            items = json.loads(value) if value.strip().startswith("[") else value.split(",")
+            return [Path(os.path.expanduser(str(v).strip())) for v in items if str(v).strip()]
+        return value
+
+    # ----- derived paths -------------------------------------------------
+    def ensure_workspace(self) -> Path:
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        return self.workspace
+
+    @property
+    def checkpoint_db(self) -> Path:
+        return self.workspace / "threads.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.workspace / "models"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.workspace / "outputs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.workspace / "index"
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.workspace / "course.sqlite"
+
+    def resolved_embed_model(self) -> str:
+        return self.embed_model or str(default_embed_path())
+
+    def uses_default_chat_model(self) -> bool:
+        return not self.chat_model and self.backend in ("llamacpp", "hf")

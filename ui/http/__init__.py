@@ -1,0 +1,1 @@
+"""The HTTP application server: REST, server-sent events."""

@@ -104,7 +104,7 @@ def main() -> None:
         if "intent-llm" in rows:
             run("intent-llm", TextToSQL(db, picker=IntentPicker(llm, base.catalog), use_parser=False))
         if any(r.startswith("dspy") for r in rows):
-            from llmtutor.tools import text_to_sql_dspy as tsd
+            from llmtutor.knowledge.catalog import text_to_sql_dspy as tsd
 
             lm = tsd.make_lm(backend.endpoint(), max_tokens=160)
             if "dspy" in rows:

@@ -311,9 +311,3 @@ def load_causal_lm(
             tokenizer.pad_token = tokenizer.eos_token
         _loaded[key] = (model, tokenizer)
         return model, tokenizer
-
-
-def clear_model_cache() -> None:
-    """Forget loaded models (frees memory once callers drop their references)."""
-    with _load_lock:
-        _loaded.clear()

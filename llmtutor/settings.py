@@ -16,7 +16,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmtutor.assets import default_embed_path
 
-BackendName = Literal["llamacpp", "ollama", "openai", "hf"]
 RouterMode = Literal["auto", "classifier", "native"]
 
 
@@ -25,9 +24,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMTUTOR_", extra="forbid", env_file=None)
 
-    backend: BackendName = Field(
-        "llamacpp", description="Chat backend: llamacpp (embedded), ollama, openai, hf."
-    )
+    backend: str = Field("llamacpp", description="Chat backend: llamacpp (embedded), ollama, openai, hf.")
     chat_model: str = Field(
         "",
         description="Model for the chat backend. Empty = the backend's default "
@@ -63,6 +60,15 @@ class Settings(BaseSettings):
         description="Folders outside the workspace that tools may read datasets/models from (JSON list or "
         "comma-separated); everything else outside the workspace is refused.",
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from llmtutor.backends import BACKENDS
+
+        if value not in BACKENDS:
+            raise ValueError(f"unknown backend {value!r}: use one of {', '.join(BACKENDS)}")
+        return value
 
     @field_validator("allowed_dirs", mode="before")
     @classmethod

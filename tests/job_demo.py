@@ -1,4 +1,6 @@
-"""A small job kind for tests and demos: counts steps, checkpoints each one, honours cancel/resume."""
+"""A small job kind for the runner tests: counts steps, checkpoints each one, honours cancel/resume.
+
+Imported by the tests (registering it); job workers import it from this folder."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from llmtutor.jobs.kinds import register_kind
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
 
@@ -54,3 +57,6 @@ def run(
     config.output_dir.mkdir(parents=True, exist_ok=True)
     (config.output_dir / "report.json").write_text(json.dumps({"steps": ran}))
     return DemoResult(steps_run=ran)
+
+
+register_kind("demo", DemoConfig, run)

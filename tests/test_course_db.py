@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from llmtutor.errors import ConfigError
-from llmtutor.knowledge import course_db
-from llmtutor.knowledge.catalog import Catalog, load_catalog
+from llmtutor.knowledge.catalog import Catalog, course_db, load_catalog
 from llmtutor.knowledge.catalog.course_db import (
     MIGRATIONS,
     QUERYABLE_TABLES,

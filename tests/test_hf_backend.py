@@ -12,10 +12,10 @@ import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel
 
+from llmtutor import hf_models as models
 from llmtutor.backends.hf import HFBackend, StructuredOutputError, to_chat
 from llmtutor.errors import ModelNotFoundError
 from llmtutor.hf_models import load_causal_lm, resolve_hf_model
-from llmtutor.training import models
 
 
 class Capital(BaseModel):

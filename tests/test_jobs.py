@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import job_demo  # noqa: F401 - registers the "demo" job kind
 import pytest
 
 from llmtutor import jobs as runner
@@ -131,3 +132,27 @@ def test_cli_and_job_status_tool(tmp_path, monkeypatch):
     assert _wait_for(lambda: runner.get(tmp_path, long_id).status == "running")
     cancelled = TOOL.run(TOOL.extract_args("停止正在运行的训练任务"), ToolContext(workspace=tmp_path))  # type: ignore[misc]
     assert cancelled.jobs[0]["id"] == long_id and cancelled.jobs[0]["status"] == "cancelled"
+
+
+def test_jobs_written_before_kinds_registered_themselves_still_resume(tmp_path):
+    """A v1 job table (no kind_module column) is migrated and its rows point at their recipe module."""
+    import sqlite3
+
+    from llmtutor.jobs import store
+
+    con = sqlite3.connect(tmp_path / store.DB_FILE, isolation_level=None)
+    con.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT, applied_at TEXT)"
+    )
+    con.executescript(store.MIGRATIONS[0][2])
+    con.execute("INSERT INTO schema_version VALUES (1, 'v1', '2026-11-01T00:00:00')")
+    con.execute(
+        "INSERT INTO jobs (id, kind, config, status, created_at, log_file) "
+        "VALUES ('old1', 'merge', '{}', 'interrupted', '2026-11-01T00:00:00', 'x.log')"
+    )
+    con.close()
+    job = runner.get(tmp_path, "old1")
+    assert job.kind_module == "llmtutor.training.merge"
+    from llmtutor.jobs.kinds import get_kind
+
+    assert get_kind(job.kind, job.kind_module).config.__name__ == "MergeConfig"

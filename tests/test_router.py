@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmtutor.agents.routing.examples import NO_TOOL_EXAMPLES, no_tool_classes
 from llmtutor.agents.routing.router import RouteDecision, Router, ToolClassifier, lenient_args
-from llmtutor.errors import ConfigError, ToolInputError, ToolNotFoundError
+from llmtutor.errors import ToolInputError, ToolNotFoundError
 from llmtutor.knowledge.rag.embeddings import Embedder
 from llmtutor.text import detect_language
 from llmtutor.tools.registry import ToolRegistry, ToolSpec
@@ -238,15 +238,6 @@ def test_text_that_is_not_a_command():
     router = Router(standin_registry(), NoModel())  # type: ignore[arg-type]
     assert router.parse_command("/data/train.jsonl is my dataset") is None
     assert router.parse_command("What is LoRA?") is None
-
-
-def test_native_mode_only_parses_commands():
-    router = Router(standin_registry(), NoModel(), mode="native")  # type: ignore[arg-type]
-    assert router.route("/estimate_memory 7B").tool == "estimate_memory"
-    with pytest.raises(ConfigError):
-        router.route("How much VRAM for 7B?")
-    with pytest.raises(ConfigError):
-        Router(standin_registry(), mode="llm")  # type: ignore[arg-type]
 
 
 # ----- argument extraction never breaks a route ---------------------------------

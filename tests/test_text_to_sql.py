@@ -267,7 +267,7 @@ def test_cli_json_and_batch(tmp_path: Path, monkeypatch):
 
 def test_saved_dspy_program_loads():
     pytest.importorskip("dspy")
-    from llmtutor.tools import text_to_sql_dspy as tsd
+    from llmtutor.knowledge.catalog import text_to_sql_dspy as tsd
 
     if not tsd.PROGRAM_PATH.exists():
         pytest.skip("no compiled program saved (run benchmarks/text_to_sql.py --compile)")

@@ -16,9 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmtutor.jobs.kinds import register_kind
 from llmtutor.tools.lab_jobs import JobOutput, run_lab_job
 from llmtutor.tools.merge_models import resolve_ref
 from llmtutor.tools.registry import ToolContext, ToolSpec
+from llmtutor.training.evaluate.config import EvalConfig
 
 EXAMPLES: tuple[str, ...] = (
     "What is the perplexity of my GGUF export compared to the original?",
@@ -187,3 +189,6 @@ TOOL = ToolSpec(
     extract_args=extract_evaluate_args,
     preview=preview,
 )
+
+
+register_kind("evaluate", EvalConfig, run_job)

@@ -1,6 +1,6 @@
 """How the lab tools (finetune, evaluate, merge, quantize) run as jobs from the chat, CLI and API.
 
-`run_lab_job` submits the job (a worker process, see `llmtutor.tools.jobs`), forwards its progress
+`run_lab_job` submits the job (a worker process, see `llmtutor.jobs`), forwards its progress
 to the tool context (progress bars in the CLI/UI, events over the API), cancels the job when the
 learner cancels the turn, and turns the finished job into a `JobOutput`: the recipe's summary,
 its metrics and plots, and the registered model the learner can use next.

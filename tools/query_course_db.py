@@ -5,8 +5,8 @@ bundled catalog). Read-only by construction; see `llmtutor.knowledge.catalog.tex
 The LLM is optional: the rule parser answers the common questions without one. A tool made
 with `make_tool(llm=...)` (a factory returning a LangChain chat model, as for the quiz tool;
 meant for capable backends) lets that model write SQL for questions the parser cannot map,
-with validation and up to two repairs. `make_tool(picker_llm=embedded_llm)` instead lets the
-embedded SmolLM2-135M pick an intent for those questions (slots from the catalog only).
+with validation and up to two repairs. `make_tool(picker_llm=...)` instead lets a small model
+such as the embedded SmolLM2-135M pick an intent for those questions (slots from the catalog only).
 
 The default tool uses neither. Measured on the dev set's test split (benchmarks/text_to_sql.py):
 SmolLM2-135M writing SQL 0% (with repairs 0%, with DSPy compilation 0%), picking the intent
@@ -17,7 +17,6 @@ an answer that is wrong seven times in eight.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -117,18 +116,6 @@ _PIPELINES: dict[tuple[Path, Any, Any], TextToSQL] = {}
 _LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def _embedded_backend() -> Any:
-    from llmtutor.backends.llamacpp import LlamaCppBackend
-
-    return LlamaCppBackend()  # the server itself starts on the first request
-
-
-def embedded_llm() -> Any:
-    """The embedded llama.cpp chat model (SmolLM2-135M by default), built on first use."""
-    return _embedded_backend().chat_model(temperature=0.0, max_tokens=160)
-
-
 def pipeline_for(
     db_path: Path, llm: LLMFactory | None = None, picker_llm: LLMFactory | None = None
 ) -> TextToSQL:
@@ -176,7 +163,7 @@ def run_query(
 
 def make_tool(llm: LLMFactory | None = None, picker_llm: LLMFactory | None = None) -> ToolSpec:
     """The tool. `llm` (a chat-model factory, capable backends only) writes SQL for questions the
-    rule parser cannot map; `picker_llm` (e.g. `embedded_llm`) only picks their intent."""
+    rule parser cannot map; `picker_llm` (any chat-model factory) only picks their intent."""
     return ToolSpec(
         name="query_course_db",
         description=(

@@ -164,7 +164,7 @@ def record_in_course_db(
     workspace: Path, session: QuizSession, question: Question, record: AnswerRecord
 ) -> float | None:
     """The default recorder: `course_db.record_quiz_attempt` (which refreshes the module's mastery)."""
-    from llmtutor.knowledge import course_db
+    from llmtutor.knowledge.catalog import course_db
 
     db_path = Path(workspace) / "course.sqlite"  # Settings.catalog_db
     expected = (
@@ -185,7 +185,7 @@ def record_in_course_db(
 
 # ----- actions ----------------------------------------------------------------------
 def _start(cfg: QuizInput, ctx: ToolContext, llm: Callable[[], Any] | None) -> QuizOutput:
-    from llmtutor.knowledge.quiz.text import CJK
+    from llmtutor.text import CJK
 
     bank = default_bank()
     topic = bank.resolve(cfg.topic)

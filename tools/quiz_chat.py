@@ -108,7 +108,7 @@ _TOPIC_TAIL = re.compile(
 def extract_quiz_args(text: str) -> dict[str, Any]:
     """Rule-based start arguments from a request (English or Chinese); only the fields found."""
     from llmtutor.knowledge.quiz.bank import default_bank
-    from llmtutor.knowledge.rag.lexical import detect_language
+    from llmtutor.text import detect_language
 
     args: dict[str, Any] = {}
     topic = default_bank().find_topic(text)

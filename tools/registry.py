@@ -197,13 +197,6 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
-    def subset(self, names: Iterable[str] | None) -> ToolRegistry:
-        """The tools a persona may use (None = all)."""
-        if names is None:
-            return ToolRegistry(self)
-        wanted = set(names)
-        return ToolRegistry(t for t in self if t.name in wanted)
-
 
 def default_registry() -> ToolRegistry:
     """All real tools. Tool modules import nothing heavy at import time."""

@@ -267,26 +267,21 @@ def _strip_quotes(text: str) -> str:
 
 
 class Router:
-    """Commands first, then the classifier (mode "classifier").
+    """Commands first, then the classifier.
 
-    ``mode="native"`` is for capable chat backends: tool calling itself lives in
-    `llmtutor.agents.routing.native_router.native_route` (it needs the chat model), so
-    here that mode only parses commands.
+    Capable chat backends route with their own tool calling instead
+    (`llmtutor.agents.routing.native_router.native_route`); commands are parsed here for both.
     """
 
     def __init__(
         self,
         registry: ToolRegistry,
         embedder: Embedder | None = None,
-        mode: Literal["classifier", "native"] = "classifier",
         *,
         embed_model: str | Path | None = None,
         threshold: float = 0.5,
     ):
-        if mode not in ("classifier", "native"):
-            raise ConfigError(f"unknown router mode {mode!r}", "use 'classifier' or 'native'")
         self.registry = registry
-        self.mode = mode
         self._embedder = embedder
         self._embed_model = embed_model
         self._threshold = threshold
@@ -375,11 +370,6 @@ class Router:
         """Decisions for many messages; the non-command ones are embedded in one batch."""
         decisions: list[RouteDecision | None] = [self.parse_command(text) for text in texts]
         pending = [i for i, decision in enumerate(decisions) if decision is None]
-        if pending and self.mode == "native":
-            raise ConfigError(
-                "the native router needs the chat model",
-                "use llmtutor.agents.routing.native_router.native_route, or mode='classifier'",
-            )
         if pending:
             if not self.registry.names():
                 for i in pending:

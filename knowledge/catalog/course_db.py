@@ -55,6 +55,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llmtutor.errors import ConfigError
 from llmtutor.knowledge.catalog import Catalog, Resource, load_catalog
+from llmtutor.sqlite import migrate
 
 CATALOG_TABLES = (
     "course",
@@ -153,7 +154,7 @@ def build_course_db(db_path: Path, catalog: Catalog | None = None) -> BuildRepor
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with _writer(db_path) as con:
-        version = _migrate(con)
+        version = migrate(con, MIGRATIONS, name=_db_name(con))
         if _stored_fingerprint(con) == fingerprint:  # checked before taking the write lock
             return BuildReport(
                 path=db_path, schema_version=version, rebuilt=False, catalog_sha256=fingerprint
@@ -187,35 +188,6 @@ def _writer(db_path: Path) -> Iterator[sqlite3.Connection]:
         yield con
     finally:
         con.close()
-
-
-def _migrate(con: sqlite3.Connection) -> int:
-    has_table = con.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    ).fetchone()
-    current = con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] if has_table else None
-    if current is not None and current > SCHEMA_VERSION:
-        raise ConfigError(
-            f"{_db_name(con)} has schema version {current}, newer than this llmtutor ({SCHEMA_VERSION})",
-            "upgrade llmtutor, or point LLMTUTOR_WORKSPACE at another folder",
-        )
-    pending = [m for m in MIGRATIONS if current is None or m[0] > current]
-    for version, description, sql in pending:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-                "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            if con.execute("SELECT 1 FROM schema_version WHERE version = ?", (version,)).fetchone() is None:
-                for statement in filter(str.strip, sql.split(";")):
-                    con.execute(statement)
-                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, description, _now()))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return SCHEMA_VERSION
 
 
 def _db_name(con: sqlite3.Connection) -> str:

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from llmtutor.knowledge.catalog import Catalog, load_catalog
+from llmtutor.text import CJK
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _PIECES = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[^\s\u3400-\u9fff\uf900-\ufaff\-_]+")
 
 # Resource kinds as learners say them. "course" and "model" are left out on purpose: "the
@@ -129,7 +129,7 @@ def build_lexicon(catalog: Catalog) -> Lexicon:
     entries += [("author", author, surface, cs) for author, surface, cs in _author_surfaces(catalog)]
     for nb in catalog.notebooks:
         entries += [
-            ("notebook", nb.name, n, False) for n in (nb.name, *nb.aliases) if len(n) >= 4 or _CJK.search(n)
+            ("notebook", nb.name, n, False) for n in (nb.name, *nb.aliases) if len(n) >= 4 or CJK.search(n)
         ]
     for term in catalog.glossary:
         for spelling in term.spellings():

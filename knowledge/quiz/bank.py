@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict
 from llmtutor.knowledge import NOTES_DIR
 from llmtutor.knowledge.catalog import Catalog, GlossaryTerm, Module, _norm, load_catalog
 from llmtutor.knowledge.quiz.text import (
-    CJK,
     GENERIC_TECH,
     TECH,
     Lang,
@@ -41,6 +40,7 @@ from llmtutor.knowledge.quiz.text import (
     split_sentences,
 )
 from llmtutor.knowledge.quiz.topics import Topic, UnknownTopicError, find_topic_in, resolve_topic
+from llmtutor.text import CJK
 
 __all__ = ["KeyTerm", "Passage", "Question", "QuestionBank", "Topic", "UnknownTopicError", "default_bank"]
 

@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.knowledge.quiz.bank import Question
-from llmtutor.knowledge.quiz.text import CJK, words
-from llmtutor.knowledge.rag.lexical import detect_language
+from llmtutor.knowledge.quiz.text import words
+from llmtutor.text import CJK, detect_language
 
 LLMFactory = Callable[[], Any]  # returns a LangChain chat model (with_structured_output)
 

@@ -17,9 +17,9 @@ from typing import Literal
 import yaml
 
 from llmtutor.knowledge.catalog import Catalog, GlossaryTerm, _norm
+from llmtutor.text import CJK
 
 Lang = Literal["en", "zh"]
-CJK = re.compile(r"[\u3400-\u9fff]")
 _EN_SENTENCE = re.compile(r"(?<=[.!?])(?<!e\.g\.)(?<!i\.e\.)(?<!\bvs\.)(?<!etc\.)\s+(?=[A-Z0-9\"“(])")
 # A Chinese sentence ends at 。！？； plus any closing quotes or brackets right after it.
 _ZH_SENTENCE = re.compile(r"[^。！？；]+(?:[。！？；]+[”’\"」』）)]*|$)")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmtutor.knowledge.rag.ingest import Document
-from llmtutor.knowledge.rag.lexical import detect_language
+from llmtutor.text import detect_language
 
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.knowledge.rag.lexical import has_cjk, stem
+from llmtutor.knowledge.rag.lexical import stem
+from llmtutor.text import has_cjk
 
 _WORD_RE = re.compile(r"[0-9a-z\u00c0-\u024f]+")
 _MAX_WORDS = 6

@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from llmtutor.text import CJK, CJK_CHARS
+
 _JIEBA_LOCK = threading.Lock()
 _JIEBA: Any = None
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_RUN_RE = re.compile(rf"[{_CJK}]+|[0-9A-Za-z\u00c0-\u024f]+(?:[._+\-/'][0-9A-Za-z\u00c0-\u024f]+)*")
+_RUN_RE = re.compile(rf"[{CJK_CHARS}]+|[0-9A-Za-z\u00c0-\u024f]+(?:[._+\-/'][0-9A-Za-z\u00c0-\u024f]+)*")
 _PART_RE = re.compile(r"[0-9a-z\u00c0-\u024f]+")
 _ALNUM_SPLIT_RE = re.compile(r"[0-9]+|[a-z\u00c0-\u024f]+")
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_CJK_CHAR_RE = re.compile(f"[{_CJK}]")
 
 # Function words and question words: they match everything and say nothing.
 STOPWORDS_EN = frozenset(
@@ -73,22 +73,6 @@ def jieba_module() -> Any:
     return _JIEBA
 
 
-def has_cjk(text: str) -> bool:
-    return _CJK_CHAR_RE.search(text) is not None
-
-
-def cjk_ratio(text: str) -> float:
-    """Share of Chinese characters among letters and CJK characters."""
-    cjk = len(_CJK_CHAR_RE.findall(text))
-    latin = sum(1 for c in text if c.isascii() and c.isalpha())
-    return cjk / (cjk + latin / 4) if cjk or latin else 0.0  # ~4 letters per English word
-
-
-def detect_language(text: str) -> str:
-    """'zh' or 'en' (by share of Chinese characters; course text mixes in English terms)."""
-    return "zh" if cjk_ratio(text) >= 0.3 else "en"
-
-
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Plural/possessive stripping only: safe for terms (LoRA, Adam) and cheap."""
@@ -124,7 +108,7 @@ def tokenize(text: str, *, keep_stopwords: bool = False, bigrams: bool = True) -
     jieba = None
     for match in _RUN_RE.finditer(_THOUSANDS_RE.sub("", text)):
         run = match.group()
-        if _CJK_CHAR_RE.match(run):
+        if CJK.match(run):
             jieba = jieba or jieba_module()
             for word in jieba.cut_for_search(run, HMM=False):
                 tokens.append(word)

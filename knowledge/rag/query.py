@@ -23,8 +23,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from llmtutor.knowledge.rag.glossary import QueryExpander
-from llmtutor.knowledge.rag.lexical import BM25Index, has_cjk, jieba_module, tokenize
+from llmtutor.knowledge.rag.lexical import BM25Index, jieba_module, tokenize
 from llmtutor.knowledge.rag.ranking import TermGroup
+from llmtutor.text import has_cjk
 
 EVERYDAY_WEIGHT = 0.3  # an everyday word counts this much of a specific one
 _ZH_EVERYDAY_FREQ = 1000  # jieba dictionary count above which a Chinese word is everyday

@@ -24,13 +24,6 @@ def shingles(text: str, size: int = SHINGLE) -> frozenset[str]:
     return frozenset(compact[i : i + size] for i in range(len(compact) - size + 1))
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a or not b:
-        return 0.0
-    inter = len(a & b)
-    return inter / (len(a) + len(b) - inter)
-
-
 class PairSimilarity:
     """Jaccard and containment between items of a small pool, each pair computed once."""
 

@@ -50,7 +50,7 @@ from llmtutor.knowledge.rag.index import (
     read_columns,
     read_meta,
 )
-from llmtutor.knowledge.rag.lexical import BM25Index, detect_language, jieba_module
+from llmtutor.knowledge.rag.lexical import BM25Index, jieba_module
 from llmtutor.knowledge.rag.query import QueryAnalyzer, find_vocab_file
 from llmtutor.knowledge.rag.ranking import (
     PairSimilarity,
@@ -62,6 +62,7 @@ from llmtutor.knowledge.rag.ranking import (
     near_duplicates,
     shingles,
 )
+from llmtutor.text import detect_language
 
 Method = Literal["hybrid", "bm25", "dense", "rrf"]
 

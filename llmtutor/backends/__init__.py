@@ -1,7 +1,13 @@
-"""Chat backends: llamacpp (embedded default), ollama, openai, hf."""
+"""Chat backends, by name: llamacpp (embedded default), ollama, openai, hf.
+
+Each backend is a `ChatBackend` subclass with a `from_settings` constructor; `BACKENDS` maps
+the name in `LLMTUTOR_BACKEND` to its class. Classes are imported on first use, so choosing
+Ollama never imports torch. Add a backend: write `llmtutor/backends/NAME.py` and add one line here.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from llmtutor.errors import ConfigError
@@ -10,33 +16,21 @@ if TYPE_CHECKING:
     from llmtutor.backends.base import ChatBackend
     from llmtutor.settings import Settings
 
+BACKENDS: dict[str, str] = {
+    "llamacpp": "llmtutor.backends.llamacpp:LlamaCppBackend",
+    "ollama": "llmtutor.backends.ollama:OllamaBackend",
+    "openai": "llmtutor.backends.openai:OpenAIBackend",
+    "hf": "llmtutor.backends.hf:HFBackend",
+}
+
+
+def backend_class(name: str) -> type[ChatBackend]:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend: {name}", f"use one of: {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
 
 def make_backend(settings: Settings) -> ChatBackend:
     """The backend named in the settings (imports only that backend)."""
-    if settings.backend == "llamacpp":
-        from llmtutor.backends.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(
-            chat_model=settings.chat_model,
-            base_url=settings.base_url,
-            n_ctx=settings.n_ctx,
-            n_threads=settings.n_threads,
-            n_gpu_layers=settings.n_gpu_layers,
-            timeout=settings.request_timeout,
-            models_dir=settings.models_dir,
-        )
-    if settings.backend == "openai":
-        from llmtutor.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(
-            settings.chat_model, settings.base_url, settings.api_key, settings.request_timeout
-        )
-    if settings.backend == "ollama":
-        from llmtutor.backends.ollama import OllamaBackend
-
-        return OllamaBackend(settings.chat_model, settings.base_url, settings.request_timeout)
-    if settings.backend == "hf":
-        from llmtutor.backends.hf import HFBackend
-
-        return HFBackend(model=settings.chat_model, models_dir=settings.models_dir, device=settings.device)
-    raise ConfigError(f"unknown backend: {settings.backend}", "use llamacpp, ollama, openai or hf")
+    return backend_class(settings.backend).from_settings(settings)

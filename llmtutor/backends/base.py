@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
 
+    from llmtutor.settings import Settings
+
 
 # Small models loop ("A cat." forever, "X is a variant of X…") without a mild repetition
 # penalty; the local backends share one value so a model answers alike on each.
@@ -24,6 +26,11 @@ class ChatBackend(ABC):
     # True when the model is big enough to pick tools and fill arguments itself
     # (router "auto" then uses native tool calling).
     supports_native_tools: bool = False
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> ChatBackend:
+        """The backend configured by `LLMTUTOR_*` settings."""
 
     @abstractmethod
     def chat_model(self, temperature: float | None = None, max_tokens: int | None = None) -> BaseChatModel:

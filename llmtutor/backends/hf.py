@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -32,6 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.backends.base import REPEAT_PENALTY, ChatBackend
 from llmtutor.errors import LLMTutorError
+
+if TYPE_CHECKING:
+    from llmtutor.settings import Settings
 
 DEFAULT_MAX_TOKENS = 384
 # Same truncation as the llama.cpp server's defaults, so backends sample alike.
@@ -354,6 +357,10 @@ def _first_json_object(text: str) -> Any:
 class HFBackend(ChatBackend):
     name = "hf"
     supports_native_tools = False  # no tool-call parser for arbitrary chat templates
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HFBackend:
+        return cls(model=settings.chat_model, models_dir=settings.models_dir, device=settings.device)
 
     def __init__(self, model: str = "", *, models_dir: Path, device: str = "auto", dtype: Any = None):
         self.model, self.models_dir, self.device, self.dtype = model, Path(models_dir), device, dtype

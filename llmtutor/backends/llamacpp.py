@@ -20,11 +20,14 @@ import atexit
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtutor.backends.base import REPEAT_PENALTY
 from llmtutor.backends.openai import OpenAIBackend
 from llmtutor.errors import BackendUnavailableError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from llmtutor.settings import Settings
 
 
 class EmbeddedLlamaServer:
@@ -110,6 +113,18 @@ def resolve_gguf(chat_model: str, models_dir: Path | None = None) -> Path:
 class LlamaCppBackend(OpenAIBackend):
     name = "llamacpp"
     supports_native_tools = False  # the 135M default calls tools even for jokes (measured)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LlamaCppBackend:
+        return cls(
+            chat_model=settings.chat_model,
+            base_url=settings.base_url,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            n_gpu_layers=settings.n_gpu_layers,
+            timeout=settings.request_timeout,
+            models_dir=settings.models_dir,
+        )
 
     def __init__(
         self,

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtutor.backends.base import ChatBackend
 from llmtutor.errors import BackendUnavailableError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from llmtutor.settings import Settings
 
 DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 DEFAULT_OLLAMA_MODEL = "smollm2:135m"
@@ -21,6 +24,10 @@ DEFAULT_OLLAMA_MODEL = "smollm2:135m"
 class OllamaBackend(ChatBackend):
     name = "ollama"
     supports_native_tools = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OllamaBackend:
+        return cls(settings.chat_model, settings.base_url, settings.request_timeout)
 
     def __init__(self, model: str = "", base_url: str = "", timeout: float = 120.0):
         self.model = model or DEFAULT_OLLAMA_MODEL

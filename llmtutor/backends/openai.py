@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtutor.backends.base import ChatBackend
 from llmtutor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from llmtutor.settings import Settings
 
 
 class OpenAIBackend(ChatBackend):
@@ -18,6 +21,10 @@ class OpenAIBackend(ChatBackend):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY", "")
         self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIBackend:
+        return cls(settings.chat_model, settings.base_url, settings.api_key, settings.request_timeout)
 
     def endpoint(self) -> str:
         return self.base_url

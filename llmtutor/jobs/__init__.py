@@ -25,8 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llmtutor.errors import LLMTutorError, ToolInputError
+from llmtutor.errors import LLMTutorError
 from llmtutor.jobs import store
+from llmtutor.jobs.kinds import get_kind, import_root, register_kind
 from llmtutor.jobs.resources import check_fits, free_memory
 from llmtutor.jobs.store import FINAL, Job
 from llmtutor.paths import resolve_user_path
@@ -46,6 +47,7 @@ __all__ = [
     "resolve_user_path",
     "check_fits",
     "free_memory",
+    "register_kind",
 ]
 
 
@@ -60,11 +62,15 @@ def _require(workspace: Path, job_id: str) -> Job:
     return job
 
 
-def _start(workspace: Path, job_id: str) -> None:
+def _start(workspace: Path, job_id: str, kind_module: str | None) -> None:
     from llmtutor.jobs.worker import job_dir
 
     folder = job_dir(workspace, job_id)
     folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    root = import_root(kind_module) if kind_module else None
+    if root:  # a kind defined outside the package: the worker imports it from the same folder
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     with open(folder / "job.log", "ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own module, our own interpreter
             [sys.executable, "-m", "llmtutor.jobs.worker", str(workspace), job_id],
@@ -72,7 +78,7 @@ def _start(workspace: Path, job_id: str) -> None:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env,
         )
     store.update(workspace, job_id, pid=process.pid)
     # Reap the child when it exits so it does not linger as a zombie (pid checks see it gone).
@@ -80,11 +86,10 @@ def _start(workspace: Path, job_id: str) -> None:
 
 
 def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> str:
-    from llmtutor.jobs.worker import KINDS, job_dir, kind_parts
+    from llmtutor.jobs.worker import job_dir
 
-    if kind not in KINDS:
-        raise ToolInputError(f"unknown job kind {kind!r}", f"one of: {', '.join(KINDS)}")
-    config_cls, _ = kind_parts(kind)
+    job_kind = get_kind(kind)
+    config_cls = job_kind.config
     raw = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
     validated = config_cls.model_validate(raw)  # bad configs are refused before anything starts
     job_id = uuid.uuid4().hex[:10]
@@ -94,6 +99,7 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> st
         Job(
             id=job_id,
             kind=kind,
+            kind_module=job_kind.module,
             config=validated.model_dump(mode="json"),
             status="queued",
             created_at=store.now(),
@@ -101,7 +107,7 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> st
             attempts=1,
         ),
     )
-    _start(workspace, job_id)
+    _start(workspace, job_id, job_kind.module)
     return job_id
 
 
@@ -231,7 +237,7 @@ def resume(workspace: Path, job_id: str) -> str:
         error=None,
         finished_at=None,
     )
-    _start(workspace, job_id)
+    _start(workspace, job_id, job.kind_module)
     return job_id
 
 

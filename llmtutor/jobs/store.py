@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmtutor.sqlite import migrate
+
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled", "interrupted")
 DB_FILE = "jobs.sqlite"
@@ -32,6 +34,19 @@ CREATE TABLE job_events (job_id TEXT NOT NULL REFERENCES jobs(id), seq INTEGER N
     event TEXT NOT NULL, PRIMARY KEY (job_id, seq));
 """,
     ),
+    (
+        2,
+        "the module that registers each job's kind (the worker imports it)",
+        # Rows written before kinds registered themselves ran one of these four recipes.
+        """
+ALTER TABLE jobs ADD COLUMN kind_module TEXT;
+UPDATE jobs SET kind_module = CASE kind
+    WHEN 'finetune' THEN 'llmtutor.training.finetune'
+    WHEN 'evaluate' THEN 'llmtutor.tools.evaluate_model'
+    WHEN 'merge' THEN 'llmtutor.training.merge'
+    WHEN 'quantize' THEN 'llmtutor.training.quantize' END;
+""",
+    ),
 )
 
 
@@ -39,6 +54,7 @@ class Job(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     kind: str
+    kind_module: str | None = None
     config: dict[str, Any]
     status: Status
     progress: dict[str, Any] | None = None
@@ -68,30 +84,10 @@ def connect(workspace: Path) -> Iterator[sqlite3.Connection]:
     try:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=30000")
-        _migrate(con)
+        migrate(con, MIGRATIONS, name=str(path))
         yield con
     finally:
         con.close()
-
-
-def _migrate(con: sqlite3.Connection) -> None:
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT, applied_at TEXT)"
-    )
-    done = {row[0] for row in con.execute("SELECT version FROM schema_version")}
-    for version, description, sql in MIGRATIONS:
-        if version in done:
-            continue
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            if con.execute("SELECT 1 FROM schema_version WHERE version = ?", (version,)).fetchone() is None:
-                for statement in filter(str.strip, sql.split(";")):
-                    con.execute(statement)
-                con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, description, now()))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
 
 _JSON = ("config", "progress", "artifacts", "result")
@@ -108,10 +104,12 @@ def _row(con: sqlite3.Connection, row: tuple) -> Job:
 def insert(workspace: Path, job: Job) -> None:
     with connect(workspace) as con:
         con.execute(
-            "INSERT INTO jobs (id, kind, config, status, created_at, log_file, attempts) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO jobs (id, kind, kind_module, config, status, created_at, log_file, attempts)"
+            " VALUES (?,?,?,?,?,?,?,?)",
             (
                 job.id,
                 job.kind,
+                job.kind_module,
                 json.dumps(job.config),
                 job.status,
                 job.created_at,

@@ -8,7 +8,6 @@ nothing that looks finished is left behind. SIGTERM sets the recipe's cancel eve
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import signal
 import sys
@@ -19,25 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtutor.jobs import store
-
-KINDS: dict[str, str] = {
-    # kind -> "config module:Class" and "run module:function" (the worker imports them here)
-    "finetune": "llmtutor.training.finetune:FinetuneConfig|llmtutor.training.finetune:run",
-    "evaluate": "llmtutor.training.evaluate:EvalConfig|llmtutor.tools.evaluate_model:run_job",
-    "merge": "llmtutor.training.merge:MergeConfig|llmtutor.training.merge:run",
-    "quantize": "llmtutor.training.quantize:QuantizeConfig|llmtutor.training.quantize:run",
-    "demo": "tests.job_demo:DemoConfig|tests.job_demo:run",
-}
-
-
-def _load(ref: str) -> Any:
-    module, name = ref.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def kind_parts(kind: str) -> tuple[Any, Any]:
-    config_ref, run_ref = KINDS[kind].split("|")
-    return _load(config_ref), _load(run_ref)
+from llmtutor.jobs.kinds import get_kind
 
 
 def job_dir(workspace: Path, job_id: str) -> Path:
@@ -89,7 +70,8 @@ def main(workspace: Path, job_id: str) -> int:
     folder = job_dir(workspace, job_id)
     staging = folder / "staging"
     shutil.rmtree(staging, ignore_errors=True)
-    config_cls, run = kind_parts(job.kind)
+    kind = get_kind(job.kind, job.kind_module)
+    config_cls, run = kind.config, kind.run
     raw = dict(job.config, output_dir=str(staging))
     if "checkpoint_dir" in config_cls.model_fields:
         raw["checkpoint_dir"] = str(folder / "checkpoints")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -11,10 +10,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmtutor.errors import ToolInputError
+from llmtutor.text import CJK
 from llmtutor.training.evaluate.config import DEFAULT_REFERENCES
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 class Reference(BaseModel):
@@ -25,7 +23,7 @@ class Reference(BaseModel):
     language: Literal["en", "zh"] | None = None
 
     def lang(self) -> str:
-        return self.language or ("zh" if _CJK.search(self.reference) else "en")
+        return self.language or ("zh" if CJK.search(self.reference) else "en")
 
 
 def load_references(path: Path | None, limit: int | None = None) -> list[Reference]:

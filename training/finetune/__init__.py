@@ -10,6 +10,7 @@ make it work out of the box. `run` follows the training contract (progress event
 resume from checkpoints); see runner.py for the order of work.
 """
 
+from llmtutor.jobs.kinds import register_kind
 from llmtutor.training.finetune.config import (
     BUNDLED_PREFERENCE,
     BUNDLED_SFT,
@@ -42,3 +43,5 @@ __all__ = [
     "run",
     "tokenize_example",
 ]
+
+register_kind("finetune", FinetuneConfig, run)

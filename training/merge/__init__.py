@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from llmtutor.errors import ToolInputError
+from llmtutor.jobs.kinds import register_kind
 from llmtutor.training.merge.config import TASK_VECTOR_METHODS, MergeConfig, MergeModel, to_mergekit_yaml
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
@@ -314,3 +315,6 @@ def _finish(
     )
     (out / "merge_result.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
     return result
+
+
+register_kind("merge", MergeConfig, run)

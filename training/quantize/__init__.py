@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtutor.errors import ToolInputError
+from llmtutor.jobs.kinds import register_kind
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 from llmtutor.training.quantize.config import BNB, LAB, QuantizeConfig
 from llmtutor.training.quantize.result import QuantizeResult, QuantRow, type_counts
@@ -476,3 +477,6 @@ def _safe(name: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:60] or "model"
+
+
+register_kind("quantize", QuantizeConfig, run)

@@ -17,8 +17,7 @@ from llmtutor.knowledge.quiz.bank import Question, UnknownTopicError, default_ba
 from llmtutor.knowledge.quiz.grading import grade, parse_choice
 from llmtutor.knowledge.quiz.llm import JudgeVerdict, WrittenQuestion
 from llmtutor.knowledge.quiz.text import CJK, split_sentences
-from llmtutor.tools.quiz import TOOL, QuizOutput, make_tool
-from llmtutor.tools.quiz_chat import EXAMPLES, extract_quiz_args
+from llmtutor.tools.quiz import EXAMPLES, TOOL, QuizOutput, extract_quiz_args, make_tool
 from llmtutor.tools.registry import ToolContext, output_citations, render_markdown
 
 DEV_ROUTING = Path(__file__).resolve().parents[1].parent / "shared" / "dev" / "routing_dev.jsonl"

@@ -8,7 +8,7 @@ does not follow either (measured: it answers "{sql}" or prose).
 
 `compile_program` optimises the few-shot demos against the dev set's train split with
 `LabeledFewShot` or `BootstrapFewShot` (metric: execution match, `text_to_sql_eval`), and the
-compiled program is saved as JSON (`tools/text_to_sql_program.json`) and loaded by
+compiled program is saved as JSON (`text_to_sql_program.json` beside this module) and loaded by
 `DSPySQLWriter`. Demos keep only question and SQL: the schema (~3k tokens) is an input of
 every call, and repeating it in each demo would overflow an 8k context.
 

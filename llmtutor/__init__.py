@@ -1,8 +1,10 @@
 """llmtutor: a tutor for the LLM Course that runs the labs.
 
-The subpackages live in top-level folders of the repository (agents/, tools/,
-knowledge/, training/, ui/) and are mapped under this import root by
-pyproject.toml. Public entry point for scripts::
+This folder is the core every layer may import (errors, settings, bundled assets, chat
+backends, the job runner, SQLite migrations, text helpers); it imports nothing of the
+layers above. Those live in top-level folders of the repository (agents/, tools/,
+knowledge/, training/, ui/), mapped under this import root by setup.py. The lazy `Tutor`
+re-export below is the public facade for scripts, not a core dependency::
 
     from llmtutor import Tutor
     tutor = Tutor()

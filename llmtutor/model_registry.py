@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import threading
 from datetime import UTC, datetime
@@ -18,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.errors import ModelNotFoundError, ToolInputError
+from llmtutor.errors import ModelNotFoundError
+from llmtutor.paths import check_name as check_name_policy
 
 REGISTRY_FILE = "registry.json"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 _lock = threading.Lock()
 
 
@@ -39,9 +38,7 @@ class RegisteredModel(BaseModel):
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name or ""):
-        raise ToolInputError(f"invalid model name {name!r}", "use letters, digits, '.', '_' or '-' (max 80)")
-    return name
+    return check_name_policy(name, "model name")
 
 
 def _path(models_dir: Path) -> Path:

@@ -1,15 +1,48 @@
-"""Paths a learner gives (datasets, models, outputs) stay inside the workspace or allowed folders."""
+"""The one path policy: what a learner names and reads stays inside the workspace.
+
+- Output names (a fine-tune's, a merge's, an export's) are plain names: letters, digits, '.',
+  '_' and '-', at most 80 characters, no separators, so `outputs/NAME` can never leave outputs/.
+- Input paths (datasets, models, configs, evaluation text) must resolve, symlinks followed,
+  inside the workspace or a folder in LLMTUTOR_ALLOWED_DIRS. A refusal never says whether
+  the path exists, nor where the allowed folders are on the server.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from llmtutor.errors import ToolInputError
 
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
 
 class PathNotAllowedError(ToolInputError):
     """A path outside the workspace and the allowed folders."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """A plain output or model name, or a refusal naming the rule."""
+    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
+        shown = repr(name)[:60] if isinstance(name, str) else type(name).__name__
+        raise ToolInputError(
+            f"invalid {what} {shown}", "use letters, digits, '.', '_' or '-' (max 80, no '/' or '..')"
+        )
+    return name
+
+
+def output_dir(workspace: Path, name: str) -> Path:
+    """`<workspace>/outputs/<name>` for a checked plain name."""
+    return Path(workspace) / "outputs" / check_name(name, "output name")
+
+
+def _outside(value: str | Path) -> PathNotAllowedError:
+    shown = str(value)[:120].replace("\x00", "")
+    return PathNotAllowedError(
+        f"{shown} is outside the workspace and the allowed folders",
+        "copy the file into the workspace, or add its folder to LLMTUTOR_ALLOWED_DIRS",
+    )
 
 
 def resolve_user_path(
@@ -17,17 +50,19 @@ def resolve_user_path(
 ) -> Path:
     """Relative paths resolve inside the workspace; absolute ones must lie in the workspace or an
     allowed folder after resolving `..` and symlinks."""
-    raw = Path(str(value)).expanduser()
+    text = str(value)
+    if "\x00" in text or not text.strip():
+        raise _outside(value)
     roots = [Path(workspace).resolve(), *(Path(a).expanduser().resolve() for a in allowed)]
-    candidate = (raw if raw.is_absolute() else roots[0] / raw).resolve()
+    try:
+        raw = Path(text).expanduser()
+        candidate = (raw if raw.is_absolute() else roots[0] / raw).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unknown ~user
+        raise _outside(value) from None
     if not any(candidate == root or candidate.is_relative_to(root) for root in roots):
-        raise PathNotAllowedError(
-            f"{value} is outside the workspace and the allowed folders ({', '.join(map(str, roots))})",
-            "copy the file into the workspace, or add its folder to LLMTUTOR_ALLOWED_DIRS",
-        )
+        raise _outside(value)
     if must_exist and not candidate.exists():
         raise ToolInputError(
-            f"{value} does not exist (looked at {candidate})",
-            f"put it in {roots[0]} or give a path in an allowed folder",
+            f"{text} does not exist in the workspace", "put it in the workspace or an allowed folder"
         )
     return candidate

@@ -24,12 +24,14 @@ class DemoConfig(BaseModel):
     output_dir: Path = Path("demo-output")
     checkpoint_dir: Path | None = None
     resume: bool = False
+    result_name: str | None = None  # a name the result asks to be saved under (finalization tests)
 
 
 class DemoResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
     steps_run: list[int]
     report: str = "report.json"
+    registration: dict[str, str] | None = None
 
     def to_markdown(self) -> str:
         return f"ran steps {self.steps_run}"
@@ -56,7 +58,8 @@ def run(
         emit(progress, "train", step=step, total=config.steps, loss=1.0 / step)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     (config.output_dir / "report.json").write_text(json.dumps({"steps": ran}))
-    return DemoResult(steps_run=ran)
+    registration = {"name": config.result_name, "path": ""} if config.result_name else None
+    return DemoResult(steps_run=ran, registration=registration)
 
 
 register_kind("demo", DemoConfig, run)

@@ -132,20 +132,27 @@ def _open_readonly(db_path: Path) -> sqlite3.Connection:
 
 
 @contextmanager
-def readonly_connection(db_path: Path, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
+def readonly_connection(
+    db_path: Path, timeout_s: float | None = None, ctes: frozenset[str] = frozenset()
+) -> Iterator[sqlite3.Connection]:
     """A connection that cannot change anything, however the SQL was written.
 
     Layers, each sufficient for writes on its own: the file is opened `mode=ro`; `query_only`
     is on; and an authorizer allows only SELECT, reads of the known tables and pure functions
     (no PRAGMA, ATTACH, DDL/DML, load_extension). Limits keep one query from eating memory,
-    and a progress handler interrupts it after `timeout_s`.
+    and a progress handler interrupts it after `timeout_s`. `ctes` are the query's own WITH
+    names: SQLite reports reading a materialized CTE as a table read.
     """
     con = _open_readonly(db_path)
     try:
         con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
         con.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 20_000)
-        con.set_authorizer(_authorize)
+        con.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1_000)  # LIKE/GLOB match inside one step
+        readable = frozenset(QUERYABLE_TABLES) | {name.lower() for name in ctes}
+        con.set_authorizer(
+            lambda action, arg1, arg2, db, trigger: _authorize(action, arg1, arg2, db, trigger, readable)
+        )
         if timeout_s is not None:
             deadline = time.monotonic() + timeout_s
             con.set_progress_handler(lambda: int(time.monotonic() > deadline), 2_000)
@@ -154,19 +161,41 @@ def readonly_connection(db_path: Path, timeout_s: float | None = None) -> Iterat
         con.close()
 
 
-def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, _trigger: str | None) -> int:
+def _authorize(
+    action: int,
+    arg1: str | None,
+    arg2: str | None,
+    db: str | None,
+    _trigger: str | None,
+    readable: frozenset[str] = frozenset(QUERYABLE_TABLES),
+) -> int:
     if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
         return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_READ and arg1 in QUERYABLE_TABLES and db in ("main", None):  # None: COUNT(*)
+    if (
+        action == sqlite3.SQLITE_READ and (arg1 or "").lower() in readable and db in ("main", None)
+    ):  # None: COUNT(*)
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in ALLOWED_FUNCTIONS:
         return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
 
+def _cte_names(sql: str) -> frozenset[str]:
+    """Names the query defines with WITH (parsed, so a string that looks like one is not taken)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except (ParseError, TokenError):
+        return frozenset()
+    return frozenset(cte.alias_or_name for cte in tree.find_all(exp.CTE)) if tree else frozenset()
+
+
 def run_readonly(db_path: Path, sql: str, *, timeout_s: float = 2.0, max_rows: int = 200) -> QueryResult:
     """Execute one query on a read-only connection; typed errors say what went wrong."""
-    with readonly_connection(db_path, timeout_s=timeout_s) as con:
+    with readonly_connection(db_path, timeout_s=timeout_s, ctes=_cte_names(sql)) as con:
         try:
             cur = con.execute(sql)
             rows = cur.fetchmany(max_rows + 1)
@@ -177,7 +206,7 @@ def run_readonly(db_path: Path, sql: str, *, timeout_s: float = 2.0, max_rows: i
             if message == "interrupted":
                 raise QueryTimeoutError(
                     f"the query ran longer than {timeout_s:g} s and was stopped",
-                    "simplify it: fewer joins, no recursive CTE",
+                    "simplify it: fewer joins; a recursive CTE needs a WHERE that ends it",
                 ) from None
             if any(
                 k in message

@@ -15,6 +15,7 @@ message is worded so that a model can repair the query).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +24,10 @@ from llmtutor.errors import LLMTutorError
 
 MAX_LIMIT = 200
 MAX_SQL_CHARS = 4_000
+# printf/format pad inside one call, where no time limit can stop them (SQLite 3.40 spends
+# 5 s on '%.*c' with 2e9): widths and precisions are capped and must be written out.
+MAX_FORMAT_WIDTH = 1_000
+_FORMAT_SPEC = re.compile(r"%[-+ 0#,!]*(\*|\d+)?(?:\.(\*|\d+))?")
 # Functions that read files, load code or allocate without bound. The connection's authorizer
 # allow-lists functions as well; naming them here gives a clear refusal instead of a retry.
 BLOCKED_FUNCTIONS = frozenset(
@@ -166,6 +171,24 @@ def _refuse_writes_and_escapes(tree, forbidden: tuple[type, ...], exp) -> None:
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in BLOCKED_FUNCTIONS:
                 raise UnsafeSQLError(f"refused: the function {name}() is not allowed", REFUSAL_HINT)
+            if name in ("printf", "format"):
+                _check_format(node, name, exp)
+
+
+def _check_format(node, name: str, exp) -> None:
+    # sqlglot keeps printf() as Anonymous (arguments in `expressions`), format() as Format (`this` first).
+    pattern = (node.expressions or [None])[0] if isinstance(node, exp.Anonymous) else node.this
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        raise UnsafeSQLError(
+            f"refused: {name}() needs a literal format string", "write the format as a quoted string"
+        )
+    for width, precision in _FORMAT_SPEC.findall(pattern.name):
+        for value in (width, precision):
+            if value == "*" or (value and int(value) > MAX_FORMAT_WIDTH):
+                raise UnsafeSQLError(
+                    f"refused: {name}() widths and precisions must be numbers up to {MAX_FORMAT_WIDTH}",
+                    "write the width in the format string, e.g. printf('%.2f', x)",
+                )
 
 
 def _check_tables(tree, schema: Mapping[str, Sequence[str]], exp) -> set[str]:

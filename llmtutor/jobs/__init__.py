@@ -30,7 +30,7 @@ from llmtutor.jobs import store
 from llmtutor.jobs.kinds import get_kind, import_root, register_kind
 from llmtutor.jobs.resources import check_fits, free_memory
 from llmtutor.jobs.store import FINAL, Job
-from llmtutor.paths import resolve_user_path
+from llmtutor.paths import check_name, resolve_user_path
 
 __all__ = [
     "Job",
@@ -92,6 +92,8 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> st
     config_cls = job_kind.config
     raw = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
     validated = config_cls.model_validate(raw)  # bad configs are refused before anything starts
+    if isinstance(getattr(validated, "name", None), str):  # outputs/<name> must stay inside outputs/
+        check_name(validated.name, "output name")
     job_id = uuid.uuid4().hex[:10]
     log = job_dir(workspace, job_id) / "job.log"
     store.insert(

@@ -19,6 +19,7 @@ from typing import Any
 
 from llmtutor.jobs import store
 from llmtutor.jobs.kinds import get_kind
+from llmtutor.paths import output_dir
 
 
 def job_dir(workspace: Path, job_id: str) -> Path:
@@ -26,7 +27,7 @@ def job_dir(workspace: Path, job_id: str) -> Path:
 
 
 def _final_dir(workspace: Path, name: str) -> Path:
-    base = Path(workspace) / "outputs" / name
+    base = output_dir(workspace, name)
     target, n = base, 2
     while target.exists():  # never overwrite an earlier result
         target, n = base.with_name(f"{base.name}-{n}"), n + 1
@@ -107,15 +108,39 @@ def main(workspace: Path, job_id: str) -> int:
             pid=None,
         )
         return 1
+    try:
+        _finalize(workspace, job, config, result, staging, folder)
+    except Exception as exc:  # noqa: BLE001 - saving failed: the job failed, nothing half-saved stays
+        traceback.print_exc()
+        shutil.rmtree(staging, ignore_errors=True)
+        # Checkpoints stay: a resume continues from them instead of redoing the work.
+        store.update(
+            workspace,
+            job_id,
+            status="failed",
+            finished_at=store.now(),
+            error=f"the work finished but saving its results failed: {type(exc).__name__}: {exc}",
+            pid=None,
+        )
+        return 1
+    return 0
+
+
+def _finalize(workspace: Path, job: Any, config: Any, result: Any, staging: Path, folder: Path) -> None:
+    """Move staging into outputs/ in one rename, register the model(s), record the result."""
     name = (
         (getattr(result, "registration", None) or {}).get("name")
         or getattr(config, "name", None)
-        or f"{job.kind}-{job_id}"
+        or f"{job.kind}-{job.id}"
     )
     final = _final_dir(workspace, str(name))
     final.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(final)  # one rename: the folder is either absent or complete
-    model_name = _register(workspace, job_id, config, result, final)
+    try:
+        model_name = _register(workspace, job.id, config, result, final)
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)  # an unregistered folder must not look finished
+        raise
     data = result.model_dump(mode="json")
     artifacts = {k: str(final / v) for k, v in data.items() if isinstance(v, str) and (final / v).is_file()}
     artifacts.update({k: str(final / v) for k, v in (data.get("files") or {}).items() if isinstance(v, str)})
@@ -124,7 +149,7 @@ def main(workspace: Path, job_id: str) -> int:
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     store.update(
         workspace,
-        job_id,
+        job.id,
         status="succeeded",
         finished_at=store.now(),
         output_dir=str(final),
@@ -134,7 +159,6 @@ def main(workspace: Path, job_id: str) -> int:
         model_name=model_name,
         pid=None,
     )
-    return 0
 
 
 def os_pid() -> int:

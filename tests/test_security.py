@@ -1,0 +1,82 @@
+"""Hardening: each reproducer from the security review, run as a user would hit it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from llmtutor.knowledge.catalog.sql_guard import QueryTimeoutError, UnsafeSQLError
+from llmtutor.knowledge.catalog.text_to_sql import TextToSQL
+from llmtutor.knowledge.catalog.text_to_sql_eval import seed_learner_rows
+
+
+@pytest.fixture(scope="module")
+def course_db(tmp_path_factory) -> Path:
+    return seed_learner_rows(tmp_path_factory.mktemp("security-sql") / "course.sqlite")
+
+
+# ----- SQL: nothing runs past its time limit ---------------------------------------------
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # One printf call pads for ~5 s inside a single VM step, where no time limit can reach.
+        "SELECT length(printf('%.*c', 2000000000, 'x')) AS big FROM resources a, resources b",
+        "SELECT printf('%5000d', 1) FROM modules",
+        "SELECT format('%.9999f', 1.0) FROM modules",
+        "SELECT printf(title, 1) FROM modules",  # the format string itself must be visible
+    ],
+)
+def test_slow_formatting_is_refused_before_it_runs(course_db: Path, sql: str):
+    before = hashlib.sha256(course_db.read_bytes()).hexdigest()
+    started = time.monotonic()
+    with pytest.raises(UnsafeSQLError, match="printf|format"):
+        TextToSQL(course_db).ask(sql)
+    assert time.monotonic() - started < 2.0
+    assert hashlib.sha256(course_db.read_bytes()).hexdigest() == before
+
+
+def test_ordinary_formatting_still_runs(course_db: Path):
+    answer = TextToSQL(course_db).ask("SELECT printf('%.2f', 1.5) AS x FROM tracks")
+    assert answer.rows == [["1.50"]] * 3
+
+
+def test_recursive_cte_runs_and_an_endless_one_stops_at_the_limit(course_db: Path):
+    pipe = TextToSQL(course_db)
+    counted = pipe.ask(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000) SELECT count(*) FROM c"
+    )
+    assert counted.rows == [[1000]]
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError, match="recursive CTE needs a WHERE"):
+        pipe.ask("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c")
+    assert time.monotonic() - started < 6.0  # limit 2 s, plus start-up
+
+
+# ----- jobs: names stay plain, a failed save is a failed job ------------------------------
+@pytest.mark.parametrize("name", ["/tmp/x", "../../x", "a/b", "x\x00y", "..", "", "a" * 81])
+def test_job_output_names_are_plain_names(tmp_path: Path, name: str):
+    import job_demo  # noqa: F401 - registers the "demo" kind
+
+    from llmtutor import jobs
+    from llmtutor.errors import ToolInputError
+
+    with pytest.raises(ToolInputError, match="invalid output name"):
+        jobs.submit(tmp_path, "demo", {"steps": 1, "sleep_s": 0, "name": name})
+    assert jobs.list_jobs(tmp_path) == [] and not (tmp_path / "outputs").exists()
+
+
+def test_a_job_whose_results_cannot_be_saved_fails_cleanly(tmp_path: Path):
+    import job_demo  # noqa: F401 - registers the "demo" kind
+
+    from llmtutor import jobs
+
+    job_id = jobs.submit(tmp_path, "demo", {"steps": 2, "sleep_s": 0, "result_name": "../../escaped"})
+    job = jobs.wait(tmp_path, job_id, timeout=60, poll_s=0.1)
+    assert job.status == "failed", jobs.tail_log(tmp_path, job_id)
+    assert "saving its results failed" in (job.error or "") and "invalid output name" in (job.error or "")
+    assert not (tmp_path / "jobs" / job_id / "staging").exists()
+    assert not (tmp_path.parent / "escaped").exists() and not list((tmp_path / "outputs").glob("*"))
+    assert (tmp_path / "jobs" / job_id / "checkpoints" / "step.txt").is_file()  # a resume continues

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmtutor.agents.graph import GraphDeps, build_graph, last_ai_text
 from llmtutor.agents.personas import Persona, get_persona, load_personas
 from llmtutor.agents.routing.router import RouteDecision, Router
+from llmtutor.errors import InputLimitError, NothingToResumeError
 from llmtutor.settings import Settings
+from llmtutor.text import detect_language
 from llmtutor.tools.registry import ToolContext, ToolRegistry, default_registry
 
 EventType = Literal["route", "tool_start", "progress", "tool_result", "approval", "token", "answer"]
@@ -172,8 +174,43 @@ class Tutor:
     def persona(self, name: str | None = None) -> Persona:
         return get_persona(self.personas, name or self.settings.persona)
 
+    def check_message(self, text: str) -> str:
+        """Refuse a blank or over-long message before any model sees it (in the learner's language)."""
+        if not isinstance(text, str):
+            raise InputLimitError("the message must be text", "send a string")
+        zh = detect_language(text[:2000]) == "zh"
+        if not text.strip():
+            raise InputLimitError(
+                "消息是空的" if zh else "the message is empty",
+                "请输入问题或请求" if zh else "type a question or a request",
+            )
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise InputLimitError(
+                f"消息有 {len(text)} 个字符，超过上限 {limit}"
+                if zh
+                else f"the message has {len(text)} characters, over the limit of {limit}",
+                "请缩短后再发，或分几次发送"
+                if zh
+                else "shorten it or send it in parts (LLMTUTOR_MAX_MESSAGE_CHARS sets the limit)",
+            )
+        return text
+
+    def pending_approval(self, thread_id: str) -> bool:
+        """Whether the conversation is paused at an expensive tool's approval."""
+        state = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return bool(state and any(task.interrupts for task in state.tasks))
+
+    def require_pending(self, thread_id: str) -> None:
+        if not self.pending_approval(thread_id):
+            raise NothingToResumeError(
+                f"conversation {thread_id[:64]!r} is not waiting for an approval",
+                "send a new message instead; resume only answers an approval request",
+            )
+
     def plan(self, text: str, persona: str | None = None) -> RouteDecision:
         """The routing decision for a message, without running anything."""
+        self.check_message(text)
         allowed = self.persona(persona).tool_names(self.registry.names())
         return self._route(text, allowed, [HumanMessage(content=text)])
 
@@ -204,6 +241,7 @@ class Tutor:
     ) -> Iterator[TutorEvent]:
         """Run one turn, yielding events. With `approve=None` an expensive tool
         stops the turn at an `approval` event; call `resume` to continue."""
+        self.check_message(text)
         name = self.persona(persona).name
         if text.strip() in ("/help", "/?"):
             yield TutorEvent(
@@ -226,6 +264,7 @@ class Tutor:
     def resume(self, thread_id: str, approved: bool) -> Iterator[TutorEvent]:
         from langgraph.types import Command
 
+        self.require_pending(thread_id)
         yield from self._drive(Command(resume={"approved": approved}), thread_id, None)
 
     def ask(

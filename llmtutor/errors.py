@@ -51,6 +51,14 @@ class CancelledError(LLMTutorError):
     """Long work was cancelled by the user."""
 
 
+class InputLimitError(LLMTutorError):
+    """A message or request is empty or over a configured limit; nothing was run or stored."""
+
+
+class NothingToResumeError(LLMTutorError):
+    """A resume was asked for a conversation that is not waiting for an approval."""
+
+
 def user_message(exc: BaseException) -> str:
     """The one place where exceptions become text for people."""
     if isinstance(exc, LLMTutorError):

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     n_gpu_layers: int = Field(-1, description="llama.cpp layers on GPU when one is present (-1 = all).")
     device: str = Field("auto", description="Torch device for transformers work: auto, cpu, cuda, mps.")
     request_timeout: float = Field(120.0, gt=0, description="Seconds before a backend request times out.")
+    max_message_chars: int = Field(
+        8000, ge=1, description="Longest learner message accepted (checked before any model call)."
+    )
+    max_request_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest HTTP request body the application server reads."
+    )
     allowed_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Folders outside the workspace that tools may read datasets/models from (JSON list or "

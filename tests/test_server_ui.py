@@ -47,9 +47,10 @@ def test_api_tools_plan_and_errors(tutor, calls):
     assert ran["output"] == {"total": 5} and ran["markdown"] == "counter total = 5" and calls == ["cheap"]
     assert client.post("/plan", json={"message": "cheap"}).json()["tool"] == "cheap_count"
     bad = client.post("/tools/cheap_count", json={"n": "many"})
-    assert bad.status_code == 422 and "n" in bad.json()["error"]
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
+    assert "n" in bad.json()["error"]["message"]
     missing = client.post("/tools/nope", json={})
-    assert missing.status_code == 404 and "available tools" in missing.json()["error"]
+    assert missing.status_code == 404 and "available tools" in missing.json()["error"]["hint"]
     assert client.post("/ask", json={"message": "hi", "persona": "nobody"}).status_code == 404
 
 

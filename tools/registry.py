@@ -120,7 +120,8 @@ class ToolSpec:
             return self.input_model.model_validate(args)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'args'}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or 'args'}: {_without_input(err)}"
+                for err in exc.errors()[:5]
             )
             raise ToolInputError(
                 f"invalid arguments for {self.name}: {problems}",
@@ -164,6 +165,17 @@ class ToolSpec:
             "examples": list(self.examples),
             "input_schema": self.input_schema(),
         }
+
+
+def _without_input(error: Any) -> str:
+    """The validator's reason with the offending value left out: errors reach HTTP clients and
+    logs, and a value can be long or someone else's data."""
+    message = str(error.get("msg", "invalid"))
+    value = error.get("input")
+    for shown in {repr(value), str(value)} if value not in (None, "", True, False) else ():
+        if len(shown) > 2:
+            message = message.replace(shown, "the given value")
+    return message[:300]
 
 
 class ToolRegistry:

@@ -132,7 +132,7 @@ def extractive_answer(
     scored: list[tuple[float, int, int, str]] = []
     for rank, citation in enumerate(citations):
         for position, sentence in enumerate(s.strip() for s in _SENTENCES.split(citation["text"])):
-            if len(sentence) < 12 or sentence.startswith(("#", "- [", "|")):
+            if len(sentence) < 12 or sentence.startswith(("#", "- [", "|", "[instructions")):
                 continue
             overlap = len(wanted & _terms(sentence))
             same_language = 0.5 if detect_language(sentence) == language else 0.0

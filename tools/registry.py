@@ -28,6 +28,7 @@ from llmtutor.errors import (
     ToolInputError,
     ToolNotFoundError,
 )
+from llmtutor.text import clean_display_text
 
 # Fixed tool names (see the foundation issue). Only tools that really work are
 # registered; the others join `TOOL_MODULES` as they become real.
@@ -216,10 +217,11 @@ def default_registry() -> ToolRegistry:
 
 
 def render_markdown(output: BaseModel) -> str:
+    """The output as Markdown for people, with no remote images or chat-template tokens (tool
+    results can carry text from documents and models)."""
     to_md = getattr(output, "to_markdown", None)
-    if callable(to_md):
-        return to_md()
-    return "```json\n" + output.model_dump_json(indent=2) + "\n```"
+    text = to_md() if callable(to_md) else "```json\n" + output.model_dump_json(indent=2) + "\n```"
+    return clean_display_text(text)
 
 
 def output_citations(output: BaseModel) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.knowledge import NOTES_DIR
+from llmtutor.text import clean_display_text, passage_as_data
 from llmtutor.tools.registry import ToolContext, ToolSpec
 
 COURSE_NOTES = NOTES_DIR
@@ -171,8 +172,16 @@ def search_course(args: SearchCourseInput, ctx: ToolContext) -> SearchCourseResu
     ensure_course_index(index_dir, progress=ctx.report)
     ctx.check_cancelled()
     result = open_retriever(index_dir).search(args.query, k=args.k)
+    # Indexed documents are data: no control tokens, remote images or orders to the assistant
+    # reach the learner or the model (llmtutor.text.passage_as_data).
     passages = [
-        Passage(text=h.text, source=h.source, heading=h.heading, score=h.score, chunk_id=h.chunk_id)
+        Passage(
+            text=passage_as_data(h.text),
+            source=h.source,
+            heading=clean_display_text(h.heading),
+            score=h.score,
+            chunk_id=h.chunk_id,
+        )
         for h in result.hits
     ]
     return SearchCourseResult(query=args.query, found=result.found and bool(passages), passages=passages)

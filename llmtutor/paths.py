@@ -66,3 +66,33 @@ def resolve_user_path(
             f"{text} does not exist in the workspace", "put it in the workspace or an allowed folder"
         )
     return candidate
+
+
+# Images a UI may show: raster formats only (an SVG can carry script).
+DISPLAY_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
+
+
+def display_dir(workspace: Path) -> Path:
+    """The one folder a web UI serves files from; databases, logs and models never go there."""
+    return Path(workspace) / "display"
+
+
+def for_display(path: str | Path, workspace: Path) -> Path | None:
+    """A copy of an image a tool produced in the workspace, in `display_dir`, named by its content
+    (so a name reveals nothing and the same plot is stored once); None for anything else."""
+    import hashlib
+    import shutil
+
+    try:
+        source = Path(path).resolve()
+        inside = source.is_relative_to(Path(workspace).resolve())
+    except (OSError, ValueError):
+        return None
+    if not inside or source.suffix.lower() not in DISPLAY_SUFFIXES or not source.is_file():
+        return None
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:24]
+    target = display_dir(workspace) / f"{digest}{source.suffix.lower()}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return target

@@ -124,3 +124,50 @@ def test_a_poisoned_document_is_never_quoted_as_an_answer(tmp_path: Path):
         assert leaked not in reply.answer, reply.answer
     assert [call["tool"] for call in reply.tool_calls] == ["search_course"]
     assert not (workspace / "jobs.sqlite").exists()  # no lab job was started
+
+
+# ----- the web UI serves its plots, never the workspace -----------------------------------
+def test_gradio_file_route_serves_only_displayed_plots(tmp_path: Path):
+    import gradio as gr
+    from fakes import FakeBackend, ScriptedRouter, make_registry
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from llmtutor import Tutor
+    from llmtutor.paths import for_display
+    from llmtutor.settings import Settings
+    from llmtutor.ui.gradio_app import allowed_paths, build_app
+
+    tutor = Tutor(
+        Settings(workspace=tmp_path),
+        backend=FakeBackend(["ok"]),
+        registry=make_registry([]),
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
+    secrets = {
+        "threads.sqlite": b"SQLite format 3\x00every thread of every user",
+        "jobs.sqlite": b"SQLite format 3\x00jobs",
+        "jobs/abc/job.log": b"a job log",
+        "models/registry.json": b"{}",
+        "plots/loss.png": b"\x89PNG\r\n\x1a\nnot really a png",
+    }
+    for name, data in secrets.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    shown = for_display(tmp_path / "plots/loss.png", tmp_path)
+    assert shown is not None and shown.parent == tmp_path / "display"
+    assert for_display(tmp_path / "threads.sqlite", tmp_path) is None  # not an image
+    assert for_display("/etc/hostname", tmp_path) is None  # not the workspace's
+
+    app = gr.mount_gradio_app(FastAPI(), build_app(tutor), path="/ui", allowed_paths=allowed_paths(tutor))
+    with TestClient(app) as client:
+        for name in secrets:
+            response = client.get(f"/ui/gradio_api/file={tmp_path / name}")
+            assert response.status_code >= 400 and b"every thread" not in response.content, name
+        assert (
+            client.get(f"/ui/gradio_api/file={tmp_path}/../{tmp_path.name}/threads.sqlite").status_code >= 400
+        )
+        served = client.get(f"/ui/gradio_api/file={shown}")
+        assert served.status_code == 200 and served.content == secrets["plots/loss.png"]

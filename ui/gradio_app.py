@@ -8,6 +8,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from llmtutor.errors import LLMTutorError, user_message
+from llmtutor.paths import display_dir, for_display
+from llmtutor.text import clean_display_text
 
 if TYPE_CHECKING:
     from llmtutor.agents.tutor import Tutor
@@ -67,16 +69,20 @@ def apply_events(tutor: Tutor, events, history: list[dict[str, Any]]):
             else:
                 history.append(step)
             for image in event.data.get("images", []):
-                plot = image
-                history.append({"role": "assistant", "content": {"path": image}})
+                shown = for_display(image, tutor.settings.workspace)
+                if shown is not None:
+                    plot = str(shown)
+                    history.append({"role": "assistant", "content": {"path": plot}})
         elif event.type == "token" and not tool_shown:
             if answer_index is None:
                 history.append({"role": "assistant", "content": ""})
                 answer_index = len(history) - 1
-            history[answer_index]["content"] += event.data["text"]
+            history[answer_index]["content"] = clean_display_text(
+                history[answer_index]["content"] + event.data["text"]
+            )
         elif event.type == "answer":
             # After a tool step, only the (number-checked) explanation is added.
-            text = event.data.get("explanation", "") if tool_shown else event.data["text"]
+            text = clean_display_text(event.data.get("explanation", "") if tool_shown else event.data["text"])
             if answer_index is not None:
                 history[answer_index]["content"] = text
             elif text:
@@ -173,8 +179,9 @@ def build_app(tutor: Tutor | None = None):
             from llmtutor.tools.registry import output_images, render_markdown
 
             output = tutor.run_tool(name, args)
-            images = output_images(output)
-            return render_markdown(output), images[0] if images else None
+            shown = [for_display(image, tutor.settings.workspace) for image in output_images(output)]
+            shown = [str(path) for path in shown if path is not None]
+            return render_markdown(output), shown[0] if shown else None
         except json.JSONDecodeError as exc:
             return f"Error: arguments are not valid JSON ({exc})", None
         except LLMTutorError as exc:
@@ -237,8 +244,17 @@ def build_app(tutor: Tutor | None = None):
     return demo
 
 
+def allowed_paths(tutor: Tutor) -> list[str]:
+    """The only folder the app may serve files from: copies of the plots it showed. The rest of
+    the workspace (threads, jobs, logs, models) is never reachable over HTTP."""
+    folder = display_dir(tutor.settings.workspace)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [str(folder)]
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
     demo = build_app()
     _prepare_course_index(demo.tutor)
-    workspace = str(demo.tutor.settings.workspace)
-    demo.queue().launch(server_name=host, server_port=port, share=share, allowed_paths=[workspace], css=CSS)
+    demo.queue().launch(
+        server_name=host, server_port=port, share=share, allowed_paths=allowed_paths(demo.tutor), css=CSS
+    )

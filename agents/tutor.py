@@ -61,6 +61,7 @@ class Tutor:
     ):
         self.settings = settings or Settings()
         self.settings.ensure_workspace()
+        self.settings.apply_download_policy()
         self._backend = backend
         self.registry = registry or default_registry()
         self._router = router

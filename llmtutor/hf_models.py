@@ -115,7 +115,39 @@ def resolve_hf_model(name: str | None, models_dir: Path, progress: ProgressFn | 
     looks_like_path = raw.lower().endswith(".gguf") or raw.startswith(("/", ".", "~")) or "\\" in raw
     if looks_like_path or not _HUB_ID.match(raw):
         raise _not_found(raw, "no such file or folder")
-    return raw  # a hub id: from_pretrained fetches it (online only)
+    if downloads_off() and not _in_hub_cache(raw):
+        raise _not_found(
+            raw,
+            "a hub id, not in the local Hugging Face cache, and downloads are off; "
+            f"local choices: {_local_choices(models_dir)}; LLMTUTOR_ALLOW_DOWNLOADS=true lets it download",
+        )
+    return raw  # a hub id: from_pretrained loads it from the cache, or fetches it when allowed
+
+
+def downloads_off() -> bool:
+    """Offline-first: hub downloads happen only when the environment allows them (the entry
+    points set HF_HUB_OFFLINE unless LLMTUTOR_ALLOW_DOWNLOADS is on), so a hub id fails at once
+    instead of waiting on a network that is not there."""
+    return any(
+        os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - a malformed id or cache: not available
+        return False
+
+
+def _local_choices(models_dir: Path) -> str:
+    from llmtutor.model_registry import list_models
+
+    names = ["smollm2 (bundled)"] + [m.name for m in list_models(models_dir)][:8]
+    return ", ".join(names)
 
 
 def _registered_path(name: str, models_dir: Path) -> Path | None:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     n_gpu_layers: int = Field(-1, description="llama.cpp layers on GPU when one is present (-1 = all).")
     device: str = Field("auto", description="Torch device for transformers work: auto, cpu, cuda, mps.")
     request_timeout: float = Field(120.0, gt=0, description="Seconds before a backend request times out.")
+    allow_downloads: bool = Field(
+        False,
+        description="Let transformers download models by hub id. Off: a hub id must already be in the "
+        "local Hugging Face cache, and fails at once otherwise.",
+    )
     max_message_chars: int = Field(
         8000, ge=1, description="Longest learner message accepted (checked before any model call)."
     )
@@ -83,6 +88,13 @@ class Settings(BaseSettings):
             items = json.loads(value) if value.strip().startswith("[") else value.split(",")
             return [Path(os.path.expanduser(str(v).strip())) for v in items if str(v).strip()]
         return value
+
+    def apply_download_policy(self) -> None:
+        """Called by entry points: without `allow_downloads`, the hub libraries run offline (set
+        before they are imported, inherited by job workers) instead of waiting on the network."""
+        if not self.allow_downloads:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
     # ----- derived paths -------------------------------------------------
     def ensure_workspace(self) -> Path:

@@ -171,3 +171,31 @@ def test_gradio_file_route_serves_only_displayed_plots(tmp_path: Path):
         )
         served = client.get(f"/ui/gradio_api/file={shown}")
         assert served.status_code == 200 and served.content == secrets["plots/loss.png"]
+
+
+# ----- offline first: a hub id fails at once ---------------------------------------------
+def test_a_hub_id_fails_at_once_offline_and_names_local_choices(tmp_path: Path, monkeypatch):
+    from llmtutor import Tutor
+    from llmtutor.errors import LLMTutorError
+    from llmtutor.settings import Settings
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tutor = Tutor(Settings(workspace=tmp_path))
+    started = time.monotonic()
+    with pytest.raises(LLMTutorError) as refused:
+        tutor.run_tool(
+            "compare_decoding", {"model": "meta-llama/Llama-2-7b", "prompt": "Hi", "max_new_tokens": 2}
+        )
+    assert time.monotonic() - started < 5.0
+    assert "smollm2" in str(refused.value) and "LLMTUTOR_ALLOW_DOWNLOADS" in str(refused.value)
+
+
+def test_entry_points_turn_hub_downloads_off_unless_allowed(monkeypatch):
+    from llmtutor.settings import Settings
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    Settings(allow_downloads=True).apply_download_policy()
+    assert "HF_HUB_OFFLINE" not in __import__("os").environ
+    Settings().apply_download_policy()
+    assert __import__("os").environ["HF_HUB_OFFLINE"] == "1"

@@ -366,3 +366,33 @@ def read_columns(table: Any, columns: list[str]) -> Any:
         return table.to_lance().to_table(columns=columns)
     except (AttributeError, NotImplementedError, ImportError):  # remote tables have no local dataset
         return table.to_arrow().select(columns)
+
+
+def index_status(location: str | Path) -> IndexStatus:
+    uri = str(location)
+    if not is_uri(location) and not Path(location).expanduser().is_dir():
+        return IndexStatus(uri=uri, exists=False)
+    db = connect(location)
+    names = _tables(db)
+    if "chunks" not in names or "documents" not in names:
+        return IndexStatus(uri=uri, exists=False)
+    docs = db.open_table("documents").to_arrow().to_pylist()
+    languages = read_columns(db.open_table("chunks"), ["language"]).column("language").to_pylist()
+    meta = read_meta(db)
+    counts: dict[str, int] = {}
+    for lang in languages:
+        counts[lang] = counts.get(lang, 0) + 1
+    formats: dict[str, int] = {}
+    for doc in docs:
+        formats[doc["format"]] = formats.get(doc["format"], 0) + 1
+    return IndexStatus(
+        uri=uri,
+        exists=True,
+        documents=len(docs),
+        chunks=len(languages),
+        languages=counts,
+        formats=formats,
+        embed_model=str(meta.get("embed_model", "")),
+        last_build=meta.get("last_build"),
+        sources=sorted(d["source"] for d in docs),
+    )

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmtutor.errors import LLMTutorError, user_message
+from llmtutor.ui.cli.batch import read_jsonl_field
+from llmtutor.ui.cli.typed_errors import Group
 
 if TYPE_CHECKING:
     from llmtutor.agents.tutor import Tutor, TutorEvent
@@ -20,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,  # every command's LLMTutorError: one line on stderr, exit 2
 )
 tools_app = typer.Typer(help="List and run tools directly.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
@@ -44,11 +47,6 @@ def _tutor() -> Tutor:
     from llmtutor.agents.tutor import Tutor
 
     return Tutor()
-
-
-def _fail(exc: BaseException) -> None:
-    typer.echo(user_message(exc), err=True)
-    raise typer.Exit(2)
 
 
 def _print_json(data: Any) -> None:
@@ -111,39 +109,36 @@ def chat(persona: PersonaOpt = None, thread: ThreadOpt = None, yes: YesOpt = Fal
     from llmtutor.agents.tutor import new_thread_id
 
     console = _console()
-    try:
-        tutor = _tutor()
-        current = tutor.persona(persona)
-        thread_id = thread or new_thread_id()
-        if thread and tutor.history(thread):
-            console.print(f"[dim]resumed thread {thread_id} ({len(tutor.history(thread))} messages)[/dim]")
-        console.print(f"[bold]{current.title}[/bold] · thread [cyan]{thread_id}[/cyan] · /exit to quit")
-        if current.greeting:
-            console.print(current.greeting)
-        while True:
-            try:
-                text = console.input("[bold green]you> [/bold green]").strip()
-            except (EOFError, KeyboardInterrupt):
-                console.print()
-                break
-            if not text:
-                continue
-            if text in ("/exit", "/quit"):
-                break
-            if text.startswith("/persona"):
-                current = tutor.persona(text.split(maxsplit=1)[1] if " " in text else None)
-                console.print(f"[dim]persona: {current.name}[/dim]")
-                continue
-            console.print(f"[bold blue]{current.name}>[/bold blue] ", end="")
-            try:
-                _render_turn(
-                    tutor, tutor.stream(text, thread_id=thread_id, persona=current.name), console, yes, True
-                )
-            except LLMTutorError as exc:
-                console.print(user_message(exc), style="red")
-        console.print(f"[dim]resume with: llmtutor chat --thread {thread_id}[/dim]")
-    except LLMTutorError as exc:
-        _fail(exc)
+    tutor = _tutor()
+    current = tutor.persona(persona)
+    thread_id = thread or new_thread_id()
+    if thread and tutor.history(thread):
+        console.print(f"[dim]resumed thread {thread_id} ({len(tutor.history(thread))} messages)[/dim]")
+    console.print(f"[bold]{current.title}[/bold] · thread [cyan]{thread_id}[/cyan] · /exit to quit")
+    if current.greeting:
+        console.print(current.greeting)
+    while True:
+        try:
+            text = console.input("[bold green]you> [/bold green]").strip()
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            break
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            break
+        if text.startswith("/persona"):
+            current = tutor.persona(text.split(maxsplit=1)[1] if " " in text else None)
+            console.print(f"[dim]persona: {current.name}[/dim]")
+            continue
+        console.print(f"[bold blue]{current.name}>[/bold blue] ", end="")
+        try:
+            _render_turn(
+                tutor, tutor.stream(text, thread_id=thread_id, persona=current.name), console, yes, True
+            )
+        except LLMTutorError as exc:
+            console.print(user_message(exc), style="red")
+    console.print(f"[dim]resume with: llmtutor chat --thread {thread_id}[/dim]")
 
 
 @app.command()
@@ -155,19 +150,16 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """One turn, headless. Expensive tools need --yes (otherwise they are declined)."""
-    try:
-        tutor = _tutor()
-        if as_json:
-            reply = tutor.ask(question, thread_id=thread, persona=persona, approve=yes)
-            _print_json(reply.model_dump(mode="json"))
-        else:
-            from llmtutor.agents.tutor import new_thread_id
+    tutor = _tutor()
+    if as_json:
+        reply = tutor.ask(question, thread_id=thread, persona=persona, approve=yes)
+        _print_json(reply.model_dump(mode="json"))
+    else:
+        from llmtutor.agents.tutor import new_thread_id
 
-            thread_id = thread or new_thread_id()
-            events = tutor.stream(question, thread_id=thread_id, persona=persona)
-            _render_turn(tutor, events, _console(), yes, sys.stdin.isatty())
-    except LLMTutorError as exc:
-        _fail(exc)
+        thread_id = thread or new_thread_id()
+        events = tutor.stream(question, thread_id=thread_id, persona=persona)
+        _render_turn(tutor, events, _console(), yes, sys.stdin.isatty())
 
 
 @app.command()
@@ -180,45 +172,24 @@ def plan(
 ) -> None:
     """Print the routing decision (tool and arguments) without running anything."""
     if (message is None) == (batch is None):
-        _fail(
-            LLMTutorError(
-                "give a MESSAGE or --batch FILE", "e.g. llmtutor plan 'How much VRAM for 7B?' --json"
-            )
+        raise LLMTutorError(
+            "give a MESSAGE or --batch FILE", "e.g. llmtutor plan 'How much VRAM for 7B?' --json"
         )
-    try:
-        tutor = _tutor()
-        if batch is not None:
-            texts = _read_jsonl_field(batch, "text")
-            for decision in tutor.plan_batch(texts):
-                _print_json({"tool": decision.tool, "args": decision.args})
-            return
-        decision = tutor.plan(message or "")
-        if as_json:
+    tutor = _tutor()
+    if batch is not None:
+        texts = read_jsonl_field(batch, "text")
+        for decision in tutor.plan_batch(texts):
             _print_json({"tool": decision.tool, "args": decision.args})
-        else:
-            typer.echo(
-                f"tool: {decision.tool or '(none: answer directly)'}  via {decision.method} "
-                f"(confidence {decision.confidence:.2f})"
-            )
-            typer.echo(f"args: {json.dumps(decision.args, ensure_ascii=False)}")
-    except LLMTutorError as exc:
-        _fail(exc)
-
-
-def _read_jsonl_field(path: Path, field: str) -> list[str]:
-    if not path.is_file():
-        raise LLMTutorError(f"file not found: {path}", "give a JSONL file with one object per line")
-    values = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            values.append(str(json.loads(line)[field]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise LLMTutorError(
-                f"{path}:{number}: not a JSON object with a {field!r} field", "fix that line"
-            ) from None
-    return values
+        return
+    decision = tutor.plan(message or "")
+    if as_json:
+        _print_json({"tool": decision.tool, "args": decision.args})
+    else:
+        typer.echo(
+            f"tool: {decision.tool or '(none: answer directly)'}  via {decision.method} "
+            f"(confidence {decision.confidence:.2f})"
+        )
+        typer.echo(f"args: {json.dumps(decision.args, ensure_ascii=False)}")
 
 
 # ----- tools ------------------------------------------------------------------
@@ -249,33 +220,30 @@ def tools_run(
 ) -> None:
     """Run a tool directly with JSON arguments (no approval prompt: you are the approver)."""
     try:
-        try:
-            parsed = json.loads(args)
-        except json.JSONDecodeError as exc:
-            raise LLMTutorError(
-                f"--args is not valid JSON: {exc}", 'pass a JSON object, e.g. --args \'{"model": "7B"}\''
-            ) from None
-        if not isinstance(parsed, dict):
-            raise LLMTutorError("--args must be a JSON object", 'e.g. --args \'{"model": "7B"}\'')
-        from llmtutor.settings import Settings
-        from llmtutor.tools.registry import ToolContext, default_registry, render_markdown
+        parsed = json.loads(args)
+    except json.JSONDecodeError as exc:
+        raise LLMTutorError(
+            f"--args is not valid JSON: {exc}", 'pass a JSON object, e.g. --args \'{"model": "7B"}\''
+        ) from None
+    if not isinstance(parsed, dict):
+        raise LLMTutorError("--args must be a JSON object", 'e.g. --args \'{"model": "7B"}\'')
+    from llmtutor.settings import Settings
+    from llmtutor.tools.registry import ToolContext, default_registry, render_markdown
 
-        settings = Settings()
-        console = _console()
-        ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
-        if not as_json:
-            ctx.progress = lambda e: console.print(
-                f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"
-            )
-        output = default_registry().get(name).run(parsed, ctx)
-        if as_json:
-            _print_json(output.model_dump(mode="json"))
-        else:
-            from rich.markdown import Markdown
+    settings = Settings()
+    console = _console()
+    ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
+    if not as_json:
+        ctx.progress = lambda e: console.print(
+            f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"
+        )
+    output = default_registry().get(name).run(parsed, ctx)
+    if as_json:
+        _print_json(output.model_dump(mode="json"))
+    else:
+        from rich.markdown import Markdown
 
-            console.print(Markdown(render_markdown(output)))
-    except LLMTutorError as exc:
-        _fail(exc)
+        console.print(Markdown(render_markdown(output)))
 
 
 # ----- ollama ---------------------------------------------------------------------
@@ -290,10 +258,7 @@ def _ollama():
 @ollama_app.command("list")
 def ollama_list(as_json: JsonOpt = False) -> None:
     """Models available on the Ollama server."""
-    try:
-        models = _ollama().list_models()
-    except LLMTutorError as exc:
-        _fail(exc)
+    models = _ollama().list_models()
     if as_json:
         _print_json(models)
         return
@@ -310,10 +275,7 @@ def ollama_pull(name: Annotated[str, typer.Argument(help="Model tag, e.g. qwen2.
         suffix = f" {100 * done / total:5.1f}%" if done and total else ""
         typer.echo(f"{event.get('status', '')}{suffix}")
 
-    try:
-        _ollama().pull_model(name, on_progress=show)
-    except LLMTutorError as exc:
-        _fail(exc)
+    _ollama().pull_model(name, on_progress=show)
 
 
 # ----- personas, doctor, ui, serve ---------------------------------------------
@@ -323,10 +285,7 @@ def personas(as_json: JsonOpt = False) -> None:
     from llmtutor.agents.personas import load_personas
     from llmtutor.settings import Settings
 
-    try:
-        found = load_personas(Settings().personas_dir)
-    except LLMTutorError as exc:
-        _fail(exc)
+    found = load_personas(Settings().personas_dir)
     if as_json:
         _print_json([p.model_dump() for p in found.values()])
         return
@@ -357,10 +316,7 @@ def ui(
     """The Gradio chat app."""
     from llmtutor.ui.gradio_app import launch
 
-    try:
-        launch(host=host, port=port, share=share)
-    except LLMTutorError as exc:
-        _fail(exc)
+    launch(host=host, port=port, share=share)
 
 
 @app.command()
@@ -375,20 +331,17 @@ def serve(
     from llmtutor.agents.tutor import Tutor
     from llmtutor.ui.http.server import create_app
 
-    try:
-        tutor = Tutor()
-        api = create_app(tutor)
-        if with_ui:
-            import gradio as gr
+    tutor = Tutor()
+    api = create_app(tutor)
+    if with_ui:
+        import gradio as gr
 
-            from llmtutor.ui.gradio_app import build_app
+        from llmtutor.ui.gradio_app import build_app
 
-            api = gr.mount_gradio_app(
-                api, build_app(tutor), path="/ui", allowed_paths=[str(tutor.settings.workspace)]
-            )
-        uvicorn.run(api, host=host, port=port)
-    except LLMTutorError as exc:
-        _fail(exc)
+        api = gr.mount_gradio_app(
+            api, build_app(tutor), path="/ui", allowed_paths=[str(tutor.settings.workspace)]
+        )
+    uvicorn.run(api, host=host, port=port)
 
 
 def _mount_subcommands() -> None:
@@ -403,6 +356,7 @@ _mount_subcommands()
 
 
 def main() -> None:
+    """The console script. Typed errors are handled inside `app` (see typed_errors.py)."""
     app()
 
 

@@ -18,8 +18,12 @@ from typing import Annotated
 
 import typer
 
+from llmtutor.ui.cli.typed_errors import Group
+
 jobs_app = typer.Typer(
-    help="Long jobs (fine-tuning, evaluation, merging): list, follow, cancel, resume.", no_args_is_help=True
+    help="Long jobs (fine-tuning, evaluation, merging): list, follow, cancel, resume.",
+    no_args_is_help=True,
+    cls=Group,  # typed errors: one line on stderr, exit 2 (also when mounted on another app)
 )
 JobId = Annotated[str, typer.Argument(help="Job id (see `llmtutor jobs list`).")]
 
@@ -28,13 +32,6 @@ def _workspace() -> Path:
     from llmtutor.settings import Settings
 
     return Settings().ensure_workspace()
-
-
-def _fail(exc: BaseException) -> None:
-    from llmtutor.errors import user_message
-
-    typer.echo(user_message(exc), err=True)
-    raise typer.Exit(2)
 
 
 @jobs_app.command("list")
@@ -57,13 +54,8 @@ def list_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 def show_command(job_id: JobId, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One job: config, status, progress, artifacts, result summary."""
     from llmtutor import jobs as runner
-    from llmtutor.errors import LLMTutorError
 
-    try:
-        job = runner.get(_workspace(), job_id)
-    except LLMTutorError as exc:
-        _fail(exc)
-        return
+    job = runner.get(_workspace(), job_id)
     if as_json:
         typer.echo(job.model_dump_json(indent=2))
         return
@@ -119,29 +111,21 @@ def logs_command(
 ) -> None:
     """The job's log (its last lines), or --follow its progress."""
     from llmtutor import jobs as runner
-    from llmtutor.errors import LLMTutorError
 
     workspace = _workspace()
-    try:
-        if follow_job:
-            status = follow(workspace, job_id)
-            time.sleep(0.2)
-            typer.echo(f"job {job_id}: {status}")
-        typer.echo("\n".join(runner.tail_log(workspace, job_id, lines)))
-    except LLMTutorError as exc:
-        _fail(exc)
+    if follow_job:
+        status = follow(workspace, job_id)
+        time.sleep(0.2)
+        typer.echo(f"job {job_id}: {status}")
+    typer.echo("\n".join(runner.tail_log(workspace, job_id, lines)))
 
 
 @jobs_app.command("cancel")
 def cancel_command(job_id: JobId) -> None:
     """Stop a job (SIGTERM, then SIGKILL); its partial outputs are removed, checkpoints kept."""
     from llmtutor import jobs as runner
-    from llmtutor.errors import LLMTutorError
 
-    try:
-        typer.echo(f"job {job_id}: {runner.cancel(_workspace(), job_id).status}")
-    except LLMTutorError as exc:
-        _fail(exc)
+    typer.echo(f"job {job_id}: {runner.cancel(_workspace(), job_id).status}")
 
 
 @jobs_app.command("resume")
@@ -150,16 +134,12 @@ def resume_command(
 ) -> None:
     """Run an interrupted, failed or cancelled job again from its last checkpoint."""
     from llmtutor import jobs as runner
-    from llmtutor.errors import LLMTutorError
 
     workspace = _workspace()
-    try:
-        runner.resume(workspace, job_id)
-        typer.echo(f"job {job_id} resumed")
-        if follow_job:
-            typer.echo(f"job {job_id}: {follow(workspace, job_id)}")
-    except LLMTutorError as exc:
-        _fail(exc)
+    runner.resume(workspace, job_id)
+    typer.echo(f"job {job_id} resumed")
+    if follow_job:
+        typer.echo(f"job {job_id}: {follow(workspace, job_id)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,19 +23,19 @@ from typing import Annotated, Any
 
 import typer
 
-index_app = typer.Typer(help="Build and inspect the course search index.", no_args_is_help=True)
+from llmtutor.ui.cli.batch import read_jsonl_field
+from llmtutor.ui.cli.typed_errors import Command, Group
+
+index_app = typer.Typer(
+    help="Build and inspect the course search index.",
+    no_args_is_help=True,
+    cls=Group,  # typed errors: one line on stderr, exit 2 (also when mounted on another app)
+)
 
 IndexOpt = Annotated[
     str | None,
     typer.Option("--index", help="Index folder or LanceDB URI (default: the workspace index)."),
 ]
-
-
-def _fail(exc: BaseException) -> None:
-    from llmtutor.errors import user_message
-
-    typer.echo(user_message(exc), err=True)
-    raise typer.Exit(2)
 
 
 def _default_index() -> Path:
@@ -86,15 +86,11 @@ def build(
     """Index files (re-running embeds only changed files; deleted files leave the index)."""
     from rich.console import Console
 
-    from llmtutor.errors import LLMTutorError
     from llmtutor.knowledge.rag.index import build_index
 
     location = index or str(_default_index())
-    try:
-        with _progress_bar(disable=as_json) as progress:
-            report = build_index([str(p) for p in paths], location, embedder=_embedder(), progress=progress)
-    except LLMTutorError as exc:
-        _fail(exc)
+    with _progress_bar(disable=as_json) as progress:
+        report = build_index([str(p) for p in paths], location, embedder=_embedder(), progress=progress)
     from llmtutor.tools.search_course import forget_index
 
     forget_index(location)
@@ -122,13 +118,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
 ) -> None:
     """Documents, chunks, languages and last build of an index."""
-    from llmtutor.errors import LLMTutorError
     from llmtutor.knowledge.rag.index import index_status
 
-    try:
-        info = index_status(index or _default_index())
-    except LLMTutorError as exc:
-        _fail(exc)
+    info = index_status(index or _default_index())
     if as_json:
         typer.echo(info.model_dump_json())
         return
@@ -153,26 +145,6 @@ def _hit_json(hit: Any) -> dict[str, Any]:
     }
 
 
-def _read_queries(path: Path) -> list[str]:
-    from llmtutor.errors import LLMTutorError
-
-    if not path.is_file():
-        raise LLMTutorError(
-            f"file not found: {path}", 'give a JSONL file with one {"query": ...} object per line'
-        )
-    queries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            queries.append(str(json.loads(line)["query"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise LLMTutorError(
-                f"{path}:{number}: not a JSON object with a 'query' field", "fix that line"
-            ) from None
-    return queries
-
-
 def search(
     query: Annotated[str | None, typer.Argument(help="Question, English or Chinese.")] = None,
     index: IndexOpt = None,
@@ -188,22 +160,19 @@ def search(
     from llmtutor.errors import LLMTutorError
 
     if (query is None) == (batch is None):
-        _fail(LLMTutorError("give a QUERY or --batch FILE", "e.g. llmtutor search 'What is LoRA?' --json"))
-    try:
-        queries = _read_queries(batch) if batch is not None else [query or ""]
-        from llmtutor.knowledge.rag.retrieval import Retriever
-        from llmtutor.tools.search_course import ensure_course_index
+        raise LLMTutorError("give a QUERY or --batch FILE", "e.g. llmtutor search 'What is LoRA?' --json")
+    queries = read_jsonl_field(batch, "query") if batch is not None else [query or ""]
+    from llmtutor.knowledge.rag.retrieval import Retriever
+    from llmtutor.tools.search_course import ensure_course_index
 
-        if index is None:  # the workspace index: built from the bundled notes on first use
-            location: str | Path = _default_index()
-            with _progress_bar() as progress:
-                ensure_course_index(location, progress=progress)
-        else:
-            location = index
-        retriever = Retriever(location)
-        results = [retriever.search(q, k=k, only_relevant=False) for q in queries]
-    except LLMTutorError as exc:
-        _fail(exc)
+    if index is None:  # the workspace index: built from the bundled notes on first use
+        location: str | Path = _default_index()
+        with _progress_bar() as progress:
+            ensure_course_index(location, progress=progress)
+    else:
+        location = index
+    retriever = Retriever(location)
+    results = [retriever.search(q, k=k, only_relevant=False) for q in queries]
     if batch is not None or as_json:
         for result in results:
             typer.echo(json.dumps([_hit_json(h) for h in result.hits], ensure_ascii=False))
@@ -227,4 +196,4 @@ def _print_results(result: Any) -> None:
 def register(app: typer.Typer) -> None:
     """Add `index build|status` and `search` to the main CLI."""
     app.add_typer(index_app, name="index")
-    app.command("search")(search)
+    app.command("search", cls=Command)(search)  # its typed errors: exit 2 on any app

@@ -14,8 +14,12 @@ from typing import Annotated
 
 import typer
 
+from llmtutor.ui.cli.typed_errors import Group
+
 lab_app = typer.Typer(
-    help="Lab pipelines: fine-tune → merge → quantize → evaluate, from a recipe.", no_args_is_help=True
+    help="Lab pipelines: fine-tune → merge → quantize → evaluate, from a recipe.",
+    no_args_is_help=True,
+    cls=Group,  # typed errors: one line on stderr, exit 2 (also when mounted on another app)
 )
 
 
@@ -30,29 +34,23 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run the recipe's steps as jobs; a failed step stops it, a re-run skips finished steps."""
-    from llmtutor.errors import LLMTutorError, user_message
+    from rich.console import Console
 
-    try:
-        from rich.console import Console
+    from llmtutor.agents.lab_pipeline import load_recipe, run_pipeline
+    from llmtutor.settings import Settings
+    from llmtutor.tools.registry import ToolContext, default_registry
 
-        from llmtutor.agents.lab_pipeline import load_recipe, run_pipeline
-        from llmtutor.settings import Settings
-        from llmtutor.tools.registry import ToolContext, default_registry
-
-        settings = Settings()
-        console = Console(stderr=as_json)
-        ctx = ToolContext(
-            workspace=settings.ensure_workspace(),
-            device=settings.device,
-            allowed_dirs=tuple(settings.allowed_dirs),
-        )
-        ctx.progress = lambda e: console.print(
-            f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"
-        )
-        result = run_pipeline(load_recipe(recipe), default_registry(), ctx, force=force)
-    except LLMTutorError as exc:
-        typer.echo(user_message(exc), err=True)
-        raise typer.Exit(2) from None
+    settings = Settings()
+    console = Console(stderr=as_json)
+    ctx = ToolContext(
+        workspace=settings.ensure_workspace(),
+        device=settings.device,
+        allowed_dirs=tuple(settings.allowed_dirs),
+    )
+    ctx.progress = lambda e: console.print(
+        f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"
+    )
+    result = run_pipeline(load_recipe(recipe), default_registry(), ctx, force=force)
     if as_json:
         typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
     else:

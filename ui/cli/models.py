@@ -14,20 +14,19 @@ from typing import Annotated
 
 import typer
 
-models_app = typer.Typer(help="Models you made: list them and show their family tree.", no_args_is_help=True)
+from llmtutor.ui.cli.typed_errors import Group
+
+models_app = typer.Typer(
+    help="Models you made: list them and show their family tree.",
+    no_args_is_help=True,
+    cls=Group,  # typed errors: one line on stderr, exit 2 (also when mounted on another app)
+)
 
 
 def _models_dir() -> Path:
     from llmtutor.settings import Settings
 
     return Settings().models_dir
-
-
-def _fail(exc: BaseException) -> None:
-    from llmtutor.errors import user_message
-
-    typer.echo(user_message(exc), err=True)
-    raise typer.Exit(2)
 
 
 @models_app.command("list")
@@ -69,14 +68,9 @@ def tree_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print nodes and edges as JSON.")] = False,
 ) -> None:
     """The family tree of a model (Mermaid text; --png draws it)."""
-    from llmtutor.errors import LLMTutorError
     from llmtutor.training.lineage import family_tree, render_png
 
-    try:
-        tree = family_tree(_models_dir(), name)
-    except LLMTutorError as exc:
-        _fail(exc)
-        return
+    tree = family_tree(_models_dir(), name)
     if png is not None:
         render_png(tree, png)
     typer.echo(tree.model_dump_json(indent=2) if as_json else tree.to_mermaid())

@@ -1,6 +1,6 @@
 """`llmtutor quiz`: a quiz in the terminal, one question at a time.
 
-Mount with ``app.command("quiz")(quiz)`` (or ``register(app)``). The quiz is the `quiz` tool's
+Mount with ``register(app)`` (it attaches the CLI's typed-error handling). The quiz is the `quiz` tool's
 session, so Ctrl-D leaves it open and ``llmtutor quiz --resume`` (or the chat) continues it.
 Only typer is imported at module level: `llmtutor --help` stays fast.
 """
@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+
+from llmtutor.ui.cli.typed_errors import Command
 
 
 class Kind(StrEnum):  # an Enum: typer turns it into a choice on every version
@@ -74,43 +76,38 @@ def quiz(
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from llmtutor.errors import LLMTutorError, user_message
     from llmtutor.settings import Settings
     from llmtutor.tools.quiz import make_tool
     from llmtutor.tools.registry import ToolContext
 
     console = Console()
-    try:
-        settings = Settings()
-        ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
-        tool = make_tool(llm=_llm_factory(settings, console) if use_llm else None)
-        if resume:
-            out = tool.run({"action": "status"}, ctx)
-        else:
-            args = {
-                "action": "start",
-                "topic": topic,
-                "n": n,
-                "kind": kind.value,
-                "language": language.value,
-                "seed": seed,
-            }
-            out = tool.run(args, ctx)
+    settings = Settings()
+    ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
+    tool = make_tool(llm=_llm_factory(settings, console) if use_llm else None)
+    if resume:
+        out = tool.run({"action": "status"}, ctx)
+    else:
+        args = {
+            "action": "start",
+            "topic": topic,
+            "n": n,
+            "kind": kind.value,
+            "language": language.value,
+            "seed": seed,
+        }
+        out = tool.run(args, ctx)
+    console.print(Markdown(out.to_markdown()))
+    while out.status == "asking":
+        try:
+            text = console.input("[bold green]answer> [/bold green]")
+        except (EOFError, KeyboardInterrupt):
+            console.print("\n[dim]Quiz paused; continue with `llmtutor quiz --resume`.[/dim]")
+            return
+        if not text.strip():
+            continue
+        out = tool.run({"action": "answer", "session_id": out.session_id, "answer": text}, ctx)
         console.print(Markdown(out.to_markdown()))
-        while out.status == "asking":
-            try:
-                text = console.input("[bold green]answer> [/bold green]")
-            except (EOFError, KeyboardInterrupt):
-                console.print("\n[dim]Quiz paused; continue with `llmtutor quiz --resume`.[/dim]")
-                return
-            if not text.strip():
-                continue
-            out = tool.run({"action": "answer", "session_id": out.session_id, "answer": text}, ctx)
-            console.print(Markdown(out.to_markdown()))
-    except LLMTutorError as exc:
-        typer.echo(user_message(exc), err=True)
-        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:
-    app.command("quiz")(quiz)
+    app.command("quiz", cls=Command)(quiz)  # its typed errors: exit 2 on any app

@@ -3,7 +3,7 @@
     llmtutor sql "How many resources are listed in the RAG module?" [--json]
     llmtutor sql --batch questions.jsonl          # one {"question": ...} per line -> one JSON result per line
 
-Mount with `app.command("sql")(sql_command)` (or `register(app)`). JSON results are
+Mount with `register(app)` (it attaches the CLI's typed-error handling). JSON results are
 {"sql", "columns", "rows", "answer"} (plus "method", "language"), or {"error": "..."} when the
 question is refused or cannot be mapped. Models and the database are loaded once per run.
 """
@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from llmtutor.errors import LLMTutorError, user_message
+from llmtutor.errors import LLMTutorError
+from llmtutor.ui.cli.batch import read_jsonl_field
+from llmtutor.ui.cli.typed_errors import Command
 
 if TYPE_CHECKING:
     from llmtutor.knowledge.catalog.text_to_sql import TextToSQL
@@ -65,24 +67,6 @@ def _result(pipe: TextToSQL, question: str) -> dict[str, Any]:
     }
 
 
-def _questions(path: Path) -> list[str]:
-    if not path.is_file():
-        raise LLMTutorError(
-            f"file not found: {path}", 'give a JSONL file with one {"question": ...} per line'
-        )
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(str(json.loads(line)["question"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise LLMTutorError(
-                f"{path}:{number}: not a JSON object with a 'question' field", "fix that line"
-            ) from None
-    return out
-
-
 def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, default=str))
 
@@ -106,22 +90,11 @@ def sql_command(
 ) -> None:
     """Ask the course database (catalog + your quiz history); shows the SQL it ran. Read-only."""
     if (question is None) == (batch is None):
-        typer.echo(
-            user_message(
-                LLMTutorError(
-                    "give a QUESTION or --batch FILE",
-                    "e.g. llmtutor sql 'How many modules are there?' --json",
-                )
-            ),
-            err=True,
+        raise LLMTutorError(
+            "give a QUESTION or --batch FILE", "e.g. llmtutor sql 'How many modules are there?' --json"
         )
-        raise typer.Exit(2)
-    try:
-        questions = _questions(batch) if batch is not None else [question or ""]
-        pipe = _pipeline(llm)
-    except LLMTutorError as exc:
-        typer.echo(user_message(exc), err=True)
-        raise typer.Exit(2) from None
+    questions = read_jsonl_field(batch, "question") if batch is not None else [question or ""]
+    pipe = _pipeline(llm)
     if batch is not None:
         for q in questions:
             _echo_json(_result(pipe, q))
@@ -155,4 +128,4 @@ def _print_human(result: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sql")(sql_command)
+    app.command("sql", cls=Command)(sql_command)  # its typed errors: exit 2 on any app

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llmtutor.errors import ModelNotFoundError
+from llmtutor.paths import HUB_ID, looks_like_path
 
 DEFAULT_MODEL_NAMES = ("", "smollm2", "default")
 DEFAULT_HF_FOLDER = "SmolLM2-135M-Instruct"
@@ -100,20 +101,22 @@ def resolve_hf_model(name: str | None, models_dir: Path, progress: ProgressFn | 
         return target if _is_hf_folder(target) else convert_gguf(default_gguf_path(), target, progress)
     assert name is not None
     raw = name.strip()
+    if "/" not in raw and (registered := _registered_path(raw, models_dir)) is not None:
+        return registered
     path = Path(raw).expanduser()
-    if path.is_dir():
+    # `org/name` is a hub id, never a folder relative to the working directory.
+    hub_id = bool(HUB_ID.match(raw)) and not looks_like_path(raw)
+    if not hub_id and path.is_dir():
         if not (path / "config.json").is_file():
             raise _not_found(raw, "the folder has no config.json")
         return path.resolve()
-    if path.is_file():
+    if not hub_id and path.is_file():
         if path.suffix.lower() != ".gguf":
             raise _not_found(raw, "a file that is not a .gguf")
         target = _gguf_target(path, models_dir)
         return target if _is_hf_folder(target) else convert_gguf(path, target, progress)
-    if (registered := _registered_path(raw, models_dir)) is not None:
-        return registered
-    looks_like_path = raw.lower().endswith(".gguf") or raw.startswith(("/", ".", "~")) or "\\" in raw
-    if looks_like_path or not _HUB_ID.match(raw):
+    path_like = raw.lower().endswith(".gguf") or raw.startswith(("/", ".", "~")) or "\\" in raw
+    if path_like or not _HUB_ID.match(raw):
         raise _not_found(raw, "no such file or folder")
     if downloads_off() and not _in_hub_cache(raw):
         raise _not_found(

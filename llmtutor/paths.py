@@ -16,6 +16,7 @@ from pathlib import Path
 from llmtutor.errors import ToolInputError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9._-]{1,96}$")
 
 
 class PathNotAllowedError(ToolInputError):
@@ -66,6 +67,51 @@ def resolve_user_path(
             f"{text} does not exist in the workspace", "put it in the workspace or an allowed folder"
         )
     return candidate
+
+
+_PATH_SUFFIXES = (
+    ".gguf",
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".jsonl",
+    ".csv",
+    ".parquet",
+)
+
+
+def looks_like_path(ref: str) -> bool:
+    """A model or data reference written as a path rather than a name or hub id."""
+    text = ref.strip()
+    return (
+        text.startswith(("/", ".", "~", "\\"))
+        or "\\" in text
+        or "://" in text
+        or text.lower().endswith(_PATH_SUFFIXES)
+        or text.count("/") > 1
+    )
+
+
+def model_ref(
+    ref: str,
+    workspace: Path,
+    allowed: Iterable[Path] = (),
+    names: Iterable[str] = (),
+) -> str:
+    """A model reference a learner gave, checked. Passed through unchanged: a hub id (`org/name`,
+    fetched only when downloads are allowed) and the given `names` (registered models, the bundled
+    model, tool aliases). Anything else is a path: it must resolve inside the workspace or an
+    allowed folder and comes back absolute, so nothing later looks it up relative to the server's
+    working directory."""
+    if not isinstance(ref, str) or "\x00" in ref or not ref.strip():
+        raise _outside(ref)
+    text = ref.strip()
+    if text in set(names) or (HUB_ID.match(text) and not looks_like_path(text)):
+        return text
+    return str(resolve_user_path(text, workspace, allowed))
 
 
 # Images a UI may show: raster formats only (an SVG can carry script).

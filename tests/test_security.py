@@ -199,3 +199,34 @@ def test_entry_points_turn_hub_downloads_off_unless_allowed(monkeypatch):
     assert "HF_HUB_OFFLINE" not in __import__("os").environ
     Settings().apply_download_policy()
     assert __import__("os").environ["HF_HUB_OFFLINE"] == "1"
+
+
+# ----- the CLI's exit code says whether the job worked ------------------------------------
+@pytest.mark.parametrize(
+    ("status", "code"), [("succeeded", 0), ("failed", 1), ("cancelled", 1), ("interrupted", 1)]
+)
+def test_tools_run_exits_non_zero_when_its_job_did_not_succeed(
+    tmp_path: Path, monkeypatch, status: str, code: int
+):
+    from pydantic import BaseModel
+    from typer.testing import CliRunner
+
+    from llmtutor.tools import registry as registry_module
+    from llmtutor.tools.lab_jobs import JobOutput
+    from llmtutor.tools.registry import ToolRegistry, ToolSpec
+    from llmtutor.ui.cli import app
+
+    class NoArgs(BaseModel):
+        pass
+
+    def run(_cfg, _ctx) -> JobOutput:
+        return JobOutput(
+            job_id="j1", kind="demo", status=status, error=None if status == "succeeded" else "boom"
+        )
+
+    job_tool = ToolSpec("job_tool", "Runs a job.", NoArgs, JobOutput, run)
+    monkeypatch.setattr(registry_module, "default_registry", lambda: ToolRegistry([job_tool]))
+    monkeypatch.setenv("LLMTUTOR_WORKSPACE", str(tmp_path))
+    result = CliRunner().invoke(app, ["tools", "run", "job_tool", "--json"])
+    assert result.exit_code == code, result.output
+    assert f'"status": "{status}"' in result.output

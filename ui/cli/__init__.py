@@ -244,6 +244,8 @@ def tools_run(
         from rich.markdown import Markdown
 
         console.print(Markdown(render_markdown(output)))
+    if getattr(output, "status", None) in ("failed", "cancelled", "interrupted"):
+        raise typer.Exit(1)  # a job that did not succeed is a failed command, for scripts too
 
 
 # ----- ollama ---------------------------------------------------------------------
@@ -336,11 +338,9 @@ def serve(
     if with_ui:
         import gradio as gr
 
-        from llmtutor.ui.gradio_app import build_app
+        from llmtutor.ui.gradio_app import allowed_paths, build_app
 
-        api = gr.mount_gradio_app(
-            api, build_app(tutor), path="/ui", allowed_paths=[str(tutor.settings.workspace)]
-        )
+        api = gr.mount_gradio_app(api, build_app(tutor), path="/ui", allowed_paths=allowed_paths(tutor))
     uvicorn.run(api, host=host, port=port)
 
 
@@ -357,6 +357,13 @@ _mount_subcommands()
 
 def main() -> None:
     """The console script. Typed errors are handled inside `app` (see typed_errors.py)."""
+    import contextlib
+
+    from llmtutor.settings import Settings
+
+    # Before any command imports the hub libraries; a bad setting is reported by the command.
+    with contextlib.suppress(Exception):
+        Settings().apply_download_policy()
     app()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from llmtutor.tools.lab_jobs import check_model_ref
 from llmtutor.tools.registry import ToolContext, ToolSpec
 from llmtutor.training.decoding import ALL_STRATEGIES, DecodingComparison, DecodingConfig, run
 
@@ -156,6 +157,8 @@ EXAMPLES: tuple[str, ...] = (
 
 
 def _run(cfg: DecodingConfig, ctx: ToolContext) -> DecodingComparison:
+    if cfg.model:
+        cfg = cfg.model_copy(update={"model": check_model_ref(cfg.model, ctx)})
     return run(
         cfg,
         models_dir=ctx.models_dir,

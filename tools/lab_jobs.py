@@ -70,6 +70,17 @@ def resolve_input_path(value: str, ctx: ToolContext) -> Path:
     )
 
 
+def check_model_ref(ref: str, ctx: ToolContext, aliases: tuple[str, ...] = ()) -> str:
+    """A model reference checked by the path policy: registered names, the bundled model, hub ids
+    and `aliases` pass; paths must lie inside the workspace or an allowed folder."""
+    from llmtutor.hf_models import DEFAULT_MODEL_NAMES
+    from llmtutor.model_registry import list_models
+    from llmtutor.paths import model_ref
+
+    names = {*DEFAULT_MODEL_NAMES, *aliases, *(m.name for m in list_models(ctx.models_dir))}
+    return model_ref(ref, ctx.workspace, ctx.allowed_dirs, names=names)
+
+
 def _bundled_dir() -> Path:
     from llmtutor.training.finetune.config import BUNDLED_DIR
 

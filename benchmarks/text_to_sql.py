@@ -46,8 +46,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from llmtutor.knowledge.catalog.readonly import QueryResult
-    from llmtutor.knowledge.catalog.text_to_sql import ChatSQLWriter, IntentPicker, TextToSQL
+    from llmtutor.knowledge.catalog.text_to_sql import TextToSQL
     from llmtutor.knowledge.catalog.text_to_sql_eval import DEV_SET, evaluate, load_dev_set, seed_learner_rows
+    from llmtutor.knowledge.catalog.text_to_sql_llm import ChatSQLWriter, IntentPicker
 
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     db = seed_learner_rows(Path(tempfile.mkdtemp(prefix="t2sql-")) / "course.sqlite")

@@ -19,9 +19,8 @@ from llmtutor.knowledge.catalog.course_db import (
     QUERYABLE_TABLES,
     build_course_db,
     describe_schema,
-    record_quiz_attempt,
-    update_mastery,
 )
+from llmtutor.knowledge.catalog.learner import record_quiz_attempt, update_mastery
 from llmtutor.knowledge.catalog.readonly import run_readonly, table_columns
 from llmtutor.knowledge.catalog.sql_guard import (
     InvalidSQLError,

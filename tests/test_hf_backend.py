@@ -13,7 +13,9 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from pydantic import BaseModel
 
 from llmtutor import hf_models as models
-from llmtutor.backends.hf import HFBackend, StructuredOutputError, to_chat
+from llmtutor.backends.hf import HFBackend
+from llmtutor.backends.hf_prompt import to_chat
+from llmtutor.backends.hf_structured import StructuredOutputError
 from llmtutor.errors import ModelNotFoundError
 from llmtutor.hf_models import load_causal_lm, resolve_hf_model
 

@@ -13,7 +13,10 @@ import pytest
 from llmtutor.errors import ToolInputError
 from llmtutor.tools.estimate_memory import EXAMPLES, TOOL, extract_memory_args
 from llmtutor.tools.registry import ToolContext
-from llmtutor.training.memory import GIB, MemoryEstimate, MemoryEstimateConfig, run
+from llmtutor.training.memory import run
+from llmtutor.training.memory_config import MemoryEstimateConfig
+from llmtutor.training.memory_formulas import GIB
+from llmtutor.training.memory_report import MemoryEstimate
 from llmtutor.training.model_shapes import known_models, lookup, parse_param_count
 
 

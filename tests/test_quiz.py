@@ -13,9 +13,10 @@ import pytest
 
 from llmtutor.errors import LLMTutorError, ToolInputError
 from llmtutor.knowledge.quiz import session as store
-from llmtutor.knowledge.quiz.bank import Question, UnknownTopicError, default_bank
+from llmtutor.knowledge.quiz.bank import UnknownTopicError, default_bank
 from llmtutor.knowledge.quiz.grading import grade, parse_choice
 from llmtutor.knowledge.quiz.llm import JudgeVerdict, WrittenQuestion
+from llmtutor.knowledge.quiz.questions import Question
 from llmtutor.knowledge.quiz.text import CJK, split_sentences
 from llmtutor.tools.quiz import EXAMPLES, TOOL, QuizOutput, extract_quiz_args, make_tool
 from llmtutor.tools.registry import ToolContext, output_citations, render_markdown

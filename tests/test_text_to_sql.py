@@ -21,17 +21,14 @@ from pathlib import Path
 import pytest
 
 from llmtutor.knowledge.catalog import load_catalog
-from llmtutor.knowledge.catalog.course_db import record_quiz_attempt
 from llmtutor.knowledge.catalog.intents import parse_question, write_request
+from llmtutor.knowledge.catalog.learner import record_quiz_attempt
 from llmtutor.knowledge.catalog.readonly import QueryResult, run_readonly
 from llmtutor.knowledge.catalog.sql_guard import UnsafeSQLError
-from llmtutor.knowledge.catalog.text_to_sql import (
-    ChatSQLWriter,
-    GeneratedSQL,
-    QuestionNotUnderstoodError,
-    TextToSQL,
-)
+from llmtutor.knowledge.catalog.text_to_sql import TextToSQL
 from llmtutor.knowledge.catalog.text_to_sql_eval import DEV_SET, evaluate, load_dev_set, seed_learner_rows
+from llmtutor.knowledge.catalog.text_to_sql_llm import ChatSQLWriter, GeneratedSQL
+from llmtutor.knowledge.catalog.text_to_sql_result import QuestionNotUnderstoodError
 from llmtutor.tools.query_course_db import TOOL, CourseQueryResult
 from llmtutor.tools.registry import ToolContext
 

@@ -10,7 +10,9 @@ import re
 from typing import Any
 
 from llmtutor.tools.registry import ToolSpec
-from llmtutor.training.memory import MemoryEstimate, MemoryEstimateConfig, run
+from llmtutor.training.memory import run
+from llmtutor.training.memory_config import MemoryEstimateConfig
+from llmtutor.training.memory_report import MemoryEstimate
 from llmtutor.training.model_shapes import FAMILY_DEFAULTS, FAMILY_WORDS, lookup, name_key
 
 # Requests that should route here. Written for this tool; about half Chinese.

@@ -22,7 +22,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.knowledge.catalog.text_to_sql import ChatSQLWriter, IntentPicker, LLMFactory, TextToSQL
+from llmtutor.knowledge.catalog.text_to_sql import TextToSQL
+from llmtutor.knowledge.catalog.text_to_sql_llm import ChatSQLWriter, IntentPicker, LLMFactory
 from llmtutor.tools.registry import ToolContext, ToolSpec
 
 DB_FILE = "course.sqlite"  # Settings.catalog_db is workspace / this

@@ -3,7 +3,7 @@
 One SQLite file (`Settings.catalog_db`, i.e. `<workspace>/course.sqlite`) holds two kinds of
 tables. Catalog tables are a copy of `knowledge/course/catalog.yaml` and are rebuilt whenever
 the catalog changes; learner tables are only ever written through `record_quiz_attempt` and
-`update_mastery` (the quiz tool) and survive every rebuild. Questions are answered on a
+`update_mastery` (`knowledge.catalog.learner`, called by the quiz tool) and survive every rebuild. Questions are answered on a
 separate read-only connection (`run_readonly`); text-to-SQL can never write.
 
 Schema (the current edition of the course; `legacy_*` items stay in the YAML only):
@@ -53,7 +53,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from llmtutor.errors import ConfigError
 from llmtutor.knowledge.catalog import Catalog, Resource, load_catalog
 from llmtutor.sqlite import migrate
 
@@ -114,8 +113,6 @@ CREATE TABLE catalog_build (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-MASTERY_DECAY = 0.7  # weight of an answer relative to the next, more recent one
-
 
 def describe_schema() -> str:
     """The schema description (this module's docstring section), for the README and prompts."""
@@ -153,7 +150,7 @@ def build_course_db(db_path: Path, catalog: Catalog | None = None) -> BuildRepor
     fingerprint = catalog_fingerprint(catalog)
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    with _writer(db_path) as con:
+    with open_writer(db_path) as con:
         version = migrate(con, MIGRATIONS, name=_db_name(con))
         if _stored_fingerprint(con) == fingerprint:  # checked before taking the write lock
             return BuildReport(
@@ -163,7 +160,7 @@ def build_course_db(db_path: Path, catalog: Catalog | None = None) -> BuildRepor
         try:
             if _stored_fingerprint(con) != fingerprint:  # another process may have just built it
                 _load_catalog_tables(con, catalog)
-                built_at = _now()
+                built_at = utc_now_text()
                 con.executemany(
                     "INSERT OR REPLACE INTO catalog_build (key, value) VALUES (?, ?)",
                     [
@@ -180,7 +177,8 @@ def build_course_db(db_path: Path, catalog: Catalog | None = None) -> BuildRepor
 
 
 @contextmanager
-def _writer(db_path: Path) -> Iterator[sqlite3.Connection]:
+def open_writer(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection for writes (catalog builds here, learner rows in `learner`); foreign keys on."""
     # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), never implicit.
     con = sqlite3.connect(db_path, timeout=10.0, isolation_level=None)
     try:
@@ -286,122 +284,6 @@ def _join(values: Sequence[str]) -> str:
     return "; ".join(values)
 
 
-def _now() -> str:
+def utc_now_text() -> str:
+    """Now in UTC, as the database stores times: ISO-8601 text without offset."""
     return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-
-
-# ----- learner write API (the only writes to learner tables) ----------------------------
-class MasteryRow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    module_id: str
-    attempts: int
-    correct: int
-    mastery: float
-    last_attempt_at: str | None
-
-
-def record_quiz_attempt(
-    db_path: Path,
-    *,
-    question: str,
-    answer: str,
-    correct: bool,
-    module_id: str | None = None,
-    topic: str | None = None,
-    expected: str | None = None,
-    score: float | None = None,
-    taken_at: datetime | None = None,
-) -> int:
-    """Store one answered quiz question (and refresh that module's mastery); returns its id.
-
-    `score` defaults to 1.0/0.0 from `correct`; `taken_at` to now (UTC). The catalog tables are
-    built first if the database is new, so `module_id` can be checked against them.
-    """
-    if score is None:
-        score = 1.0 if correct else 0.0
-    if not 0.0 <= score <= 1.0:
-        raise ConfigError(
-            f"quiz score must be between 0 and 1, got {score}", "pass score=correct answers/total"
-        )
-    ensure_course_db(db_path)
-    when = _utc_text(taken_at) if taken_at else _now()
-    with _writer(Path(db_path)) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            _check_module(con, module_id)
-            cur = con.execute(
-                "INSERT INTO quiz_attempts (taken_at, module_id, topic, question, answer, expected, correct, score) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (when, module_id, topic, question, answer, expected, int(bool(correct)), float(score)),
-            )
-            if module_id is not None:
-                _refresh_mastery(con, module_id, None)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return int(cur.lastrowid or 0)
-
-
-def update_mastery(db_path: Path, module_id: str, mastery: float | None = None) -> MasteryRow:
-    """Recompute a module's mastery from its quiz attempts, or set it (0-1) explicitly.
-
-    Recomputed mastery is a recency-weighted mean of the scores (each older answer weighs
-    `MASTERY_DECAY` times the next): what the learner knows now matters more than their
-    first tries.
-    """
-    if mastery is not None and not 0.0 <= mastery <= 1.0:
-        raise ConfigError(f"mastery must be between 0 and 1, got {mastery}", "pass a fraction such as 0.75")
-    ensure_course_db(db_path)
-    with _writer(Path(db_path)) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            _check_module(con, module_id)
-            row = _refresh_mastery(con, module_id, mastery)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return row
-
-
-def _check_module(con: sqlite3.Connection, module_id: str | None) -> None:
-    if (
-        module_id is not None
-        and con.execute("SELECT 1 FROM modules WHERE id = ?", (module_id,)).fetchone() is None
-    ):
-        known = ", ".join(r[0] for r in con.execute("SELECT id FROM modules ORDER BY id"))
-        raise ConfigError(f"unknown course module {module_id!r}", f"use one of: {known}")
-
-
-def _refresh_mastery(con: sqlite3.Connection, module_id: str, explicit: float | None) -> MasteryRow:
-    scores = con.execute(
-        "SELECT score, correct, taken_at FROM quiz_attempts WHERE module_id = ? ORDER BY taken_at DESC, id DESC",
-        (module_id,),
-    ).fetchall()
-    weights = [MASTERY_DECAY**i for i in range(len(scores))]
-    value = (
-        explicit
-        if explicit is not None
-        else (
-            sum(w * s for w, (s, _, _) in zip(weights, scores, strict=True)) / sum(weights) if scores else 0.0
-        )
-    )
-    row = MasteryRow(
-        module_id=module_id,
-        attempts=len(scores),
-        correct=sum(c for _, c, _ in scores),
-        mastery=round(value, 4),
-        last_attempt_at=scores[0][2] if scores else None,
-    )
-    con.execute(
-        "INSERT OR REPLACE INTO module_mastery VALUES (?, ?, ?, ?, ?, ?)",
-        (row.module_id, row.attempts, row.correct, row.mastery, row.last_attempt_at, _now()),
-    )
-    return row
-
-
-def _utc_text(when: datetime) -> str:
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC).replace(tzinfo=None)
-    return when.isoformat(timespec="seconds")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmtutor.knowledge.catalog import Catalog, load_catalog
-from llmtutor.knowledge.catalog.intents import Language, QueryPlan
+from llmtutor.knowledge.catalog.query_plan import Language, QueryPlan
 
 MASTERED_AT = 0.8  # mastery at or above which a module counts as mastered
 _SINCE = {"today": "'start of day'", "week": "'-7 days'", "month": "'-30 days'"}

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict
 
 from llmtutor.errors import LLMTutorError
 from llmtutor.knowledge import COURSE_DIR
-from llmtutor.knowledge.catalog.course_db import ensure_course_db, record_quiz_attempt
+from llmtutor.knowledge.catalog.course_db import ensure_course_db
+from llmtutor.knowledge.catalog.learner import record_quiz_attempt
 from llmtutor.knowledge.catalog.readonly import QueryResult, run_readonly
 
 DEV_SET = COURSE_DIR / "sql_dev.jsonl"

@@ -1,98 +1,27 @@
-"""Quiz questions generated deterministically from the course catalog and notes (no LLM).
+"""The question bank: every question the catalog and notes support, and the pick for one quiz.
 
-Every question keeps the passage it came from (notes file or catalog, heading, text) and its
-correct answer, so grading can show the reference and cite it. Three sources:
-- fill-in-the-blank multiple choice ("cloze") from the notes' key-idea sections: a sentence with
-  a glossary term blanked; the distractors are other glossary terms of the same or neighbouring
-  modules, written the way the blanked term was (Chinese, abbreviation or English), so the
-  options do not give the answer away;
-- glossary multiple choice: which term matches a definition, and what a term means;
-- short answer, one per key-idea section: explain the idea; the reference is the section's key
-  sentences and the rubric its key terms, each with all its English and Chinese spellings.
-Why no LLM: the default chat model (SmolLM2-135M) cannot write sound questions. An optional
-LLM writer (tools/quiz_llm.py) falls back to these.
+`QuestionBank` builds the notes' sections and the glossary matcher once, has
+`generate.QuestionGenerator` write each module's questions on first use (per module and
+language, then cached), resolves a learner's topic (English or Chinese) to module ids, and
+`select`s n questions for a quiz: unseen and on-focus first, spread over sections, multiple
+choice and short answers interleaved, deterministic for a seed. `default_bank` is the one bank
+over the bundled catalog and notes. No LLM.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
-import re
-from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from llmtutor.knowledge import NOTES_DIR
-from llmtutor.knowledge.catalog import Catalog, GlossaryTerm, Module, _norm, load_catalog
-from llmtutor.knowledge.quiz.text import (
-    GENERIC_TECH,
-    TECH,
-    Lang,
-    NoteSection,
-    TermMatcher,
-    keywords,
-    mentions,
-    parse_notes,
-    spelling_pattern,
-    split_sentences,
-)
+from llmtutor.knowledge.catalog import Catalog, Module, _norm, load_catalog
+from llmtutor.knowledge.quiz.generate import QuestionGenerator
+from llmtutor.knowledge.quiz.questions import Question
+from llmtutor.knowledge.quiz.text import Lang, NoteSection, TermMatcher, parse_notes
 from llmtutor.knowledge.quiz.topics import Topic, UnknownTopicError, find_topic_in, resolve_topic
-from llmtutor.text import CJK
 
-__all__ = ["KeyTerm", "Passage", "Question", "QuestionBank", "Topic", "UnknownTopicError", "default_bank"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Passage(_Model):
-    source: str  # notes file name ("scientist-7-quantization.md") or "catalog.yaml"
-    heading: str  # "Quantization > Key ideas > AWQ: …" (the citation label)
-    text: str
-    module_id: str
-    language: Lang
-
-
-class KeyTerm(_Model):
-    label: str
-    spellings: list[str]  # every English and Chinese spelling that earns the point
-
-
-class Question(_Model):
-    id: str
-    kind: Literal["mc", "short"]
-    origin: Literal["cloze", "definition", "meaning", "key_idea", "llm"]
-    module_id: str
-    language: Lang
-    prompt: str
-    options: list[str] = []  # four for multiple choice, shown as A-D
-    answer_index: int | None = None
-    answer: str  # the correct option's text, or the reference answer
-    reference_alt: str = ""  # short answers: the reference in the other language
-    key_terms: list[KeyTerm] = []
-    explanation: str = ""
-    passage: Passage
-    focus: list[str] = []  # glossary terms (English) the question is about
-
-
-def _stable_id(*parts: str) -> str:
-    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:12]
-
-
-def _is_abbr(spelling: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9.\-]+", spelling)) and sum(c.isupper() for c in spelling) >= 2
-
-
-def _display(term: GlossaryTerm, style: str) -> str:
-    if style == "zh":
-        return term.zh
-    if style == "abbr":
-        return next((s for s in (term.en, *term.en_alt) if _is_abbr(s)), term.en)
-    return term.en
+__all__ = ["QuestionBank", "Topic", "UnknownTopicError", "default_bank"]
 
 
 class QuestionBank:
@@ -102,10 +31,9 @@ class QuestionBank:
         self.catalog = catalog or load_catalog()
         self.notes_dir = notes_dir or NOTES_DIR
         self._modules = {m.id: m for m in self.catalog.modules()}
-        self._sections = [
-            s for p in sorted(self.notes_dir.glob("*.md")) for s in parse_notes(p, self.catalog)
-        ]
+        sections = [s for p in sorted(self.notes_dir.glob("*.md")) for s in parse_notes(p, self.catalog)]
         self.matcher = TermMatcher(self.catalog.glossary)
+        self._generator = QuestionGenerator(self.catalog, sections, self.matcher)
         self._cache: dict[tuple[str, str], list[Question]] = {}
 
     # ----- topics -------------------------------------------------------------
@@ -124,13 +52,7 @@ class QuestionBank:
     def questions(self, module_id: str, language: Lang) -> list[Question]:
         key = (module_id, language)
         if key not in self._cache:
-            sections = [s for s in self._sections if s.module_id == module_id and s.language == language]
-            freq = Counter(h[3].en for s in sections for h in self._matches(s.text))
-            found = [q for s in sections for q in self._cloze(s, freq)]
-            found += self._glossary_questions(module_id, language)
-            found += [q for s in sections if (q := self._short(s)) is not None]
-            unique = {q.id: q for q in found}
-            self._cache[key] = list(unique.values())
+            self._cache[key] = self._generator.questions(module_id, language)
         return self._cache[key]
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -179,301 +101,9 @@ class QuestionBank:
             chosen.append(source.pop(0))
         return chosen
 
-    # ----- generators -----------------------------------------------------------
-    def _matches(self, text: str) -> list[tuple[int, int, str, GlossaryTerm]]:
-        return self.matcher.matches(text)
-
-    @lru_cache(maxsize=64)  # noqa: B019 - one bank per process; the cache dies with it
-    def _tiers(self, module_id: str) -> tuple[tuple[GlossaryTerm, ...], ...]:
-        order = [m.id for m in self.catalog.modules()]
-        here, track = order.index(module_id), self._modules[module_id].track
-        near = {order[i] for i in (here - 1, here + 1, here - 2, here + 2) if 0 <= i < len(order)}
-        tiers: list[list[GlossaryTerm]] = [[], [], [], []]
-        for term in self.catalog.glossary:
-            tier = (
-                0
-                if module_id in term.modules
-                else 1
-                if near & set(term.modules)
-                else 2
-                if any(m.startswith(track + ".") for m in term.modules)
-                else 3
-            )
-            tiers[tier].append(term)
-        return tuple(tuple(t) for t in tiers)
-
-    def _distractors(
-        self,
-        answer: GlossaryTerm,
-        module_id: str,
-        rng: random.Random,
-        count: int,
-        exclude_text: str,
-        style: str,
-    ) -> list[GlossaryTerm]:
-        """Other terms of the same module, then neighbouring modules, then the track, then any."""
-        shown = _norm(_display(answer, style))
-        mentioned = {h[3].en for h in self._matches(exclude_text)}
-        picked: list[GlossaryTerm] = []
-        for tier in self._tiers(module_id):
-            tier = list(tier)
-            rng.shuffle(tier)
-            if style == "abbr":  # "AWQ, GPTQ, EXL2" rather than "AWQ, GPTQ, absmax quantization"
-                tier.sort(key=lambda t: not _is_abbr(_display(t, "abbr")))
-            for term in tier:
-                text = _norm(_display(term, style))
-                if len(picked) == count:
-                    return picked
-                if (
-                    term is answer
-                    or text in shown
-                    or shown in text
-                    or any(text == _norm(_display(p, style)) for p in picked)
-                ):
-                    continue  # near-duplicates ("LoRA" / "QLoRA") make two right answers
-                if term.en in mentioned:
-                    continue  # a term the prompt itself mentions would be a giveaway or a trap
-                picked.append(term)
-        return picked
-
-    def _mc(
-        self,
-        qid: str,
-        module_id: str,
-        language: Lang,
-        origin: str,
-        prompt: str,
-        answer: str,
-        wrong: list[str],
-        passage: Passage,
-        explanation: str,
-        focus: list[str],
-    ) -> Question:
-        options = [answer, *wrong]
-        random.Random(qid).shuffle(options)  # the right letter varies, the same for every run
-        return Question(
-            id=qid,
-            kind="mc",
-            origin=origin,
-            module_id=module_id,
-            language=language,
-            prompt=prompt,
-            options=options,
-            answer_index=options.index(answer),
-            answer=answer,
-            passage=passage,
-            explanation=explanation,
-            focus=focus,
-        )  # type: ignore[arg-type]
-
-    def _cloze(self, section: NoteSection, freq: Counter[str]) -> list[Question]:
-        out = []
-        zh = section.language == "zh"
-        passage = Passage(
-            source=section.source,
-            heading=section.path,
-            text=section.text,
-            module_id=section.module_id,
-            language=section.language,
-        )
-        for sentence in split_sentences(section.text, section.language):
-            if not (20 if zh else 60) <= len(sentence) <= (160 if zh else 320):
-                continue
-            hits = self._matches(sentence)
-            # The best blank is one of the module's own terms, and a specific one: "absmax" rather
-            # than "quantization", which the quantization notes use everywhere. One blank per sentence.
-            hits.sort(key=lambda h: (section.module_id not in h[3].modules, freq[h[3].en], -len(h[2])))
-            for start, end, spelling, term in hits:
-                shown = sentence[start:end]
-                others = [s for s in term.spellings() if _norm(s) != _norm(spelling)]
-                if any(spelling_pattern(s).search(sentence) for s in others):
-                    continue  # "FP32, FP16, INT8" all spell one term: the blank would be ambiguous
-                blanked = spelling_pattern(spelling).sub("____", sentence)
-                if shown.casefold() in blanked.casefold():
-                    continue  # still visible, e.g. "quantization" in "quantization-aware"
-                if len(blanked) - blanked.count("____") * 4 < (15 if zh else 40):
-                    continue
-                style = "zh" if CJK.search(spelling) else "abbr" if _is_abbr(spelling) else "en"
-                qid = _stable_id("cloze", section.source, section.heading, sentence, spelling)
-                wrong = self._distractors(term, section.module_id, random.Random(qid), 3, sentence, style)
-                if len(wrong) < 3:
-                    continue
-                title = (
-                    self._modules[section.module_id].title_zh
-                    if zh
-                    else self._modules[section.module_id].title
-                )
-                prompt = (
-                    f"填空（课程笔记《{title}》）：\n\n> {blanked}"
-                    if zh
-                    else f"Fill in the blank (course notes, {title}):\n\n> {blanked}"
-                )
-                explanation = f"笔记原文：“{sentence}”" if zh else f"The notes say: “{sentence}”"
-                out.append(
-                    self._mc(
-                        qid,
-                        section.module_id,
-                        section.language,
-                        "cloze",
-                        prompt,
-                        shown,
-                        [_display(t, style) for t in wrong],
-                        passage,
-                        explanation,
-                        [term.en],
-                    )
-                )
-                break
-        return out
-
-    def _glossary_questions(self, module_id: str, language: Lang) -> list[Question]:
-        out = []
-        zh = language == "zh"
-        for term in (t for t in self.catalog.glossary if module_id in t.modules):
-            shown = f"{term.zh}（{term.en}）" if zh else term.en
-            alts = " / ".join(term.en_alt)
-            passage = Passage(
-                source="catalog.yaml",
-                heading=f"{'术语表' if zh else 'Glossary'} > {shown}",
-                text=f"{shown}{f' ({alts})' if alts else ''}: {term.definition}",
-                module_id=module_id,
-                language=language,
-            )
-            explanation = f"{shown}：{term.definition}" if zh else f"{term.en} ({term.zh}): {term.definition}"
-            own = [spelling_pattern(s) for s in term.spellings()]
-            if not any(p.search(term.definition) for p in own):  # the definition must not name its term
-                qid = _stable_id("definition", module_id, language, term.en)
-                wrong = self._distractors(term, module_id, random.Random(qid), 3, term.definition, "en")
-                prompt = (
-                    f"下面的定义描述的是哪个术语？\n\n> {term.definition}"
-                    if zh
-                    else f"Which term matches this definition?\n\n> {term.definition}"
-                )
-                if len(wrong) == 3:
-                    out.append(
-                        self._mc(
-                            qid,
-                            module_id,
-                            language,
-                            "definition",
-                            prompt,
-                            shown,
-                            [f"{t.zh}（{t.en}）" if zh else t.en for t in wrong],
-                            passage,
-                            explanation,
-                            [term.en],
-                        )
-                    )
-            qid = _stable_id("meaning", module_id, language, term.en)
-            wrong_terms = self._distractors(term, module_id, random.Random(qid), 6, "", "en")
-            wrong = [t.definition for t in wrong_terms if not any(p.search(t.definition) for p in own)][:3]
-            if len(wrong) == 3:
-                prompt = f"“{term.zh}”（{term.en}）指的是什么？" if zh else f"What does “{term.en}” mean?"
-                out.append(
-                    self._mc(
-                        qid,
-                        module_id,
-                        language,
-                        "meaning",
-                        prompt,
-                        term.definition,
-                        wrong,
-                        passage,
-                        explanation,
-                        [term.en],
-                    )
-                )
-        return out
-
-    def _short(self, section: NoteSection) -> Question | None:
-        zh = section.language == "zh"
-        mod = self._modules[section.module_id]
-        subject, _, detail = section.heading.partition("：" if "：" in section.heading else ": ")
-        if zh:
-            prompt = f"简答（模块《{mod.title_zh}》）：请用几句话解释“{section.heading}”的核心内容，并提到关键术语。"
-        elif detail:
-            prompt = f"Short answer ({mod.title}): explain {subject} ({detail}) in a few sentences, with the key terms."
-        else:
-            prompt = (
-                f"Short answer ({mod.title}): explain “{subject}” in a few sentences, with the key terms."
-            )
-        reference = self.key_sentences(section)
-        other = next(
-            (
-                s
-                for s in self._sections
-                if s.module_id == section.module_id
-                and s.index == section.index
-                and s.language != section.language
-            ),
-            None,
-        )
-        terms = self._key_terms(reference, prompt, section)
-        if len(terms) < 2:
-            return None
-        passage = Passage(
-            source=section.source,
-            heading=section.path,
-            text=section.text,
-            module_id=section.module_id,
-            language=section.language,
-        )
-        return Question(
-            id=_stable_id("short", section.source, section.heading),
-            kind="short",
-            origin="key_idea",
-            module_id=section.module_id,
-            language=section.language,
-            prompt=prompt,
-            answer=reference,
-            reference_alt=self.key_sentences(other) if other else "",
-            key_terms=terms,
-            explanation=("参考答案取自笔记“" + section.heading + "”一节。")
-            if zh
-            else f"The reference comes from the notes section “{section.heading}”.",
-            passage=passage,
-            focus=[t.label for t in terms],
-        )
-
     def key_sentences(self, section: NoteSection, limit: int = 3) -> str:
         """The section's first sentence plus its most term-dense ones, in reading order."""
-        sentences = split_sentences(section.text, section.language)
-
-        def density(sentence: str) -> float:
-            terms = {h[3].en: section.module_id in h[3].modules for h in self._matches(sentence)}
-            return sum(2 if own else 1 for own in terms.values()) + 0.5 * len(set(TECH.findall(sentence)))
-
-        scored = sorted(range(1, len(sentences)), key=lambda i: -density(sentences[i]))
-        keep = sorted([0, *scored[: limit - 1]]) if sentences else []
-        return (" " if section.language == "en" else "").join(sentences[i] for i in keep)
-
-    def _key_terms(self, reference: str, prompt: str, section: NoteSection, limit: int = 6) -> list[KeyTerm]:
-        """Rubric terms, none the prompt names: glossary terms (the module's own first, every spelling),
-        technical tokens (FP16, Q4_K_M), then, when fewer than 3, the section's tf-idf keywords."""
-        terms: dict[str, KeyTerm] = {}
-        hits = sorted(self._matches(reference), key=lambda h: section.module_id not in h[3].modules)
-        for _, _, _, term in hits:
-            generic = any(s.upper() in GENERIC_TECH for s in term.en_alt)  # "LLM" is in every answer
-            if not generic and not mentions(prompt, term.spellings()):
-                terms.setdefault(_norm(term.en), KeyTerm(label=term.en, spellings=list(term.spellings())))
-        covered = {_norm(s) for t in terms.values() for s in t.spellings}
-        for token in TECH.findall(reference):
-            if (
-                _norm(token) not in covered
-                and len(token) >= 3
-                and token.upper() not in GENERIC_TECH
-                and not mentions(prompt, [token])
-            ):
-                terms.setdefault(_norm(token), KeyTerm(label=token, spellings=[token]))
-        if len(terms) < 3:
-            corpus = [s.text for s in self._sections if s.language == section.language]
-            for word in keywords(reference, section.text, corpus, section.language, prompt, limit=3):
-                if len(terms) < 3 and _norm(word) not in covered:
-                    terms.setdefault(_norm(word), KeyTerm(label=word, spellings=[word]))
-        if len(terms) < 2:  # the heading's own terms, as a last resort: the answer should use them too
-            for _, _, _, term in hits:
-                terms.setdefault(_norm(term.en), KeyTerm(label=term.en, spellings=list(term.spellings())))
-        return list(terms.values())[:limit]
+        return self._generator.key_sentences(section, limit)
 
 
 @lru_cache(maxsize=4)

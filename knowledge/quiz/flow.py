@@ -4,7 +4,7 @@ The session lives in `<workspace>/quizzes/<id>.json` (session.py); questions com
 (bank.py, no model needed). With an LLM factory (a capable backend) the LLM may rewrite
 multiple-choice questions from the same passages and judge short answers; both are checked and
 fall back to the rubric. Each graded answer goes to the learner tables through `record_attempt`
-(by default `course_db.record_quiz_attempt`, which also refreshes the module's mastery).
+(by default `learner.record_quiz_attempt`, which also refreshes the module's mastery).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict
 
 from llmtutor.errors import LLMTutorError, ToolInputError
 from llmtutor.knowledge.quiz import session as store
-from llmtutor.knowledge.quiz.bank import Question, default_bank
+from llmtutor.knowledge.quiz.bank import default_bank
 from llmtutor.knowledge.quiz.grading import CORRECT_AT, LETTERS, PARTIAL_AT, grade, is_skip
+from llmtutor.knowledge.quiz.questions import Question
 from llmtutor.knowledge.quiz.session import AnswerRecord, QuizSession, active_session
 
 LLMFactory = Callable[[], Any]
@@ -123,14 +124,14 @@ class AttemptRecorder(Protocol):
 def record_in_course_db(
     workspace: Path, session: QuizSession, question: Question, record: AnswerRecord
 ) -> float | None:
-    """The default recorder: `course_db.record_quiz_attempt` (which refreshes the module's mastery)."""
-    from llmtutor.knowledge.catalog import course_db
+    """The default recorder: `learner.record_quiz_attempt` (which refreshes the module's mastery)."""
+    from llmtutor.knowledge.catalog import learner
 
     db_path = Path(workspace) / "course.sqlite"  # Settings.catalog_db
     expected = (
         question.options[question.answer_index] if question.answer_index is not None else question.answer
     )
-    course_db.record_quiz_attempt(
+    learner.record_quiz_attempt(
         db_path,
         question=question.prompt,
         answer=record.answer,
@@ -140,7 +141,7 @@ def record_in_course_db(
         expected=expected,
         score=record.grade.score,
     )
-    return course_db.update_mastery(db_path, question.module_id).mastery
+    return learner.update_mastery(db_path, question.module_id).mastery
 
 
 # ----- actions ----------------------------------------------------------------------

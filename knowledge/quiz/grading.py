@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from llmtutor.knowledge.quiz.bank import Question
+from llmtutor.knowledge.quiz.questions import Question
 from llmtutor.knowledge.quiz.text import Lang, mentions, words
 
 Verdict = Literal["correct", "partial", "wrong", "unrecognised"]

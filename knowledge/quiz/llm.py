@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.knowledge.quiz.bank import Question
+from llmtutor.knowledge.quiz.questions import Question
 from llmtutor.knowledge.quiz.text import words
 from llmtutor.text import CJK, detect_language
 

@@ -20,8 +20,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmtutor.errors import ToolInputError
-from llmtutor.knowledge.quiz.bank import Question
 from llmtutor.knowledge.quiz.grading import Grade, is_skip, parse_choice
+from llmtutor.knowledge.quiz.questions import Question
 
 Status = Literal["asking", "finished", "stopped"]
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")

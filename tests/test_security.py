@@ -230,3 +230,20 @@ def test_tools_run_exits_non_zero_when_its_job_did_not_succeed(
     result = CliRunner().invoke(app, ["tools", "run", "job_tool", "--json"])
     assert result.exit_code == code, result.output
     assert f'"status": "{status}"' in result.output
+
+
+# ----- a plan writes nothing ----------------------------------------------------------------
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_quantize_preview_converts_and_writes_nothing(tmp_path: Path):
+    """The reproducer converted the bundled GGUF (517 MB into models/) before any approval."""
+    from llmtutor.tools.quantize_model import TOOL, QuantizeRequest
+    from llmtutor.tools.registry import ToolContext
+
+    ctx = ToolContext(workspace=tmp_path)
+    before = _tree(tmp_path)
+    plan = TOOL.preview(QuantizeRequest(methods=["absmax"], perplexity_tokens=64), ctx)
+    assert "Plan: quantize" in plan and "GiB needed" in plan
+    assert _tree(tmp_path) == before

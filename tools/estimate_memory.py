@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from llmtutor.tools.registry import ToolSpec
+from llmtutor.paths import resolve_user_path
+from llmtutor.tools.registry import ToolContext, ToolSpec
 from llmtutor.training.memory import run
 from llmtutor.training.memory_config import MemoryEstimateConfig
 from llmtutor.training.memory_report import MemoryEstimate
@@ -253,6 +254,13 @@ def extract_memory_args(text: str) -> dict[str, Any]:
     return args
 
 
+def _estimate(cfg: MemoryEstimateConfig, ctx: ToolContext) -> MemoryEstimate:
+    if cfg.config_path:  # read only inside the workspace or an allowed folder
+        path = resolve_user_path(cfg.config_path, ctx.workspace, ctx.allowed_dirs)
+        cfg = cfg.model_copy(update={"config_path": str(path)})
+    return run(cfg)
+
+
 TOOL = ToolSpec(
     name="estimate_memory",
     description=(
@@ -262,7 +270,7 @@ TOOL = ToolSpec(
     ),
     input_model=MemoryEstimateConfig,
     output_model=MemoryEstimate,
-    func=lambda cfg, ctx: run(cfg),
+    func=_estimate,
     examples=EXAMPLES,
     expensive=False,
     writes=False,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.tools.lab_jobs import JobOutput, check_memory, run_lab_job
+from llmtutor.tools.lab_jobs import JobOutput, check_memory, check_model_ref, run_lab_job
 from llmtutor.tools.merge_models import resolve_ref
 from llmtutor.tools.registry import ToolContext, ToolSpec
 
@@ -115,7 +115,7 @@ def _resolve_model(req: QuantizeRequest, ctx: ToolContext) -> str:
     if ref.lower() in ("latest", "it", "mine", "my model") and not list_models(ctx.models_dir):
         ref = "base"  # nothing fine-tuned yet: the bundled model is "the model"
     resolved = resolve_ref(ref, ctx)
-    return "" if resolved == "smollm2" else resolved
+    return "" if resolved == "smollm2" else check_model_ref(resolved, ctx)
 
 
 def build_config(req: QuantizeRequest, ctx: ToolContext, output_dir: Path) -> Any:
@@ -136,21 +136,15 @@ def build_config(req: QuantizeRequest, ctx: ToolContext, output_dir: Path) -> An
 
 
 def preview(req: QuantizeRequest, ctx: ToolContext) -> str:
-    from llmtutor.hf_models import pick_device, resolve_hf_model
+    from llmtutor.hf_models import pick_device, weights_bytes
     from llmtutor.training.quantize import check_methods
 
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
     device = pick_device(cfg.device)
     notes = check_methods(cfg, device)  # refuses GPTQ/AWQ without CUDA before approval
-    from llmtutor.model_registry import find_model
-
-    entry = find_model(ctx.models_dir, cfg.model) if cfg.model else None
-    folder = (
-        None
-        if entry is not None and entry.kind == "adapter"
-        else resolve_hf_model(cfg.model or None, ctx.models_dir)
-    )
-    weights = _weights_bytes(folder) if isinstance(folder, Path) else 600 * 2**20
+    # A plan writes nothing: the size comes from the files as they are (a GGUF is not converted
+    # until the approved job runs).
+    weights = weights_bytes(cfg.model or None, ctx.models_dir) or 600 * 2**20
     copies = (
         2 + sum(m in ("absmax", "zeropoint", "int4") for m in cfg.methods) // 3
     )  # source + one working copy
@@ -183,10 +177,6 @@ def preview(req: QuantizeRequest, ctx: ToolContext) -> str:
         f"tokens/s, change vs source. Memory: ~{need / 2**30:.2f} GiB needed, {free / 2**30:.1f} GiB free.",
     ]
     return "\n".join(lines + notes)
-
-
-def _weights_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) or 600 * 2**20
 
 
 def run_quantize(req: QuantizeRequest, ctx: ToolContext) -> JobOutput:

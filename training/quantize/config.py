@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmtutor.paths import check_name
 from llmtutor.training.quantize.ggml_types import normalize_file_type
 
 Method = Literal["absmax", "zeropoint", "int4", "bnb_int8", "bnb_nf4", "gguf", "gptq", "awq"]
@@ -38,6 +39,11 @@ class QuantizeConfig(BaseModel):
     models_dir: Path = Field(default_factory=lambda: Path("~/.llmtutor/models").expanduser())
     output_dir: Path = Field(default_factory=lambda: Path("outputs/quantize"))
     name: str | None = Field(None, description="Name of the registered GGUF model (default: SOURCE-TYPE).")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "output name")
 
     @field_validator("gguf_types")
     @classmethod

@@ -449,3 +449,50 @@ def test_smollm2_on_the_course(smollm2_dir: Path, models_dir: Path, tmp_path: Pa
     print("\n" + result.to_markdown())
     assert 1 < m["perplexity"] < 100 and m["perplexity_llamacpp"] == pytest.approx(m["perplexity"], rel=0.03)
     assert result.settings["lm_eval"]["items"] == 60 and 0.25 < m["lm_eval_acc"] <= 1
+
+
+def test_a_registered_metric_is_valid_in_the_config_listed_by_the_tool_and_on_the_card(
+    tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    """Adding a metric is one `register_metric`: the config accepts it, the tool's JSON schema lists
+    it, `run` computes it (on the shared generated answers) and the card shows its column."""
+    from llmtutor.tools.evaluate_model import TOOL
+    from llmtutor.training.evaluate.metrics import Column, EvalMetric, register_metric, unregister_metric
+
+    def answer_words(ev, lm, m) -> None:
+        answers = ev.answers[m.label]
+        m.metrics["answer_words"] = sum(len(a.split()) for a in answers) / len(answers)
+
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text('{"prompt": "What is LoRA?", "reference": "Low-rank adapters."}\n', encoding="utf-8")
+    fields = dict(
+        models=[ModelSpec(model=str(tiny_llama_dir), label="tiny")],
+        models_dir=tmp_path,
+        metrics=["answer_length"],
+        references=refs,
+        max_new_tokens=3,
+        device="cpu",
+        output_dir=tmp_path / "eval",
+    )
+    with pytest.raises(ValidationError, match="unknown metric 'answer_length': choose from perplexity"):
+        EvalConfig(**fields)
+    register_metric(
+        EvalMetric(
+            "answer_length",
+            "a test metric: words per generated answer",
+            (Column("answer_words", "answer words", False, "{:.1f}"),),
+            answer_words,
+            needs_answers=True,
+        )
+    )
+    try:
+        schema = TOOL.input_schema()["properties"]["metrics"]
+        assert schema["items"]["enum"][-1] == "answer_length" and "words per" in schema["description"]
+        result = run(EvalConfig(**fields))
+        answer = json.loads((tmp_path / "eval" / "generations.jsonl").read_text())["answers"]["tiny"]
+        assert result.models[0].metrics["answer_words"] == len(answer.split())
+        card = (tmp_path / "eval" / "eval_card.md").read_text()
+        assert "| answer words |" in card and "answer words lower" in card and "reference prompts" in card
+    finally:
+        unregister_metric("answer_length")
+    assert "answer_length" not in TOOL.input_schema()["properties"]["metrics"]["items"]["enum"]

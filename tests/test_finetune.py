@@ -614,3 +614,53 @@ def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path: Path) -> None:
     config = FinetuneConfig(output_dir=tmp_path / "out", checkpoint_dir=ckpt, resume=True)
     notes: list[str] = []
     assert _prepare_checkpoints(config, notes) == str(ckpt / "checkpoint-2") and "checkpoint-2" in notes[0]
+
+
+def test_a_registered_method_is_valid_in_the_config_listed_by_the_tool_and_trains(
+    tiny_llama_dir: Path, sft_file: Path, tmp_path: Path
+) -> None:
+    """Adding a method is one `register_method`: the config validates it (data format, default
+    learning rate), the tool's JSON schema lists it, and `run` trains with its trainer."""
+    from llmtutor.tools.finetune_model import TOOL
+    from llmtutor.training.finetune.methods import FinetuneMethod, register_method, unregister_method
+    from llmtutor.training.finetune.sft import build_sft_trainer, prepare_sft_rows
+
+    built: list[str] = []
+
+    def trainer(*args: Any) -> Any:
+        built.append("sft_slow")
+        return build_sft_trainer(*args)
+
+    with pytest.raises(
+        ValueError, match="unknown fine-tuning method 'sft_slow': choose one of sft, dpo, orpo"
+    ):
+        FinetuneConfig(method="sft_slow")
+    register_method(
+        FinetuneMethod(
+            "sft_slow",
+            "a test method: SFT with a lower default learning rate",
+            data="sft",
+            lr_adapter=1e-5,
+            lr_full=1e-6,
+            build_trainer=trainer,
+            prepare_rows=prepare_sft_rows,
+        )
+    )
+    try:
+        config = FinetuneConfig(method="sft_slow")
+        assert config.lr == 1e-5 and config.dataset_path == BUNDLED_SFT
+        with pytest.raises(ValueError, match="trains with method='dpo' or 'orpo', not sft_slow"):
+            FinetuneConfig(method="sft_slow", dataset_format="preference")
+        with pytest.raises(ValueError, match="use method='sft' or 'sft_slow' for that data"):
+            FinetuneConfig(method="dpo", dataset_format="alpaca")
+        schema = TOOL.input_schema()["properties"]
+        assert (
+            schema["method"]["enum"][-1] == "sft_slow" and "lower default" in schema["method"]["description"]
+        )
+        assert "sft_slow 1e-5 / 1e-6" in schema["learning_rate"]["description"]
+        result = run(tiny_config(tiny_llama_dir, sft_file, tmp_path / "out", method="sft_slow", max_steps=1))
+        assert built == ["sft_slow"] and result.method == "sft_slow" and result.metrics["steps"] == 1
+        assert result.metrics["supervised_tokens"] > 0  # its prepare_rows ran (SFT tokenization)
+    finally:
+        unregister_method("sft_slow")
+    assert "sft_slow" not in TOOL.input_schema()["properties"]["method"]["enum"]

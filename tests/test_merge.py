@@ -350,3 +350,59 @@ def test_moe_experts_default_to_their_training_prompts(tmp_path):
     ]
     assert expert_prompts("base", tmp_path / "elsewhere", is_base=True) == GENERAL_PROMPTS
     assert expert_prompts("unknown", tmp_path / "elsewhere", is_base=False) is None
+
+
+def test_a_registered_merge_method_is_valid_in_the_config_and_listed_by_the_tool(family, tmp_path):
+    """Adding a method is one `register_method`: the config accepts it (its own check included),
+    the tool's JSON schema lists and describes it, and the recipe runs it; unregistered, it is gone."""
+    import yaml
+
+    from llmtutor.tools.merge_models import TOOL
+    from llmtutor.training.merge.methods import (
+        MergeMethod,
+        register_method,
+        render_models,
+        unregister_method,
+    )
+
+    def as_linear(cfg: MergeConfig, paths: dict) -> str:  # mergekit's linear merge under another name
+        return render_models(cfg.model_copy(update={"method": "linear"}), paths)
+
+    method = MergeMethod(
+        "halfway",
+        "a test method: the plain average of two models",
+        check=lambda cfg: [] if len(cfg.models) == 2 else ["halfway averages exactly two models"],
+        render=as_linear,
+    )
+    with pytest.raises(ValueError, match="unknown merge method 'halfway': choose one of linear, slerp"):
+        MergeConfig(method="halfway", models=[MergeModel(model="a")])
+    register_method(method)
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            register_method(method)
+        with pytest.raises(ValueError, match="exactly two"):
+            MergeConfig(method="halfway", models=[MergeModel(model="a")])
+        schema = TOOL.input_schema()["properties"]
+        assert (
+            schema["method"]["enum"][-1] == "halfway" and "plain average" in schema["method"]["description"]
+        )
+        assert "halfway" in schema["weights"]["description"]  # takes weights: named where they apply
+        assert TOOL.validate({"method": "halfway", "models": ["a", "b"]}).method == "halfway"  # type: ignore[attr-defined]
+        cfg = MergeConfig(
+            method="halfway",
+            models=[MergeModel(model=str(family["ft1"])), MergeModel(model=str(family["ft2"]))],
+            output_dir=tmp_path / "half",
+            models_dir=tmp_path,
+        )
+        result = run(cfg)
+        assert result.method == "halfway" and result.registration["lineage"]["base"] is None
+        assert (
+            yaml.safe_load((tmp_path / "half" / "mergekit_config.yml").read_text())["merge_method"]
+            == "linear"
+        )
+        assert set(result.similarity) == {str(family["ft1"]), str(family["ft2"])}
+    finally:
+        unregister_method("halfway")
+    assert "halfway" not in TOOL.input_schema()["properties"]["method"]["enum"]
+    with pytest.raises(ToolInputError, match="unknown merge method"):
+        TOOL.validate({"method": "halfway"})

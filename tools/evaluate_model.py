@@ -3,6 +3,7 @@ in one job and produce an eval card — perplexity, BLEU/ROUGE, the course quiz 
 lm-evaluation-harness, and optionally an LLM judge on the configured backend.
 
 Model references as in merge_models: registered names, folders, .gguf files, "base", "latest".
+The metrics and their descriptions come from `llmtutor.training.evaluate.metrics`.
 The recipe is `llmtutor.training.evaluate`; `run_job` is the job entry point, which builds the
 judge from the settings (training code never builds backends).
 """
@@ -21,6 +22,7 @@ from llmtutor.tools.lab_jobs import JobOutput, run_lab_job
 from llmtutor.tools.merge_models import resolve_ref
 from llmtutor.tools.registry import ToolContext, ToolSpec
 from llmtutor.training.evaluate.config import EvalConfig
+from llmtutor.training.evaluate.metrics import MetricName, describe_metrics, list_metrics, needs_judge
 
 EXAMPLES: tuple[str, ...] = (
     "What is the perplexity of my GGUF export compared to the original?",
@@ -45,6 +47,8 @@ EXAMPLES: tuple[str, ...] = (
     "对比合并模型和基础模型的效果",
     "用大模型当裁判给我的模型打分",
 )
+# Request words per metric for the rule-based extraction (the 135M chat model cannot fill tool
+# arguments); capable backends fill `metrics` from the schema, which lists every registered metric.
 _METRIC_WORDS = {
     "perplexity": r"perplexity|ppl|困惑度",
     "bleu_rouge": r"bleu|rouge",
@@ -62,8 +66,8 @@ class EvaluateRequest(BaseModel):
         description="Models to compare, the first is the baseline: names, folders, .gguf, "
         "'base' or 'latest'.",
     )
-    metrics: list[Literal["perplexity", "bleu_rouge", "lm_eval", "judge"]] = Field(
-        default_factory=lambda: ["perplexity", "lm_eval", "bleu_rouge"]
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: ["perplexity", "lm_eval", "bleu_rouge"], json_schema_extra=describe_metrics
     )
     judge_mode: Literal["single", "pairwise"] = "single"
     quick: bool = Field(
@@ -96,7 +100,7 @@ def build_config(req: EvaluateRequest, ctx: ToolContext, output_dir: Path) -> An
         from llmtutor.tools.lab_jobs import resolve_input_path
 
         text = str(resolve_input_path(text, ctx))
-    judge_model = _judge_gguf(req.judge_model, ctx) if "judge" in req.metrics and req.judge_model else ""
+    judge_model = _judge_gguf(req.judge_model, ctx) if needs_judge(req.metrics) and req.judge_model else ""
     quick = (
         {"max_eval_tokens": 2048, "max_references": 12, "lm_eval_limit": 30, "max_new_tokens": 64}
         if req.quick
@@ -130,13 +134,14 @@ def _judge_gguf(name: str, ctx: ToolContext) -> str:
 
 def preview(req: EvaluateRequest, ctx: ToolContext) -> str:
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
-    if "judge" in req.metrics and ctx.llm_factory is None and not cfg.judge_model:
+    if needs_judge(req.metrics) and ctx.llm_factory is None and not cfg.judge_model:
         from llmtutor.errors import ToolInputError
 
+        judged = "', '".join(m.name for m in list_metrics(req.metrics) if m.needs_judge)
         raise ToolInputError(
             "an LLM judge needs a capable chat model; the bundled 135M model cannot grade",
             "set LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL to a bigger model, pass judge_model (a GGUF), "
-            "or drop 'judge'",
+            f"or drop '{judged}'",
         )
     rows = "\n".join(
         f"| {i + 1} | {m.display()} | {'baseline' if i == 0 else ''} |" for i, m in enumerate(cfg.models)
@@ -154,7 +159,7 @@ def run_job(config: Any, progress: Any = None, cancel: threading.Event | None = 
     from llmtutor.training.evaluate import run
 
     judge = None
-    if "judge" in config.metrics:
+    if needs_judge(config.metrics):
         from llmtutor.backends import make_backend
         from llmtutor.settings import Settings
 
@@ -176,8 +181,8 @@ def run_evaluate(req: EvaluateRequest, ctx: ToolContext) -> JobOutput:
 TOOL = ToolSpec(
     name="evaluate_model",
     description=(
-        "Evaluate and compare models (base, fine-tuned, merged, quantized GGUF) as a job: perplexity, BLEU/ROUGE "
-        "on course reference answers, the course quiz through lm-evaluation-harness, optionally an LLM judge; "
+        "Evaluate and compare models (base, fine-tuned, merged, quantized GGUF) as a job on any of the metrics "
+        f"{', '.join(m.name for m in list_metrics())} (what each measures: the `metrics` field); "
         "produces an eval card with deltas against the first (baseline) model."
     ),
     input_model=EvaluateRequest,

@@ -3,7 +3,8 @@
 Before approval the preview validates the dataset (format detected, row-level errors), estimates
 memory against what is free, and shows the plan; the job (outside the chat process) reports
 progress, can be cancelled and resumed, and registers the merged model so the learner can
-evaluate it, merge it, quantize it or chat with it. The recipe is `llmtutor.training.finetune`.
+evaluate it, merge it, quantize it or chat with it. The recipe is `llmtutor.training.finetune`;
+the methods, their descriptions, data and defaults come from `llmtutor.training.finetune.methods`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmtutor.tools.finetune_args import EXAMPLES, extract_finetune_args
 from llmtutor.tools.lab_jobs import JobOutput, check_memory, resolve_input_path, run_lab_job
 from llmtutor.tools.registry import ToolContext, ToolSpec
+from llmtutor.training.finetune.methods import MethodName, get_method, list_methods
 
 BUNDLED = ("course", "bundled", "default", "")
+
+
+def _describe_lr(schema: dict[str, Any]) -> None:
+    # built with the schema, so methods registered later are described too
+    rates = ", ".join(f"{m.name} {m.lr_adapter:.0e} / {m.lr_full:.0e}" for m in list_methods())
+    schema["description"] = f"Default per method, adapter / full fine-tuning: {rates}.".replace("e-0", "e-")
 
 
 class FinetuneRequest(BaseModel):
@@ -30,15 +38,13 @@ class FinetuneRequest(BaseModel):
     base_model: str | None = Field(
         None, description="Base model: a registered name, an HF folder, or empty for SmolLM2."
     )
-    method: Literal["sft", "dpo", "orpo"] = "sft"
+    method: MethodName = "sft"
     adapter: Literal["lora", "qlora", "full"] = "lora"
     lora_r: int = Field(8, ge=1, le=256)
     lora_alpha: int | None = Field(None, ge=1, le=1024, description="Default: 2 × rank.")
     epochs: float = Field(1.0, gt=0, le=50)
     max_steps: int | None = Field(None, ge=1, le=100_000)
-    learning_rate: float | None = Field(
-        None, gt=0, le=1, description="Default: 2e-4 for LoRA, 2e-5 full, 5e-6 DPO."
-    )
+    learning_rate: float | None = Field(None, gt=0, le=1, json_schema_extra=_describe_lr)
     batch_size: int = Field(4, ge=1, le=512)
     grad_accum: int = Field(1, ge=1, le=512)
     max_seq_len: int = Field(256, ge=16, le=32_768)
@@ -54,10 +60,10 @@ class FinetuneRequest(BaseModel):
 
 
 def _dataset_path(req: FinetuneRequest, ctx: ToolContext) -> Path:
-    from llmtutor.training import finetune
+    from llmtutor.training.finetune.config import bundled_dataset
 
     if req.dataset.strip().lower() in BUNDLED:
-        return Path(finetune.BUNDLED_PREFERENCE if req.method in ("dpo", "orpo") else finetune.BUNDLED_SFT)
+        return bundled_dataset(req.method)
     return resolve_input_path(req.dataset, ctx)
 
 
@@ -114,9 +120,8 @@ def _training_bytes(req: FinetuneRequest, ctx: ToolContext) -> tuple[int, str]:
             gradient_checkpointing=req.gradient_checkpointing,
         )
     )
-    # DPO/ORPO run chosen and rejected through the model (and DPO a frozen reference): ~2x activations.
-    factor = 2.0 if req.method in ("dpo", "orpo") else 1.0
-    return int(est.total_bytes * factor), device
+    # e.g. DPO/ORPO run chosen and rejected through the model: ~2x activations
+    return int(est.total_bytes * get_method(req.method).memory_factor), device
 
 
 def preview(req: FinetuneRequest, ctx: ToolContext) -> str:
@@ -124,12 +129,13 @@ def preview(req: FinetuneRequest, ctx: ToolContext) -> str:
 
     data = _dataset_path(req, ctx)
     report = load_dataset_rows(data)  # raises DatasetError with row-level problems
-    if (req.method == "sft") == (report.format == "preference"):
+    pairs = get_method(req.method).data == "preference"
+    if pairs != (report.format == "preference"):
         from llmtutor.training.finetune import DatasetError
 
         raise DatasetError(
             f"{data.name} is {report.format} data but {req.method.upper()} needs "
-            f"{'preference (prompt/chosen/rejected)' if req.method != 'sft' else 'instruction, chat or text'} rows",
+            f"{'preference (prompt/chosen/rejected)' if pairs else 'instruction, chat or text'} rows",
             "pick the matching method or dataset",
         )
     need, device = _training_bytes(req, ctx)
@@ -189,8 +195,9 @@ def run_finetune(req: FinetuneRequest, ctx: ToolContext) -> JobOutput:
 TOOL = ToolSpec(
     name="finetune_model",
     description=(
-        "Fine-tune a model on the learner's data (or the bundled course dataset) as a job: SFT with LoRA (default), "
-        "QLoRA on CUDA or full fine-tuning, or preference alignment with DPO/ORPO. Shows the plan and memory "
+        "Fine-tune a model on the learner's data (or the bundled course dataset) as a job with one of the methods "
+        f"{', '.join(m.name for m in list_methods())} (SFT, or preference alignment on chosen/rejected pairs) and "
+        "LoRA (default), QLoRA on CUDA or full fine-tuning. Shows the plan and memory "
         "estimate first, reports progress, and produces the adapter, merged model, loss curve and model card."
     ),
     input_model=FinetuneRequest,

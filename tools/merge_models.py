@@ -1,5 +1,6 @@
 """The `merge_models` tool: merge models with mergekit as a job (SLERP, TIES, DARE, linear,
-task arithmetic, passthrough), after checking parameters, architectures, vocabularies and memory.
+task arithmetic, passthrough, MoE), after checking parameters, architectures, vocabularies and memory.
+The methods, their descriptions and per-method rules come from `llmtutor.training.merge.methods`.
 
 Model references: a registered name, a local folder, "base" (the bundled SmolLM2) or "latest"
 (the model made most recently), so "SLERP merge it with the base at t=0.5" works in chat.
@@ -9,6 +10,7 @@ The recipe is `llmtutor.training.merge`; the job runner registers the result wit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmtutor.errors import ToolInputError
 from llmtutor.tools.lab_jobs import JobOutput, run_lab_job
 from llmtutor.tools.registry import ToolContext, ToolSpec
+from llmtutor.training.merge.methods import MergeMethod, MethodName, get_method, list_methods
 
 EXAMPLES: tuple[str, ...] = (
     "Blend two of my models with spherical interpolation",
@@ -46,6 +49,9 @@ EXAMPLES: tuple[str, ...] = (
 )
 
 Ref = str
+# Request words per method for the rule-based extraction (the 135M chat model cannot fill tool
+# arguments); the first match wins, so compound names (dare_ties) come before their parts (ties).
+# Capable backends fill `method` from the schema, which lists every registered method.
 _METHOD_WORDS = (
     ("dare_ties", r"dare[ _-]?ties|dare"),
     ("dare_linear", r"dare[ _-]?linear"),
@@ -58,27 +64,42 @@ _METHOD_WORDS = (
 )
 
 
+def _for_methods(text: str, uses: Callable[[MergeMethod], bool]) -> Any:
+    """A field description naming the methods it applies to, built when the schema is (so methods
+    registered later are named too)."""
+
+    def describe(schema: dict[str, Any]) -> None:
+        schema["description"] = f"{text} ({', '.join(m.name for m in list_methods() if uses(m))})."
+
+    return describe
+
+
+def _describe_base(schema: dict[str, Any]) -> None:
+    required = ", ".join(m.name for m in list_methods() if m.task_vectors)
+    first = ", ".join(m.name for m in list_methods() if m.base == "first")
+    schema["description"] = f"Base model: required by {required}; the first model if unset for {first}."
+
+
 class MergeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: Literal[
-        "linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"
-    ] = "slerp"
+    method: MethodName = "slerp"  # the registered methods, described in the schema
     models: list[Ref] = Field(
         default_factory=lambda: ["base", "latest"],
         description="Models to merge: registered names, folders, 'base' or 'latest'.",
     )
-    base_model: Ref | None = Field(
-        None, description="Base (SLERP's t=0 end; required by TIES/DARE/task arithmetic)."
-    )
-    t: float = Field(0.5, ge=0, le=1, description="SLERP interpolation factor.")
+    base_model: Ref | None = Field(None, json_schema_extra=_describe_base)
+    t: float = Field(0.5, ge=0, le=1, json_schema_extra=_for_methods("Interpolation factor", lambda m: m.t))
     weights: list[float] | None = Field(
-        None, description="Per-model weights (linear/TIES/DARE/task arithmetic)."
+        None, json_schema_extra=_for_methods("Per-model weights", lambda m: m.weight)
     )
     density: float | None = Field(
-        None, gt=0, le=1, description="Fraction of task-vector entries kept (TIES/DARE)."
+        None,
+        gt=0,
+        le=1,
+        json_schema_extra=_for_methods("Fraction of task-vector entries kept", lambda m: m.density),
     )
     layer_ranges: list[tuple[int, int]] | None = Field(
-        None, description="Per-model [start, end) layers (passthrough)."
+        None, json_schema_extra=_for_methods("Per-model [start, end) layers", lambda m: m.stacks_layers)
     )
     expert_prompts: list[list[str]] | None = Field(
         None,
@@ -109,10 +130,11 @@ def extract_merge_args(text: str) -> dict[str, Any]:
         args["density"] = float(match.group(1))
     if match := re.search(r"(?:call(?:ed)? it|named?|命名为)\s*[\"'“]?([A-Za-z0-9][\w.-]{0,79})", text):
         args["name"] = match.group(1)
-    if args.get("method") in ("ties", "dare_ties", "dare_linear", "task_arithmetic"):
+    method = get_method(args["method"]) if "method" in args else None
+    if method is not None and method.task_vectors:  # "merge it into the base": the latest model
         args.setdefault("models", ["latest"])
         args["base_model"] = "base"
-        if args["method"] != "task_arithmetic":
+        if method.density:
             args.setdefault("density", 0.5)
     return args
 
@@ -136,6 +158,7 @@ def resolve_ref(ref: str, ctx: ToolContext) -> str:
 def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
     from llmtutor.training.merge import MergeConfig, MergeModel
 
+    method = get_method(req.method)
     if req.mergekit_yaml:
         return MergeConfig.from_yaml(
             req.mergekit_yaml,
@@ -149,9 +172,9 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
         own = _own_base([r for r in refs if r != "smollm2"], ctx)
         refs = [own if r == "smollm2" and own else r for r in refs]
         base = own if base == "smollm2" and own else base
-    if req.method in ("slerp", "moe") and base is None:
+    if method.base == "first" and base is None:
         base = refs[0]
-    prompts = _expert_prompts(req, refs, base, ctx) if req.method == "moe" else [None] * len(refs)
+    prompts = _expert_prompts(req, refs, base, ctx) if method.experts else [None] * len(refs)
     weights = req.weights or [None] * len(refs)  # type: ignore[list-item]
     ranges = req.layer_ranges or [None] * len(refs)  # type: ignore[list-item]
     if len(weights) != len(refs) or len(ranges) != len(refs):
@@ -162,8 +185,10 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
     models = [
         MergeModel(
             model=r,
-            weight=w if req.method not in ("slerp", "passthrough") else None,
-            density=req.density if r != base and req.method in ("ties", "dare_ties", "dare_linear") else None,
+            # weights a method cannot use are dropped (a tool-calling model may fill them anyway);
+            # MoE experts keep them, so the config refuses them with a reason
+            weight=w if method.weight or method.experts else None,
+            density=req.density if r != base and method.density else None,
             layer_range=rng,
             positive_prompts=p,
         )
@@ -237,9 +262,10 @@ def preview(req: MergeRequest, ctx: ToolContext) -> str:
     from llmtutor.training.merge import check_compatible, estimate_peak_bytes, resolve_models
 
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
+    method = get_method(cfg.method)
     names = list(dict.fromkeys(([cfg.base_model] if cfg.base_model else []) + [m.model for m in cfg.models]))
     paths = resolve_models(names, ctx.models_dir)
-    checks = check_compatible(paths, same_depth=cfg.method != "passthrough")
+    checks = check_compatible(paths, same_depth=not method.stacks_layers)
     peak = estimate_peak_bytes(paths, cfg.method)
     from llmtutor.tools.lab_jobs import check_memory
 
@@ -248,7 +274,7 @@ def preview(req: MergeRequest, ctx: ToolContext) -> str:
     for n in names:
         role = "base" if n == cfg.base_model else "merged in"
         lines.append(f"| {n} | {role} | `{paths[n]}` |")
-    if cfg.method == "moe":
+    if method.experts:
         role = {n: "attention/embeddings + expert" if n == cfg.base_model else "expert" for n in names}
         lines[4:] = [f"| {n} | {role[n]} | `{paths[n]}` |" for n in names]
         params = (
@@ -258,7 +284,7 @@ def preview(req: MergeRequest, ctx: ToolContext) -> str:
                 for m in cfg.models
             )
         )
-    elif cfg.method == "slerp":
+    elif method.t:
         params = f"t = {cfg.t}"
     else:
         params = ", ".join(
@@ -282,8 +308,9 @@ def run_merge(req: MergeRequest, ctx: ToolContext) -> JobOutput:
 TOOL = ToolSpec(
     name="merge_models",
     description=(
-        "Merge models with mergekit (SLERP, TIES, DARE, linear, task arithmetic, passthrough layer stacking) or "
-        "assemble a mixture of experts (mergekit-moe) as a job: checks architectures, vocabularies and memory first, registers the merged model with its lineage."
+        f"Merge models with mergekit ({', '.join(m.name for m in list_methods() if not m.experts)}) or "
+        f"assemble a mixture of experts ({', '.join(m.name for m in list_methods() if m.experts)}, mergekit-moe) "
+        "as a job: checks architectures, vocabularies and memory first, registers the merged model with its lineage."
     ),
     input_model=MergeRequest,
     output_model=JobOutput,

@@ -1,5 +1,6 @@
 """The eval card: every model on the same data in one table, with deltas vs the baseline
-(the first model), a bar chart per metric, and the exact settings needed to reproduce it."""
+(the first model), a bar chart per metric, and the exact settings needed to reproduce it.
+The columns, their formats and which way is better come from the metrics (`metrics.py`)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Headline metrics, in card order: (key, column title, higher is better, format)
-HEADLINE: tuple[tuple[str, str, bool, str], ...] = (
-    ("perplexity", "perplexity", False, "{:.2f}"),
-    ("perplexity_llamacpp", "perplexity (llama.cpp)", False, "{:.2f}"),
-    ("bleu", "BLEU", True, "{:.2f}"),
-    ("rougeL", "ROUGE-L", True, "{:.3f}"),
-    ("lm_eval_acc", "quiz acc", True, "{:.3f}"),
-    ("lm_eval_acc_norm", "quiz acc_norm", True, "{:.3f}"),
-    ("judge_score", "judge 1-10", True, "{:.2f}"),
-    ("judge_win_rate", "judge win rate", True, "{:.3f}"),
-)
-HIGHER_IS_BETTER = {key: higher for key, _, higher, _ in HEADLINE}
-HIGHER_IS_BETTER.update(bleu_en=True, bleu_zh=True, rougeL_en=True, rougeL_zh=True)
+from llmtutor.training.evaluate.metrics import Column, columns, list_metrics
 
 
 class ModelEval(BaseModel):
@@ -78,45 +67,52 @@ def _cell(value: float | None, delta: float | None, fmt: str, higher: bool, is_b
     return f"{text} ({fmt.format(delta) if delta < 0 else '+' + fmt.format(delta)} {arrow} {verdict})"
 
 
+def _present(result: EvalResult) -> list[Column]:
+    """The metrics' columns that hold a value for some model, in card order."""
+    return [c for c in columns() if any(m.metrics.get(c.key) is not None for m in result.models)]
+
+
+def _settings_lines(s: dict[str, Any]) -> list[str]:
+    """One line per metric that recorded settings; the shared generation step (greedy answers to
+    the reference prompts) before the first metric that uses it."""
+    lines, g = [], s.get("generation")
+    for metric in list_metrics():
+        if metric.needs_answers and g:
+            lines.append(
+                f"- generation: {g['items']} reference prompts ({g['languages']}), greedy, "
+                f"max_new_tokens {g['max_new_tokens']}, chat template of each model"
+            )
+            g = None
+        if metric.settings_line is not None and metric.name in s:
+            lines.append(metric.settings_line(s[metric.name]))
+    return lines
+
+
 def render_markdown(result: EvalResult) -> str:
-    present = [h for h in HEADLINE if any(m.metrics.get(h[0]) is not None for m in result.models)]
+    present = _present(result)
     lines = [f"## Eval card: {len(result.models)} model(s), baseline **{result.baseline}**", ""]
     if present:
         lines += [
-            "| model | " + " | ".join(title for _, title, _, _ in present) + " |",
+            "| model | " + " | ".join(c.title for c in present) + " |",
             "|---|" + "---:|" * len(present),
         ]
         for i, m in enumerate(result.models):
             cells = [
-                _cell(m.metrics.get(k), result.deltas.get(m.label, {}).get(k), fmt, higher, i == 0)
-                for k, _, higher, fmt in present
+                _cell(
+                    m.metrics.get(c.key),
+                    result.deltas.get(m.label, {}).get(c.key),
+                    c.fmt,
+                    c.higher_is_better,
+                    i == 0,
+                )
+                for c in present
             ]
             lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
-        arrows = ", ".join(f"{title} {'higher' if higher else 'lower'}" for _, title, higher, _ in present)
+        arrows = ", ".join(f"{c.title} {'higher' if c.higher_is_better else 'lower'}" for c in present)
         lines += ["", f"Better is: {arrows}. Deltas are against the baseline, on the same data."]
     s = result.settings
     lines += ["", "### Settings", ""]
-    if "perplexity" in s:
-        p = s["perplexity"]
-        lines.append(
-            f"- perplexity: {p['text']} — {p['tokens']} tokens ({p['scored_tokens']} scored), "
-            f"window {p['max_length']}, stride {p['stride']}"
-        )
-    if "generation" in s:
-        g = s["generation"]
-        lines.append(
-            f"- generation: {g['items']} reference prompts ({g['languages']}), greedy, "
-            f"max_new_tokens {g['max_new_tokens']}, chat template of each model"
-        )
-    if "lm_eval" in s:
-        e = s["lm_eval"]
-        lines.append(f"- lm-eval: task {e['task']}, {e['items']} questions, 0-shot, log-likelihood")
-    if "judge" in s:
-        check = s["judge"].get("sanity_check") or {}
-        verdict = {True: "passed", False: "FAILED"}.get(check.get("passed"), "not run")
-        lines.append(
-            f"- judge: {s['judge']['mode']} ({s['judge']['model']}); sanity check on control answers: {verdict}"
-        )
+    lines += _settings_lines(s)
     lines.append(f"- device {s.get('device')}, batch size {s.get('batch_size')}, seed {s.get('seed')}")
     templates = ", ".join(f"{m.label} {m.chat_template_sha256 or 'none'}" for m in result.models)
     lines.append(f"- chat template sha256: {templates}")
@@ -132,7 +128,7 @@ def write_plot(result: EvalResult, path: Path) -> bool:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    present = [h for h in HEADLINE if any(m.metrics.get(h[0]) is not None for m in result.models)]
+    present = _present(result)
     if not present:
         return False
     fig = Figure(figsize=(3.2 * len(present), 3.4))
@@ -140,11 +136,11 @@ def write_plot(result: EvalResult, path: Path) -> bool:
     axes = fig.subplots(1, len(present), squeeze=False)
     labels = [m.label for m in result.models]
     colors = ["#888888"] + ["#4C72B0"] * (len(labels) - 1)  # the baseline in grey
-    for ax, (key, title, higher, _) in zip(axes[0], present, strict=True):
-        values = [m.metrics.get(key) for m in result.models]
+    for ax, column in zip(axes[0], present, strict=True):
+        values = [m.metrics.get(column.key) for m in result.models]
         ax.bar(range(len(labels)), [v if v is not None else 0 for v in values], color=colors)
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{title} ({'↑' if higher else '↓'} better)", fontsize=9)
+        ax.set_title(f"{column.title} ({'↑' if column.higher_is_better else '↓'} better)", fontsize=9)
         top = max((v for v in values if v is not None), default=0.0)
         ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
         for i, v in enumerate(values):

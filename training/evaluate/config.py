@@ -3,6 +3,7 @@
 JSON-serialisable and strict (extra fields rejected): the job runner stores the config and
 re-runs it in a subprocess. Paths default to the bundled data, so a bare
 `EvalConfig(output_dir=...)` evaluates the default SmolLM2 on the course material.
+The metrics are registered in `metrics.py`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmtutor.training.evaluate.metrics import MetricName, describe_metrics, list_metrics
+
 PACKAGE_DIR = Path(__file__).parent
 TASKS_DIR = PACKAGE_DIR / "tasks"  # lm-eval `include_path`: the local course-quiz task lives here
 DEFAULT_REFERENCES = PACKAGE_DIR / "data" / "course_qa.jsonl"
 DEFAULT_TASK = "course_quiz"
 COURSE_TEXT = "course"  # `perplexity_text` value meaning the bundled course notes
-
-Metric = Literal["perplexity", "bleu_rouge", "lm_eval", "judge"]
-ALL_METRICS: tuple[str, ...] = ("perplexity", "bleu_rouge", "lm_eval", "judge")
 
 
 class ModelSpec(BaseModel):
@@ -46,8 +46,10 @@ class EvalConfig(BaseModel):
     # The FIRST model is the baseline: deltas in the card are measured against it.
     models: list[ModelSpec] = Field(default_factory=lambda: [ModelSpec()], min_length=1, max_length=8)
     models_dir: Path = Field(default_factory=lambda: Path("~/.llmtutor/models").expanduser())
-    metrics: list[Metric] = Field(
-        default_factory=lambda: ["perplexity", "bleu_rouge", "lm_eval"], min_length=1
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: ["perplexity", "bleu_rouge", "lm_eval"],
+        min_length=1,
+        json_schema_extra=describe_metrics,
     )
 
     # perplexity (sliding window: every window is max_length tokens, advancing by stride;
@@ -110,8 +112,9 @@ class EvalConfig(BaseModel):
         labels = [m.display() for m in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError(f"model labels must differ (got {labels}); set `label` on each model")
-        if "judge" in self.metrics and self.judge_mode == "pairwise" and len(self.models) < 2:
-            raise ValueError("pairwise judging compares models with the baseline: give at least two models")
+        problems = [p for metric in list_metrics(self.metrics) if metric.check for p in metric.check(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def labels(self) -> list[str]:

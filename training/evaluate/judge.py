@@ -14,11 +14,16 @@ retried, then recorded as a failure: one bad verdict never sinks a whole evaluat
 from __future__ import annotations
 
 import threading
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
+
+if TYPE_CHECKING:
+    from llmtutor.training.evaluate.card import ModelEval
+    from llmtutor.training.evaluate.metrics import EvalRun
 
 RUBRIC = """Grade the assistant's answer to a question from an LLM course, comparing it with the reference answer.
 10: correct and complete, as good as the reference.
@@ -202,3 +207,82 @@ def sanity_check(
     right, wrong = scores[0::2], scores[1::2]
     passed = all(a is not None and b is not None and a - b >= 3 for a, b in zip(right, wrong, strict=True))
     return {"passed": passed, "reference_scores": right, "wrong_answer_scores": wrong}
+
+
+# ----- the judge metric's steps in an eval run (registered in metrics.py) ---------------------
+def check_judge(run: EvalRun) -> None:
+    """Before any model: grade control answers, so a judge that cannot tell right from wrong is
+    flagged on the card."""
+    cfg, refs = run.config, run.references()
+    emit(run.progress, "eval", "checking the judge on control answers")
+    sanity = sanity_check(
+        run.judge,
+        [(r.prompt, r.reference) for r in refs],
+        cfg.judge_mode,
+        cfg.judge_retries,
+        cfg.judge_method,
+    )
+    run.settings["judge"] = {
+        "mode": cfg.judge_mode,
+        "retries": cfg.judge_retries,
+        "model": judge_name(run.judge),
+        "sanity_check": sanity,
+    }
+    if not sanity["passed"]:
+        run.notes.append(
+            f"The judge ({judge_name(run.judge)}) failed its sanity check: it did not reliably prefer the "
+            f"reference answer to a wrong one ({_sanity_text(sanity)}), so its grades are noise. Use a "
+            "bigger judge model (judge_model, or LLMTUTOR_BACKEND/LLMTUTOR_CHAT_MODEL)."
+        )
+
+
+def grade_model(run: EvalRun, m: ModelEval) -> None:
+    """Single grading of one model's answers."""
+    cfg = run.config
+    items = [
+        {"id": r.id, "prompt": r.prompt, "reference": r.reference, "answer": a}
+        for r, a in zip(run.references(), run.answers[m.label], strict=True)
+    ]
+    graded = grade_single(
+        run.judge, items, cfg.judge_retries, cfg.judge_method, run.progress, run.cancel, m.label
+    )
+    m.metrics["judge_score"] = graded["judge_score"]
+    m.details.update(
+        judge_graded=graded["judge_graded"],
+        judge_failures=graded["judge_failures"],
+        judge_records=graded["records"],
+    )
+
+
+def grade_pairwise(run: EvalRun, evals: list[ModelEval]) -> None:
+    """After every model: each model's answers against the baseline's."""
+    cfg, refs = run.config, run.references()
+    base = evals[0]
+    # The baseline against itself is a tie by definition: 0.5, so deltas read as "above/below par".
+    base.metrics["judge_win_rate"] = 0.5
+    for m in evals[1:]:
+        items = [
+            {"id": r.id, "prompt": r.prompt, "reference": r.reference, "answer": a, "baseline_answer": b}
+            for r, a, b in zip(refs, run.answers[m.label], run.answers[base.label], strict=True)
+        ]
+        res = compare_pairwise(
+            run.judge, items, cfg.judge_retries, cfg.judge_method, run.progress, run.cancel, m.label
+        )
+        m.metrics["judge_win_rate"] = res["judge_win_rate"]
+        m.details.update({k: v for k, v in res.items() if k not in ("judge_win_rate", "records")})
+        m.details["judge_records"] = res["records"]
+
+
+def _sanity_text(sanity: dict[str, Any]) -> str:
+    if "reference_scores" in sanity:
+        pairs = zip(sanity["reference_scores"], sanity["wrong_answer_scores"], strict=True)
+        return "reference vs wrong answer scores: " + ", ".join(f"{a} vs {b}" for a, b in pairs)
+    return "reference vs wrong answer: " + ", ".join(sanity["reference_vs_wrong"])
+
+
+def judge_name(judge: Any) -> str:
+    for attr in ("model_name", "model"):
+        value = getattr(judge, attr, None)
+        if isinstance(value, str) and value:
+            return Path(value).name if value.endswith(".gguf") else value
+    return type(judge).__name__

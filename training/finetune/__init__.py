@@ -7,7 +7,8 @@ Data in Alpaca, chat (OpenAI messages or ShareGPT), plain text or preference for
 validated row by row (`DatasetError`), rendered with the base model's chat template and trained
 on the assistant tokens only. The bundled course datasets (`BUNDLED_SFT`, `BUNDLED_PREFERENCE`)
 make it work out of the box. `run` follows the training contract (progress events, cancel,
-resume from checkpoints); see runner.py for the order of work.
+resume from checkpoints); see runner.py for the order of work. The methods, their data and
+defaults are registered in `methods.py` (add one there).
 """
 
 from llmtutor.jobs.kinds import register_kind
@@ -24,6 +25,13 @@ from llmtutor.training.finetune.data import (
     load_dataset_rows,
     read_records,
 )
+from llmtutor.training.finetune.methods import (
+    FinetuneMethod,
+    get_method,
+    list_methods,
+    method_names,
+    register_method,
+)
 from llmtutor.training.finetune.result import FinetuneResult
 from llmtutor.training.finetune.runner import run
 from llmtutor.training.finetune.templating import render_example, tokenize_example
@@ -34,11 +42,16 @@ __all__ = [
     "DEFAULT_TARGET_MODULES",
     "DatasetError",
     "FinetuneConfig",
+    "FinetuneMethod",
     "FinetuneResult",
     "LoadedDataset",
     "detect_format",
+    "get_method",
+    "list_methods",
     "load_dataset_rows",
+    "method_names",
     "read_records",
+    "register_method",
     "render_example",
     "run",
     "tokenize_example",

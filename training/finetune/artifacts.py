@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtutor.training.finetune.config import FinetuneConfig
+from llmtutor.training.finetune.methods import get_method
 from llmtutor.training.finetune.templating import PLAIN_FORMAT
 
 
@@ -61,6 +62,11 @@ def plot_losses(
     plt.close(fig)
 
 
+def _article(acronym: str) -> str:
+    """'An' before a method acronym that starts with a vowel sound (an SFT, an ORPO, a DPO)."""
+    return "An" if acronym[:1] in set("AEFHILMNORSX") else "A"
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -95,8 +101,7 @@ def model_card(
             "LoRA dropout": config.lora_dropout,
             "target modules": ", ".join(metrics.get("target_modules") or config.targets),
         }
-    if config.method != "sft":
-        hp["beta"] = config.beta
+    hp |= {name: getattr(config, name) for name in get_method(config.method).params}
     keys = (
         "train_loss_first",
         "train_loss_last",
@@ -111,7 +116,7 @@ def model_card(
     lines = [
         f"# {name}",
         "",
-        f"{'An' if config.method in ('sft', 'orpo') else 'A'} {config.method.upper()} fine-tune of `{base}` ({adapter}), made with llmtutor "
+        f"{_article(config.method.upper())} {config.method.upper()} fine-tune of `{base}` ({adapter}), made with llmtutor "
         "(TRL + PEFT on the LLM Course's fine-tuning lab).",
         "",
         "## Data",

@@ -1,5 +1,6 @@
 """What a fine-tuning run is: validated before any model is loaded, serialisable to JSON (the job
-runner stores it and re-runs it in a subprocess: `FinetuneConfig.model_validate_json(text)`)."""
+runner stores it and re-runs it in a subprocess: `FinetuneConfig.model_validate_json(text)`).
+The methods (SFT, DPO, ORPO) and their defaults are registered in `methods.py`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from llmtutor.errors import ToolInputError
 from llmtutor.model_registry import check_name
+from llmtutor.training.finetune.methods import MethodName, choices, get_method
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "datasets"
 BUNDLED_SFT = BUNDLED_DIR / "course_sft.jsonl"
@@ -17,16 +19,11 @@ BUNDLED_PREFERENCE = BUNDLED_DIR / "course_preference.jsonl"
 # Every Llama-style linear layer: attention and MLP (the QLoRA paper's finding: adapting all of
 # them matters more than the rank).
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-# Typical learning rates: adapters tolerate ~10x more than full fine-tuning; preference
-# objectives want less than SFT because they push log-ratios, not just likelihoods.
-_DEFAULT_LR = {
-    ("sft", False): 2e-4,
-    ("sft", True): 2e-5,
-    ("dpo", False): 5e-5,
-    ("dpo", True): 5e-6,
-    ("orpo", False): 5e-5,
-    ("orpo", True): 8e-6,
-}
+
+
+def bundled_dataset(method: str) -> Path:
+    """The bundled course data in the format `method` trains on."""
+    return BUNDLED_PREFERENCE if get_method(method).data == "preference" else BUNDLED_SFT
 
 
 class FinetuneConfig(BaseModel):
@@ -43,7 +40,7 @@ class FinetuneConfig(BaseModel):
         None, description="JSONL/JSON/CSV/Parquet file; None = the bundled course data for the method."
     )
     dataset_format: Literal["auto", "alpaca", "chat", "text", "preference"] = "auto"
-    method: Literal["sft", "dpo", "orpo"] = "sft"
+    method: MethodName = "sft"
     adapter: Literal["lora", "qlora", "full"] = "lora"
     lora_r: int = Field(8, ge=1, le=1024)
     lora_alpha: int = Field(16, ge=1)
@@ -103,14 +100,14 @@ class FinetuneConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> FinetuneConfig:
-        preference = self.method in ("dpo", "orpo")
+        preference = get_method(self.method).data == "preference"
         if preference and self.dataset_format not in ("auto", "preference"):
             raise ValueError(
                 f"method {self.method} needs preference data (prompt, chosen, rejected), "
-                f"not {self.dataset_format}; use method='sft' for that data"
+                f"not {self.dataset_format}; use method={choices('sft')} for that data"
             )
         if not preference and self.dataset_format == "preference":
-            raise ValueError("preference data trains with method='dpo' or 'orpo', not sft")
+            raise ValueError(f"preference data trains with method={choices('preference')}, not {self.method}")
         return self
 
     # ----- resolved values ---------------------------------------------------------------
@@ -118,7 +115,7 @@ class FinetuneConfig(BaseModel):
     def dataset_path(self) -> Path:
         if self.dataset is not None:
             return Path(self.dataset).expanduser()
-        return BUNDLED_PREFERENCE if self.method in ("dpo", "orpo") else BUNDLED_SFT
+        return bundled_dataset(self.method)
 
     @property
     def checkpoints(self) -> Path:
@@ -132,7 +129,8 @@ class FinetuneConfig(BaseModel):
     def lr(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return _DEFAULT_LR[(self.method, self.adapter == "full")]
+        method = get_method(self.method)
+        return method.lr_full if self.adapter == "full" else method.lr_adapter
 
     @property
     def targets(self) -> list[str]:

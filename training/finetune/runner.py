@@ -22,6 +22,7 @@ from llmtutor.errors import ToolExecutionError, ToolInputError
 from llmtutor.training.finetune import artifacts
 from llmtutor.training.finetune.config import FinetuneConfig
 from llmtutor.training.finetune.data import DatasetError, LoadedDataset, load_dataset_rows
+from llmtutor.training.finetune.methods import choices, get_method
 from llmtutor.training.finetune.result import (
     ADAPTER_DIR,
     FINISHED_MARKERS,
@@ -33,7 +34,7 @@ from llmtutor.training.finetune.result import (
     TRAINING_CONFIG,
     FinetuneResult,
 )
-from llmtutor.training.finetune.templating import PLAIN_FORMAT, has_chat_template, tokenize_rows
+from llmtutor.training.finetune.templating import PLAIN_FORMAT, has_chat_template
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
@@ -86,16 +87,18 @@ def _prepare_checkpoints(config: FinetuneConfig, notes: list[str]) -> str | None
 
 
 def _check_method(config: FinetuneConfig, data: LoadedDataset) -> None:
-    if config.method in ("dpo", "orpo") and data.format != "preference":
+    """The data must be what the method trains on (`FinetuneMethod.data`)."""
+    wants = get_method(config.method).data
+    if wants == "preference" and data.format != "preference":
         raise DatasetError(
             f"{config.method.upper()} needs preference rows (prompt, chosen, rejected); "
             f"{data.path.name} is {data.format} data",
-            "use method='sft' for it, or a preference file",
+            f"use method={choices('sft')} for it, or a preference file",
         )
-    if config.method == "sft" and data.format == "preference":
+    if wants == "sft" and data.format == "preference":
         raise DatasetError(
-            f"{data.path.name} holds preference pairs, which SFT cannot use",
-            "train it with method='dpo' or 'orpo'",
+            f"{data.path.name} holds preference pairs, which {config.method.upper()} cannot use",
+            f"train it with method={choices('preference')}",
         )
 
 
@@ -151,21 +154,9 @@ def run(
         "train_rows": len(train_rows),
         "eval_rows": len(eval_rows),
     }
-    if config.method == "sft":
-        train_rows, truncated, dropped = tokenize_rows(tokenizer, train_rows, config.max_seq_len)
-        eval_rows, _, _ = tokenize_rows(tokenizer, eval_rows, config.max_seq_len)
-        if not train_rows:
-            raise DatasetError(
-                f"no row has an answer within max_seq_len={config.max_seq_len} tokens",
-                "raise max_seq_len or shorten the prompts",
-            )
-        if truncated or dropped:
-            notes.append(
-                f"{truncated} rows longer than max_seq_len={config.max_seq_len} were truncated"
-                + (f", {dropped} dropped (no answer token left)" if dropped else "")
-            )
-        stats["supervised_tokens"] = sum(sum(1 for x in r["labels"] if x != -100) for r in train_rows)
-        stats["train_rows"] = len(train_rows)
+    prepare = get_method(config.method).prepare_rows
+    if prepare is not None:  # SFT tokenizes here (prompt masked); TRL's trainers do it themselves
+        train_rows, eval_rows = prepare(tokenizer, train_rows, eval_rows, config, notes, stats)
     check_cancelled(cancel)
 
     trainer, bridge, model = _build(
@@ -264,31 +255,11 @@ def _build(
     set_seed(config.seed)  # python, numpy, torch: LoRA init and data order are reproducible
     emit(progress, "load", f"loading {Path(str(base_path)).name} for {adapter} training on {device}")
     model = load_model(base_path, config, adapter, device)
-    tokens_per_step = None
-    if config.method != "sft":
-        from llmtutor.training.finetune.preference import build_preference_trainer, pair_tokens
-
-        sample = train_rows[:64]
-        tokens_per_step = (
-            sum(pair_tokens(tokenizer, r) for r in sample)
-            / len(sample)
-            * config.batch_size
-            * config.grad_accum
-        )
-    bridge = ProgressBridge(progress, cancel, tokens_per_step=tokens_per_step)
+    bridge = ProgressBridge(progress, cancel)  # the method's builder tells it how to count tokens
     with quiet_transformers(), _quiet_datasets():
-        if config.method == "sft":
-            from llmtutor.training.finetune.sft import build_sft_trainer
-
-            trainer, collator = build_sft_trainer(
-                model, tokenizer, train_rows, eval_rows, config, device, [bridge]
-            )
-            bridge.token_counter = lambda: collator.tokens
-            bridge.padded_counter = lambda: collator.batch_tokens
-        else:
-            trainer = build_preference_trainer(
-                model, tokenizer, train_rows, eval_rows, config, device, [bridge]
-            )
+        trainer = get_method(config.method).build_trainer(
+            model, tokenizer, train_rows, eval_rows, config, device, bridge
+        )
     trainer.remove_callback(
         PrinterCallback
     )  # with tqdm off it prints every log dict; progress goes to `bridge`

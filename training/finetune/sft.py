@@ -23,10 +23,13 @@ length-grouped batches with dynamic padding (`train_sampling_strategy="group_by_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmtutor.training.finetune.config import FinetuneConfig
-from llmtutor.training.finetune.templating import IGNORE
+from llmtutor.training.finetune.data import DatasetError
+from llmtutor.training.finetune.templating import IGNORE, tokenize_rows
+
+if TYPE_CHECKING:  # config.py imports the method registry, which imports this module
+    from llmtutor.training.finetune.config import FinetuneConfig
 
 
 class PackedCollator:
@@ -103,6 +106,32 @@ def common_args(config: FinetuneConfig, device: str, has_eval: bool) -> dict[str
     )
 
 
+def prepare_sft_rows(
+    tokenizer: Any,
+    train_rows: list[dict],
+    eval_rows: list[dict],
+    config: FinetuneConfig,
+    notes: list[str],
+    stats: dict[str, Any],
+) -> tuple[list[dict], list[dict]]:
+    """Rows as token ids with the prompt masked (templating.py); counts go into `stats`."""
+    train_rows, truncated, dropped = tokenize_rows(tokenizer, train_rows, config.max_seq_len)
+    eval_rows, _, _ = tokenize_rows(tokenizer, eval_rows, config.max_seq_len)
+    if not train_rows:
+        raise DatasetError(
+            f"no row has an answer within max_seq_len={config.max_seq_len} tokens",
+            "raise max_seq_len or shorten the prompts",
+        )
+    if truncated or dropped:
+        notes.append(
+            f"{truncated} rows longer than max_seq_len={config.max_seq_len} were truncated"
+            + (f", {dropped} dropped (no answer token left)" if dropped else "")
+        )
+    stats["supervised_tokens"] = sum(sum(1 for x in r["labels"] if x != -100) for r in train_rows)
+    stats["train_rows"] = len(train_rows)
+    return train_rows, eval_rows
+
+
 def build_sft_trainer(
     model: Any,
     tokenizer: Any,
@@ -110,8 +139,9 @@ def build_sft_trainer(
     eval_rows: list[dict],
     config: FinetuneConfig,
     device: str,
-    callbacks: list[Any],
-) -> tuple[Any, PackedCollator]:
+    bridge: Any,
+) -> Any:
+    """The trainer, reporting to `bridge` (a ProgressBridge), which counts the collator's tokens."""
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
     from trl import pack_dataset
@@ -141,6 +171,8 @@ def build_sft_trainer(
         eval_dataset=dataset(eval_rows) if eval_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=[bridge],
     )
-    return trainer, collator
+    bridge.token_counter = lambda: collator.tokens  # exact: what the collator batched
+    bridge.padded_counter = lambda: collator.batch_tokens
+    return trainer

@@ -5,6 +5,7 @@ mixture-of-experts assembly with mergekit-moe (`moe.py`).
     result = run(MergeConfig(method="slerp", models=[MergeModel(model="base"),
                                                      MergeModel(model="my-finetune")], t=0.5))
 
+The methods and their facts are registered in `methods.py` (add one there).
 Before anything is written: per-method parameters are validated (`config.py`), the models
 must share architecture and shapes, and their tokenizers must have the same vocabulary
 (merging rows of embedding matrices that mean different tokens produces a model that
@@ -23,20 +24,34 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from llmtutor.errors import ToolInputError
+from llmtutor.errors import ModelNotFoundError, ToolInputError
 from llmtutor.jobs.kinds import register_kind
-from llmtutor.training.merge.config import TASK_VECTOR_METHODS, MergeConfig, MergeModel, to_mergekit_yaml
+from llmtutor.training.merge.config import MergeConfig, MergeModel, to_mergekit_yaml
+from llmtutor.training.merge.methods import (
+    MergeMethod,
+    find_method,
+    get_method,
+    list_methods,
+    method_names,
+    register_method,
+)
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
 __all__ = [
     "MergeConfig",
+    "MergeMethod",
     "MergeModel",
     "MergeResult",
     "IncompatibleModelsError",
     "check_compatible",
     "estimate_peak_bytes",
+    "get_method",
+    "list_methods",
+    "method_names",
+    "register_method",
     "resolve_models",
     "run",
+    "to_mergekit_yaml",
 ]
 
 _SHAPE_KEYS = (
@@ -74,7 +89,8 @@ class MergeResult(BaseModel):
             f"(peak memory estimate {self.peak_memory_estimate_mb:.0f} MB, lazy loading)",
             "",
         ]
-        routing = self.parameters.get("routing") if self.method == "moe" else None
+        method = find_method(self.method)  # None for a stored result of a method no longer registered
+        routing = self.parameters.get("routing") if method and method.experts else None
         if routing:
             experts = list(routing)
             lines += [
@@ -90,9 +106,9 @@ class MergeResult(BaseModel):
         elif self.similarity:
             lines += ["| parent | cosine similarity to the merge |", "|---|---:|"]
             lines += [f"| {name} | {value:.4f} |" for name, value in self.similarity.items()]
-        elif self.method == "passthrough":
+        elif method and method.stacks_layers:
             lines.append(
-                "Layers were stacked (passthrough), so there is no layer-to-layer similarity to report."
+                f"Layers were stacked ({self.method}), so there is no layer-to-layer similarity to report."
             )
         params = ", ".join(f"{k}={v}" for k, v in self.parameters.items() if k != "routing")
         lines += ["", f"Parameters: {params or 'defaults'}", "", "Checks: " + "; ".join(self.checks)]
@@ -104,7 +120,10 @@ def resolve_models(names: list[str], models_dir: Path) -> dict[str, Path]:
 
     paths: dict[str, Path] = {}
     for name in names:
-        path = resolve_hf_model(name, models_dir)
+        try:
+            path: Path | str = resolve_hf_model(name, models_dir)
+        except ModelNotFoundError:  # an uncached hub id or a missing file: the same advice
+            path = name
         if not isinstance(path, Path):  # a hub id: mergekit would download it; keep runs local and explicit
             raise ToolInputError(
                 f"{name!r} is not a registered model, a local folder or a .gguf file",
@@ -175,11 +194,11 @@ OUT_SHARD_BYTES = 200 * 2**20  # mergekit buffers the output until a shard is fu
 
 def estimate_peak_bytes(paths: dict[str, Path], method: str = "") -> int:
     """Lazy merging holds about one tensor per input and its float32 working copies, plus one
-    output shard; measured (benchmarks/merge.py) 130-220 MB above the interpreter's ~450 MB."""
-    if method == "moe":
-        from llmtutor.training.merge.moe import estimate_peak_bytes as moe_peak
-
-        return moe_peak([_weights_bytes(p)[0] for p in paths.values()])
+    output shard; measured (benchmarks/merge.py) 130-220 MB above the interpreter's ~450 MB.
+    Methods that do not run through mergekit's lazy merge estimate their own (`peak_bytes`)."""
+    spec = find_method(method)
+    if spec is not None and spec.peak_bytes is not None:
+        return spec.peak_bytes([_weights_bytes(p)[0] for p in paths.values()])
     largest = max(_weights_bytes(p)[1] for p in paths.values())
     return largest * (2 * len(paths) + 3) + OUT_SHARD_BYTES + 450 * 2**20
 
@@ -224,12 +243,13 @@ def run(
     from mergekit.merge import MergeOptions, run_merge
 
     start = time.perf_counter()
+    method = get_method(config.method)
     names = list(
         dict.fromkeys(([config.base_model] if config.base_model else []) + [m.model for m in config.models])
     )
     emit(progress, "check", f"resolving {len(names)} models")
     paths = resolve_models(names, config.models_dir)
-    checks = check_compatible(paths, same_depth=config.method != "passthrough")
+    checks = check_compatible(paths, same_depth=not method.stacks_layers)
     peak = estimate_peak_bytes(paths, config.method)
     check_cancelled(cancel)
     yaml_paths: dict[str, Any] = {n: str(p) for n, p in paths.items()}
@@ -240,13 +260,10 @@ def run(
     model_dir = out / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    yaml_name = "mergekit_moe_config.yml" if config.method == "moe" else "mergekit_config.yml"
-    (out / yaml_name).write_text(text, encoding="utf-8")
-    if config.method == "moe":
-        from llmtutor.training.merge.moe import run_moe
-
-        parameters, notes = run_moe(config, paths, model_dir, progress, cancel)
-        return _finish(config, names, out, yaml_name, parameters, checks + notes, peak, start, {})
+    (out / method.yaml_name).write_text(text, encoding="utf-8")
+    if method.runner is not None:  # not a mergekit `run_merge` (MoE: mergekit-moe)
+        parameters, notes = method.runner(config, paths, model_dir, progress, cancel)
+        return _finish(config, names, out, method.yaml_name, parameters, checks + notes, peak, start, {})
     emit(progress, "merge", f"{config.method} merge of {', '.join(names)}", step=0, total=1)
     options = MergeOptions(
         copy_tokenizer=True,
@@ -262,10 +279,10 @@ def run(
     run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), str(model_dir), options=options)
     check_cancelled(cancel)
     emit(progress, "merge", "merged", step=1, total=1)
-    # passthrough renumbers layers: merged layer i is not parent layer i, so no similarity
-    similarity = {} if config.method == "passthrough" else _cosine_to_parents(model_dir, paths)
+    # stacking renumbers layers: merged layer i is not parent layer i, so no similarity
+    similarity = {} if method.stacks_layers else _cosine_to_parents(model_dir, paths)
     parameters: dict[str, Any] = {}
-    if config.method == "slerp":
+    if method.t:
         parameters["t"] = config.t
     if config.normalize is not None:
         parameters["normalize"] = config.normalize
@@ -273,7 +290,7 @@ def run(
         for key in ("weight", "density", "layer_range"):
             if getattr(m, key) is not None:
                 parameters[f"{m.model}.{key}"] = getattr(m, key)
-    return _finish(config, names, out, "mergekit_config.yml", parameters, checks, peak, start, similarity)
+    return _finish(config, names, out, method.yaml_name, parameters, checks, peak, start, similarity)
 
 
 def _finish(
@@ -295,9 +312,7 @@ def _finish(
         "parents": [DEFAULT_HF_FOLDER if is_default_model(n) else n for n in names],
         "method": config.method,
         "parameters": parameters,
-        "base": (config.base_model or names[0])
-        if config.method in (*TASK_VECTOR_METHODS, "slerp", "moe")
-        else None,
+        "base": (config.base_model or names[0]) if get_method(config.method).base != "none" else None,
     }
     name = config.name or f"merge-{config.method}"
     result = MergeResult(

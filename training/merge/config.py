@@ -1,4 +1,5 @@
 """What a merge is: the method, the models with their parameters, validated before any job starts.
+The methods and their per-method rules are registered in `methods.py`.
 
 The fields mirror mergekit's YAML (the format LazyMergekit generates), so a config can be
 written as `MergeConfig` fields or pasted as YAML (`from_yaml`), and is always turned back
@@ -14,12 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmtutor.errors import ToolInputError
-
-Method = Literal[
-    "linear", "slerp", "ties", "dare_ties", "dare_linear", "task_arithmetic", "passthrough", "moe"
-]
-# Methods that merge task vectors (model - base) and therefore need a base model.
-TASK_VECTOR_METHODS = ("ties", "dare_ties", "dare_linear", "task_arithmetic")
+from llmtutor.training.merge.methods import MethodName, find_method, get_method, method_problems
 
 
 class MergeModel(BaseModel):
@@ -36,7 +32,7 @@ class MergeModel(BaseModel):
 
 class MergeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: Method = "slerp"
+    method: MethodName = "slerp"
     models: list[MergeModel] = Field(min_length=1)
     base_model: str | None = Field(None, description="Base for SLERP (the t=0 end) and task-vector methods.")
     t: float | list[float] = Field(
@@ -74,6 +70,7 @@ class MergeConfig(BaseModel):
         if "experts" in raw:  # the mergekit-moe format
             return cls._from_moe_yaml(raw, extra)
         params = raw.get("parameters") or {}
+        method = find_method(raw.get("merge_method", "slerp"))
         models: list[dict[str, Any]] = []
         for entry in raw.get("models") or []:
             p = entry.get("parameters") or {}
@@ -81,7 +78,7 @@ class MergeConfig(BaseModel):
         for piece in raw.get("slices") or []:
             for source in piece.get("sources") or []:
                 rng = source.get("layer_range")
-                if raw.get("merge_method") == "passthrough":
+                if method is not None and method.stacks_layers:
                     models.append({"model": source["model"], "layer_range": tuple(rng) if rng else None})
                 elif source["model"] not in [m["model"] for m in models]:
                     models.append({"model": source["model"]})
@@ -133,100 +130,7 @@ class MergeConfig(BaseModel):
             ) from None
 
 
-def method_problems(cfg: MergeConfig) -> list[str]:
-    """Per-method parameter checks, in words a learner can act on."""
-    names = [m.model for m in cfg.models]
-    problems: list[str] = []
-    if cfg.method == "slerp":
-        others = [n for n in names if n != cfg.base_model]
-        if len(set(names) | ({cfg.base_model} if cfg.base_model else set())) != 2:
-            problems.append("SLERP interpolates exactly two models: give two models (the first is the base)")
-        if cfg.base_model and not others:
-            problems.append("SLERP needs a second model besides the base")
-        ts = cfg.t if isinstance(cfg.t, list) else [cfg.t]
-        if not ts or any(not 0 <= v <= 1 for v in ts):
-            problems.append("SLERP t must be between 0 and 1")
-    if cfg.method in TASK_VECTOR_METHODS:
-        if not cfg.base_model:
-            problems.append(f"{cfg.method} merges task vectors (model - base): set base_model")
-        if not [n for n in names if n != cfg.base_model]:
-            problems.append(f"{cfg.method} needs at least one model besides the base")
-    if cfg.method in ("ties", "dare_ties", "dare_linear"):
-        missing = [m.model for m in cfg.models if m.model != cfg.base_model and m.density is None]
-        if missing:
-            problems.append(f"{cfg.method} needs a density (0-1, e.g. 0.5) for {', '.join(missing)}")
-    if cfg.method == "linear" and len(cfg.models) < 2:
-        problems.append("a linear merge averages at least two models")
-    if cfg.method == "passthrough":
-        if any(m.layer_range is None for m in cfg.models):
-            problems.append("passthrough stacks layer ranges: give layer_range [start, end) for every model")
-        elif any(
-            m.layer_range[0] >= m.layer_range[1] or m.layer_range[0] < 0 for m in cfg.models if m.layer_range
-        ):
-            problems.append("each layer_range must be [start, end) with 0 <= start < end")
-    if cfg.method == "moe":
-        from llmtutor.training.merge.moe import check_experts
-
-        problems += check_experts(cfg.models, cfg.gate_mode, cfg.experts_per_token)
-    elif any(m.positive_prompts or m.negative_prompts for m in cfg.models):
-        problems.append("positive/negative prompts are for MoE experts (method moe)")
-    for m in cfg.models:
-        if m.weight is not None and cfg.method in ("slerp", "passthrough", "moe"):
-            problems.append(f"{cfg.method} takes no per-model weight (got one for {m.model})")
-    return problems
-
-
-def to_mergekit_yaml(cfg: MergeConfig, paths: dict[str, str]) -> str:
-    """The mergekit YAML for `cfg`, with model names replaced by their resolved local paths."""
-    base = paths[cfg.base_model] if cfg.base_model else None
-    if cfg.method == "moe":  # mergekit-moe's own format
-        experts = [
-            {
-                "source_model": paths[m.model],
-                **({"positive_prompts": m.positive_prompts} if m.positive_prompts else {}),
-                **({"negative_prompts": m.negative_prompts} if m.negative_prompts else {}),
-            }
-            for m in cfg.models
-        ]
-        return yaml.safe_dump(
-            {
-                "base_model": paths[cfg.base_model or cfg.models[0].model],
-                "gate_mode": cfg.gate_mode,
-                "dtype": cfg.dtype,
-                "experts_per_token": cfg.experts_per_token,
-                "experts": experts,
-            },
-            sort_keys=False,
-            allow_unicode=True,
-        )
-    doc: dict[str, Any] = {"merge_method": cfg.method, "dtype": cfg.dtype}
-    if cfg.method == "slerp":
-        ordered = [cfg.base_model or cfg.models[0].model] + [
-            m.model for m in cfg.models if m.model != (cfg.base_model or cfg.models[0].model)
-        ]
-        layers = paths["__layers__"]
-        doc["base_model"] = paths[ordered[0]]
-        doc["slices"] = [
-            {"sources": [{"model": paths[n], "layer_range": [0, int(layers)]} for n in ordered[:2]]}
-        ]
-        doc["parameters"] = {"t": cfg.t}
-    elif cfg.method == "passthrough":
-        doc["slices"] = [
-            {"sources": [{"model": paths[m.model], "layer_range": list(m.layer_range or (0, 0))}]}
-            for m in cfg.models
-        ]
-    else:
-        entries = []
-        for m in cfg.models:
-            params = {k: v for k, v in (("weight", m.weight), ("density", m.density)) if v is not None}
-            # mergekit requires a weight for every non-base model of these methods (it fails
-            # mid-merge otherwise); 1.0 is the LazyMergekit default (TIES/linear normalise anyway)
-            if "weight" not in params and m.model != cfg.base_model and cfg.method != "passthrough":
-                params["weight"] = 1.0
-            entries.append({"model": paths[m.model], **({"parameters": params} if params else {})})
-        doc["models"] = entries
-        if base:
-            doc["base_model"] = base
-        if cfg.normalize is not None:
-            doc["parameters"] = {"normalize": cfg.normalize}
-    return yaml.safe_dump(doc, sort_keys=False)
+def to_mergekit_yaml(cfg: MergeConfig, paths: dict[str, Any]) -> str:
+    """The mergekit YAML for `cfg`, with model names replaced by their resolved local paths
+    (`paths["__layers__"]`: the models' depth, for methods that slice layers)."""
+    return get_method(cfg.method).render(cfg, paths)

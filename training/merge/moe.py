@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
 # For experts with no prompts of their own (the base model): everyday requests, not course ones.
@@ -75,6 +77,31 @@ def check_experts(experts: list[Any], gate_mode: str, experts_per_token: int) ->
         elif len({tuple(e.positive_prompts) for e in experts}) < len(experts):
             problems.append("two experts have the same prompts: the router could not tell them apart")
     return problems
+
+
+def check_config(config: Any) -> list[str]:
+    """The MoE method's own check (`MergeMethod.check`)."""
+    return check_experts(config.models, config.gate_mode, config.experts_per_token)
+
+
+def render_yaml(config: Any, paths: dict[str, Any]) -> str:
+    """mergekit-moe's own YAML format (`MergeMethod.render`), written next to the model."""
+    experts = [
+        {
+            "source_model": paths[m.model],
+            **({"positive_prompts": m.positive_prompts} if m.positive_prompts else {}),
+            **({"negative_prompts": m.negative_prompts} if m.negative_prompts else {}),
+        }
+        for m in config.models
+    ]
+    doc = {
+        "base_model": paths[config.base_model or config.models[0].model],
+        "gate_mode": config.gate_mode,
+        "dtype": config.dtype,
+        "experts_per_token": config.experts_per_token,
+        "experts": experts,
+    }
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
 def build_moe(config: Any, paths: dict[str, Path], model_dir: Path, seed: int) -> None:

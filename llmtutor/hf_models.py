@@ -127,37 +127,45 @@ def resolve_hf_model(name: str | None, models_dir: Path, progress: ProgressFn | 
     return raw  # a hub id: from_pretrained loads it from the cache, or fetches it when allowed
 
 
-def weights_bytes(name: str | None, models_dir: Path) -> int | None:
-    """Bytes the model's weights take once loaded by transformers (a GGUF source is dequantized to
-    float32), found without converting, downloading or loading anything: plans use it, and a plan
-    must not write. None when unknown (a hub id)."""
+def source_without_writing(name: str | None, models_dir: Path) -> Path | None:
+    """Where a model's weights are now, without converting or downloading anything: an HF folder
+    (already converted, registered, or given), or the .gguf it would be converted from; None for
+    a hub id. Plans use this: a plan must not write."""
     from llmtutor.assets import default_gguf_path
 
     if is_default_model(name):
         folder = default_hf_dir(models_dir)
-        return _folder_bytes(folder) if _is_hf_folder(folder) else _gguf_params(default_gguf_path()) * 4
+        return folder if _is_hf_folder(folder) else default_gguf_path()
     raw = (name or "").strip()
     if "/" not in raw:
         from llmtutor.model_registry import find_model
 
         if (entry := find_model(models_dir, raw)) is not None:
             raw = entry.path
-    path = Path(raw)
     if HUB_ID.match(raw) and not looks_like_path(raw):
         return None
-    if path.is_dir():
-        return _folder_bytes(path)
+    path = Path(raw)
     if path.is_file() and path.suffix.lower() == ".gguf":
         target = _gguf_target(path, models_dir)
-        return _folder_bytes(target) if _is_hf_folder(target) else _gguf_params(path) * 4
-    return None
+        return target if _is_hf_folder(target) else path
+    return path if (path / "config.json").is_file() else None
+
+
+def weights_bytes(name: str | None, models_dir: Path) -> int | None:
+    """Bytes the weights take once loaded by transformers (a GGUF source is dequantized to
+    float32), from the files as they are. None when unknown (a hub id)."""
+    source = source_without_writing(name, models_dir)
+    if source is None:
+        return None
+    return gguf_params(source) * 4 if source.suffix.lower() == ".gguf" else _folder_bytes(source)
 
 
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
 
 
-def _gguf_params(path: Path) -> int:
+def gguf_params(path: Path) -> int:
+    """Parameter count of a GGUF file, read from its tensor index (memory-mapped, nothing loaded)."""
     from gguf import GGUFReader
 
     return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)

@@ -247,3 +247,88 @@ def test_quantize_preview_converts_and_writes_nothing(tmp_path: Path):
     plan = TOOL.preview(QuantizeRequest(methods=["absmax"], perplexity_tokens=64), ctx)
     assert "Plan: quantize" in plan and "GiB needed" in plan
     assert _tree(tmp_path) == before
+
+
+# ----- nothing is read or written outside the workspace -----------------------------------
+OUTSIDE = ["/etc/passwd", "/etc", "../../etc/passwd", "~/.ssh", "/proc/self/environ", "link-out/config.json"]
+BAD_NAMES = ["/tmp/x", "../../x", "a/b", "x\x00y", ".."]
+
+
+def _path_cases() -> list[tuple[str, dict, str]]:
+    """(tool, arguments, what the refusal says) for every field that takes a path or a name."""
+    cases: list[tuple[str, dict, str]] = []
+    for value in OUTSIDE:
+        cases += [
+            ("estimate_memory", {"config_path": value}, "outside"),
+            ("compare_decoding", {"model": value, "prompt": "Hi", "max_new_tokens": 1}, "outside"),
+            ("quantize_model", {"model": value, "methods": ["absmax"]}, "outside"),
+            ("finetune_model", {"dataset": value, "max_steps": 1}, "outside"),
+            ("finetune_model", {"dataset": "course", "base_model": value, "max_steps": 1}, "outside"),
+            ("merge_models", {"method": "slerp", "models": ["base", value]}, "outside"),
+            ("evaluate_model", {"models": ["base", value], "metrics": ["perplexity"]}, "outside"),
+            ("evaluate_model", {"models": ["base"], "metrics": ["perplexity"], "text": value}, "outside"),
+        ]
+    for name in BAD_NAMES:
+        cases += [
+            ("quantize_model", {"methods": ["absmax"], "perplexity_tokens": 64, "name": name}, "name"),
+            ("merge_models", {"method": "slerp", "models": ["base", "base"], "name": name}, "name"),
+            ("finetune_model", {"dataset": "course", "max_steps": 1, "name": name}, "name"),
+        ]
+    yaml = "merge_method: slerp\nmodels:\n  - model: /etc\n  - model: smollm2\nparameters:\n  t: 0.5\n"
+    cases.append(("merge_models", {"mergekit_yaml": yaml}, "outside"))
+    return cases
+
+
+PATH_CASES = _path_cases()
+
+
+@pytest.fixture(scope="module")
+def confined(tmp_path_factory):
+    from llmtutor.tools.registry import ToolContext, default_registry
+
+    workspace = tmp_path_factory.mktemp("confined")
+    (workspace / "link-out").symlink_to("/etc")  # a symlink inside the workspace that leads out
+    return default_registry(), ToolContext(workspace=workspace)
+
+
+def test_enough_path_cases():
+    assert len(PATH_CASES) >= 30
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "says"), PATH_CASES, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(PATH_CASES)]
+)
+def test_paths_and_names_outside_the_workspace_are_refused(confined, tool: str, args: dict, says: str):
+    from llmtutor.errors import ToolInputError
+
+    registry, ctx = confined
+    spec = registry.get(tool)
+    before = sorted(p.name for p in ctx.workspace.parent.iterdir())
+    with pytest.raises(ToolInputError) as refused:
+        validated = spec.validate(args)
+        (spec.preview or spec.func)(validated, ctx)
+    message = str(refused.value)
+    assert (
+        ("outside the workspace" in message)
+        if says == "outside"
+        else ("invalid" in message and "name" in message)
+    )
+    # the refusal does not tell whether the path exists, nor where the allowed folders are
+    assert (
+        "does not exist" not in message
+        and "no config.json" not in message
+        and str(ctx.workspace) not in message
+    )
+    assert sorted(p.name for p in ctx.workspace.parent.iterdir()) == before  # nothing written beside it
+
+
+def test_existing_and_missing_outside_paths_get_the_same_refusal(confined):
+    from llmtutor.errors import ToolInputError
+
+    registry, ctx = confined
+    messages = []
+    for value in ("/etc/hostname", "/etc/no-such-file-here"):
+        with pytest.raises(ToolInputError) as refused:
+            registry.get("estimate_memory").run({"config_path": value}, ctx)
+        messages.append(str(refused.value).replace(value, "PATH"))
+    assert messages[0] == messages[1]

@@ -125,9 +125,10 @@ def _judge_gguf(name: str, ctx: ToolContext) -> str:
 
     if name.strip().lower() in {"smollm2", "default", "bundled"}:
         return str(resolve_gguf(""))
-    if name.endswith(".gguf"):
-        from llmtutor.tools.lab_jobs import resolve_input_path
+    from llmtutor.paths import looks_like_path
+    from llmtutor.tools.lab_jobs import resolve_input_path
 
+    if name.endswith(".gguf") or looks_like_path(name):
         return str(resolve_input_path(name, ctx))
     return str(resolve_gguf(name, ctx.models_dir))
 

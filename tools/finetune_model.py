@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llmtutor.paths import check_name
 from llmtutor.tools.finetune_args import EXAMPLES, extract_finetune_args
-from llmtutor.tools.lab_jobs import JobOutput, check_memory, resolve_input_path, run_lab_job
+from llmtutor.tools.lab_jobs import JobOutput, check_memory, check_model_ref, resolve_input_path, run_lab_job
 from llmtutor.tools.registry import ToolContext, ToolSpec
 from llmtutor.training.finetune.methods import MethodName, get_method, list_methods
 
@@ -51,6 +52,12 @@ class FinetuneRequest(BaseModel):
     gradient_checkpointing: bool = False
     merge: bool = Field(True, description="Also write the merged model (chat-ready).")
     name: str | None = Field(None, description="Name to register the result under.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "output name")
+
     seed: int = 42
     evaluate: bool = Field(
         True,
@@ -72,7 +79,7 @@ def build_config(req: FinetuneRequest, ctx: ToolContext, output_dir: Path) -> An
 
     name = req.name or f"{Path(str(req.base_model or 'smollm2')).name.lower()}-{req.method}-{req.adapter}"
     return FinetuneConfig(
-        base_model=req.base_model,
+        base_model=check_model_ref(req.base_model, ctx) if req.base_model else None,
         models_dir=ctx.models_dir,
         dataset=_dataset_path(req, ctx),
         method=req.method,
@@ -98,11 +105,13 @@ def build_config(req: FinetuneRequest, ctx: ToolContext, output_dir: Path) -> An
 
 def _training_bytes(req: FinetuneRequest, ctx: ToolContext) -> tuple[int, str]:
     """Memory estimate of the run from the base model's config (training/memory.py)."""
-    from llmtutor.hf_models import pick_device, resolve_hf_model
+    from llmtutor.hf_models import gguf_params, pick_device, source_without_writing
     from llmtutor.training.memory import MemoryEstimateConfig
     from llmtutor.training.memory import run as estimate
 
-    path = resolve_hf_model(req.base_model, ctx.models_dir)
+    # The plan reads the model as it is on disk: a GGUF is converted only by the approved job.
+    base = check_model_ref(req.base_model, ctx) if req.base_model else None
+    source = source_without_writing(base, ctx.models_dir)
     device = pick_device(ctx.device)
     mode = {"lora": "lora", "qlora": "qlora" if device.startswith("cuda") else "lora", "full": "full"}[
         req.adapter
@@ -110,8 +119,9 @@ def _training_bytes(req: FinetuneRequest, ctx: ToolContext) -> tuple[int, str]:
     precision = "nf4" if mode == "qlora" else ("fp32" if device == "cpu" else "bf16")
     est = estimate(
         MemoryEstimateConfig(
-            config_path=str(path) if isinstance(path, Path) else None,
-            model=None if isinstance(path, Path) else str(path),
+            config_path=str(source) if source is not None and source.is_dir() else None,
+            params=gguf_params(source) if source is not None and source.is_file() else None,
+            model=None if source is not None else str(base),
             mode=mode,
             precision=precision,
             context_length=req.max_seq_len,

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmtutor.errors import ToolInputError
-from llmtutor.tools.lab_jobs import JobOutput, run_lab_job
+from llmtutor.paths import check_name
+from llmtutor.tools.lab_jobs import JobOutput, check_model_ref, run_lab_job
 from llmtutor.tools.registry import ToolContext, ToolSpec
 from llmtutor.training.merge.methods import MergeMethod, MethodName, get_method, list_methods
 
@@ -116,6 +117,11 @@ class MergeRequest(BaseModel):
     )
     name: str | None = Field(None, description="Name of the merged model.")
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "output name")
+
 
 def extract_merge_args(text: str) -> dict[str, Any]:
     args: dict[str, Any] = {}
@@ -152,7 +158,7 @@ def resolve_ref(ref: str, ctx: ToolContext) -> str:
                 "there is no model of yours to merge yet", "fine-tune one first, or name two models"
             )
         return models[-1].name
-    return ref
+    return check_model_ref(ref, ctx)
 
 
 def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
@@ -160,12 +166,16 @@ def build_config(req: MergeRequest, ctx: ToolContext, output_dir: Path) -> Any:
 
     method = get_method(req.method)
     if req.mergekit_yaml:
-        return MergeConfig.from_yaml(
+        cfg = MergeConfig.from_yaml(
             req.mergekit_yaml,
             models_dir=ctx.models_dir,
             output_dir=output_dir,
             **({"name": req.name} if req.name else {}),
         )
+        # Models named in the YAML go through the same path policy as the fields.
+        models = [m.model_copy(update={"model": resolve_ref(m.model, ctx)}) for m in cfg.models]
+        base = resolve_ref(cfg.base_model, ctx) if cfg.base_model else None
+        return cfg.model_copy(update={"models": models, "base_model": base})
     refs = [resolve_ref(r, ctx) for r in req.models]
     base = resolve_ref(req.base_model, ctx) if req.base_model else None
     if "smollm2" in refs + [base]:

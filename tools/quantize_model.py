@@ -12,8 +12,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llmtutor.paths import check_name
 from llmtutor.tools.lab_jobs import JobOutput, check_memory, check_model_ref, run_lab_job
 from llmtutor.tools.merge_models import resolve_ref
 from llmtutor.tools.registry import ToolContext, ToolSpec
@@ -64,6 +65,11 @@ class QuantizeRequest(BaseModel):
     double_quant: bool = True
     perplexity_tokens: int = Field(1024, ge=64, le=100_000)
     name: str | None = Field(None, description="Name to register the GGUF under.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "output name")
 
 
 def extract_quantize_args(text: str) -> dict[str, Any]:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmtutor.errors import ToolInputError
+from llmtutor.paths import check_name
 from llmtutor.training.merge.methods import MethodName, find_method, get_method, method_problems
 
 
@@ -46,6 +47,12 @@ class MergeConfig(BaseModel):
     experts_per_token: int = Field(2, ge=1, le=8)
     seed: int = 42  # DARE drops entries at random
     name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "output name")
+
     models_dir: Path = Field(default_factory=lambda: Path("~/.llmtutor/models").expanduser())
     output_dir: Path = Field(default_factory=lambda: Path("merge-output"))
 

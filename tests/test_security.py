@@ -332,3 +332,21 @@ def test_existing_and_missing_outside_paths_get_the_same_refusal(confined):
             registry.get("estimate_memory").run({"config_path": value}, ctx)
         messages.append(str(refused.value).replace(value, "PATH"))
     assert messages[0] == messages[1]
+
+
+def test_merge_preview_of_the_bundled_model_writes_nothing(tmp_path: Path):
+    from llmtutor.tools.merge_models import TOOL
+    from llmtutor.tools.registry import ToolContext
+
+    from llmtutor.assets import default_gguf_path
+    from llmtutor.model_registry import RegisteredModel, register_model
+
+    ctx = ToolContext(workspace=tmp_path)
+    # a second model that is also still a GGUF: neither may be converted by the plan
+    register_model(
+        ctx.models_dir, RegisteredModel(name="smol-gguf", path=str(default_gguf_path()), kind="gguf")
+    )
+    before = _tree(tmp_path)
+    plan = TOOL.preview(TOOL.validate({"method": "slerp", "models": ["base", "smol-gguf"], "t": 0.5}), ctx)
+    assert "Plan: slerp merge" in plan and "same vocabulary" in plan
+    assert _tree(tmp_path) == before

@@ -227,7 +227,7 @@ def _expert_prompts(
 ) -> list[list[str] | None]:
     """The learner's prompts per expert, else each fine-tune's own training prompts (what it
     is an expert in) and general requests for the base model."""
-    from llmtutor.training.merge import resolve_models
+    from llmtutor.training.merge import locate_models
     from llmtutor.training.merge.moe import expert_prompts
 
     if req.gate_mode == "random":
@@ -239,7 +239,7 @@ def _expert_prompts(
                 "give one list of prompts per model",
             )
         return [p or None for p in req.expert_prompts]
-    paths = resolve_models(refs, ctx.models_dir)
+    paths = locate_models(refs, ctx.models_dir)
     from llmtutor.hf_models import is_default_model
 
     return [expert_prompts(r, paths[r], is_base=is_default_model(r) or r == base) for r in refs]
@@ -269,12 +269,12 @@ def _default_name(method: str, refs: list[str]) -> str:
 
 def preview(req: MergeRequest, ctx: ToolContext) -> str:
     """Resolve, check compatibility and memory; the plan shown before approval."""
-    from llmtutor.training.merge import check_compatible, estimate_peak_bytes, resolve_models
+    from llmtutor.training.merge import check_compatible, estimate_peak_bytes, locate_models
 
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
     method = get_method(cfg.method)
     names = list(dict.fromkeys(([cfg.base_model] if cfg.base_model else []) + [m.model for m in cfg.models]))
-    paths = resolve_models(names, ctx.models_dir)
+    paths = locate_models(names, ctx.models_dir)  # nothing converted before approval
     checks = check_compatible(paths, same_depth=not method.stacks_layers)
     peak = estimate_peak_bytes(paths, cfg.method)
     from llmtutor.tools.lab_jobs import check_memory

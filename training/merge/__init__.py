@@ -133,14 +133,36 @@ def resolve_models(names: list[str], models_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def locate_models(names: list[str], models_dir: Path) -> dict[str, Path]:
+    """Where each model's weights are now (an HF folder, or the .gguf a job would convert),
+    without converting anything: the plan's checks read these, and a plan must not write."""
+    from llmtutor.hf_models import source_without_writing
+
+    located: dict[str, Path] = {}
+    for name in names:
+        source = source_without_writing(name, models_dir)
+        located[name] = source if source is not None else resolve_models([name], models_dir)[name]
+    return located
+
+
 def _config(path: Path) -> dict[str, Any]:
+    if path.suffix.lower() == ".gguf":  # the config transformers would build from its metadata
+        from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+        return dict(load_gguf_checkpoint(str(path), return_tensors=False)["config"])
     return json.loads((path / "config.json").read_text(encoding="utf-8"))
+
+
+def _vocab(path: Path) -> dict[str, int]:
+    from transformers import AutoTokenizer
+
+    if path.suffix.lower() == ".gguf":
+        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).get_vocab()
+    return AutoTokenizer.from_pretrained(str(path)).get_vocab()
 
 
 def check_compatible(paths: dict[str, Path], same_depth: bool = True) -> list[str]:
     """Refuse models that cannot be merged; returns the checks that passed, for the report."""
-    from transformers import AutoTokenizer
-
     names = list(paths)
     configs = {n: _config(paths[n]) for n in names}
     first = names[0]
@@ -156,7 +178,7 @@ def check_compatible(paths: dict[str, Path], same_depth: bool = True) -> list[st
                 f"{first} and {name} have different architectures ({'; '.join(diffs)})",
                 "merge models fine-tuned from the same base model (same family and size)",
             )
-    vocabs = {n: AutoTokenizer.from_pretrained(str(paths[n])).get_vocab() for n in names}
+    vocabs = {n: _vocab(paths[n]) for n in names}
     for name in names[1:]:
         if vocabs[name] != vocabs[first]:
             extra = len(set(vocabs[name]) ^ set(vocabs[first]))
@@ -172,7 +194,13 @@ def check_compatible(paths: dict[str, Path], same_depth: bool = True) -> list[st
 
 
 def _weights_bytes(path: Path) -> tuple[int, int]:
-    """(total bytes of the weights, bytes of the largest tensor) from safetensors headers."""
+    """(total bytes of the weights, bytes of the largest tensor) from safetensors headers (or a
+    GGUF's tensor index), counted as float32: the worst case while merging."""
+    if path.suffix.lower() == ".gguf":
+        from gguf import GGUFReader
+
+        sizes = [int(t.n_elements) * 4 for t in GGUFReader(str(path)).tensors]
+        return sum(sizes), max(sizes, default=0)
     from safetensors import safe_open
 
     total, largest = 0, 0

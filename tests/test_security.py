@@ -335,11 +335,10 @@ def test_existing_and_missing_outside_paths_get_the_same_refusal(confined):
 
 
 def test_merge_preview_of_the_bundled_model_writes_nothing(tmp_path: Path):
-    from llmtutor.tools.merge_models import TOOL
-    from llmtutor.tools.registry import ToolContext
-
     from llmtutor.assets import default_gguf_path
     from llmtutor.model_registry import RegisteredModel, register_model
+    from llmtutor.tools.merge_models import TOOL
+    from llmtutor.tools.registry import ToolContext
 
     ctx = ToolContext(workspace=tmp_path)
     # a second model that is also still a GGUF: neither may be converted by the plan

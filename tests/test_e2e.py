@@ -13,6 +13,7 @@ from llmtutor.agents.grounding import drop_ungrounded_sentences
 from llmtutor.agents.routing.router import Router
 from llmtutor.agents.tutor import Tutor
 from llmtutor.backends.llamacpp import LlamaCppBackend
+from llmtutor.errors import NothingToResumeError
 from llmtutor.settings import Settings
 from llmtutor.tools.registry import ToolRegistry, ToolSpec, default_registry
 
@@ -144,7 +145,8 @@ def test_expensive_tool_waits_for_approval_with_the_real_model(workspace):
     done = tutor.collect(tutor.resume("approve-me", approved=True), "approve-me")
     assert runs == [3]
     assert "finished 3 training steps" in done.answer
-    list(tutor.resume("approve-me", approved=True))  # a stray second resume
+    with pytest.raises(NothingToResumeError):  # a stray second resume is refused
+        list(tutor.resume("approve-me", approved=True))
     assert runs == [3]
 
 

@@ -14,6 +14,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from llmtutor.agents.routing.router import RouteDecision
 from llmtutor.agents.tutor import Tutor
+from llmtutor.errors import NothingToResumeError
 from llmtutor.settings import Settings
 
 
@@ -72,8 +73,9 @@ def test_expensive_tool_waits_for_approval_and_runs_once(tmp_path, calls):
     assert calls == ["expensive"]
     assert resumed.pending_approval is None
     assert resumed.tool_results[0]["output"] == {"total": 200}
-    # Resuming a finished turn again must not repeat the side effect.
-    list(tutor.resume("t1", approved=True))
+    # Resuming a finished turn again is refused and does not repeat the side effect.
+    with pytest.raises(NothingToResumeError):
+        list(tutor.resume("t1", approved=True))
     assert calls == ["expensive"]
 
 

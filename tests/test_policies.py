@@ -1,0 +1,132 @@
+"""Teaching policies as state machines: the Socratic dialogue and the tutor's check question,
+on real course passages (the bundled notes), in English and Chinese."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmtutor.agents.policies.check import check_question, grade_reply, is_answer, module_of, render_question
+from llmtutor.agents.policies.socratic import (
+    SocraticState,
+    concept_of,
+    continue_dialogue,
+    open_dialogue,
+)
+from llmtutor.knowledge import NOTES_DIR
+from llmtutor.text import detect_language
+
+SOCRATIC_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "dev" / "socratic_dev.jsonl"
+
+
+def passages(concept_words: list[str], language: str, limit: int = 3) -> list[dict]:
+    """Real key-idea sections of the notes that mention the concept, as retrieval returns them."""
+    from llmtutor.knowledge.catalog import load_catalog
+    from llmtutor.knowledge.quiz.text import parse_notes
+
+    catalog, found = load_catalog(), []
+    for path in sorted(NOTES_DIR.glob("*.md")):
+        for section in parse_notes(path, catalog):
+            if section.language == language and any(w.lower() in section.text.lower() for w in concept_words):
+                found.append(
+                    {
+                        "n": len(found) + 1,
+                        "source": f"notes/{path.name}",
+                        "heading": section.path,
+                        "text": section.text,
+                    }
+                )
+    return found[:limit]
+
+
+CASES = [
+    ("What is quantization?", "en", ["quantiz"], ["reduce the precision", "fewer bits"]),
+    ("Why is RAG useful?", "en", ["retrieval"], []),
+    ("什么是 DPO？", "zh", ["DPO"], ["直接偏好优化"]),
+    ("LoRA 是怎么工作的？", "zh", ["LoRA"], ["低秩"]),
+    ("Can you just give me the answer: what is perplexity?", "en", ["perplexity"], []),
+    ("How does speculative decoding work?", "en", ["speculative"], ["draft model"]),
+    ("为什么需要 KV 缓存？", "zh", ["KV"], ["键值"]),
+]
+
+
+@pytest.mark.parametrize(("question", "language", "words", "reveal"), CASES)
+def test_first_reply_asks_and_reveals_nothing(question, language, words, reveal):
+    cited = passages(words, language)
+    assert cited, words
+    step = open_dialogue(question, concept_of(question), cited, language)
+    assert step.text.rstrip().endswith(("?", "？")) and step.state is not None and not step.reveal
+    assert detect_language(step.text) == language
+    assert not any(phrase.lower() in step.text.lower() for phrase in reveal)
+    assert not any(s["text"][:40] in step.text for s in cited)  # no passage text in the question
+
+
+def test_socratic_dev_first_replies():
+    if not SOCRATIC_DEV.is_file():
+        pytest.skip("../shared/dev is not here")
+    items = [
+        json.loads(line) for line in SOCRATIC_DEV.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    for item in items:
+        concept = concept_of(item["q"])
+        step = open_dialogue(
+            item["q"],
+            concept,
+            passages([concept], item["lang"]) or passages(["model"], item["lang"]),
+            item["lang"],
+        )
+        assert step.text.rstrip().endswith(("?", "？")), item
+        assert detect_language(step.text) == item["lang"], item
+        assert not any(p.lower() in step.text.lower() for p in item["reveal"]), item
+
+
+def test_four_turns_of_wrong_answers_end_with_the_cited_answer():
+    cited = passages(["quantiz"], "en")
+    step = open_dialogue("What is quantization?", "quantization", cited, "en")
+    hints = []
+    for reply in ("It makes the model friendlier.", "It adds more layers?", "Something about GPUs"):
+        step = continue_dialogue(SocraticState.model_validate(step.state.model_dump()), reply)  # as stored
+        assert step.state is not None and not step.reveal
+        hints.append(step.text)
+    assert [h.split(":")[0].split("(")[0].strip()[:20] for h in hints] and "Hint 1 of 3" in hints[0]
+    assert "Hint 2 of 3" in hints[1] and "____" in hints[1] and "3 of 3" in hints[2]
+    last = continue_dialogue(step.state, "no clue, sorry")
+    assert last.reveal and last.state is None and "answer" in last.text.lower()
+
+
+def test_a_right_reply_is_confirmed_and_closes_the_dialogue():
+    cited = passages(["quantiz"], "en")
+    step = open_dialogue("What is quantization?", "quantization", cited, "en")
+    terms = step.state.key_terms
+    reply = f"It stores the {terms[0]} with {terms[1]} so the model needs less memory."
+    done = continue_dialogue(step.state, reply)
+    assert done.reveal and done.state is None and done.text.startswith("Yes")
+
+
+@pytest.mark.parametrize("reply", ["Just tell me the answer", "我放弃，直接告诉我"])
+def test_asking_for_the_answer_reveals_it(reply):
+    step = open_dialogue("LoRA 是怎么工作的？", "LoRA", passages(["LoRA"], "zh"), "zh")
+    done = continue_dialogue(step.state, reply)
+    assert done.reveal and done.state is None
+
+
+def test_chinese_hints_are_chinese():
+    step = open_dialogue("什么是 DPO？", "DPO", passages(["DPO"], "zh"), "zh")
+    hint = continue_dialogue(step.state, "不太清楚它和模型有什么关系")
+    assert "提示 1/3" in hint.text and detect_language(hint.text) == "zh"
+
+
+def test_check_question_comes_from_the_cited_module_and_is_graded():
+    assert module_of("notes/scientist-7-quantization.md") == "scientist.quantization"
+    state = check_question([{"source": "notes/scientist-7-quantization.md", "text": "…"}], "GPTQ", "en")
+    assert state is not None and state.question.module_id == "scientist.quantization"
+    shown = render_question(state)
+    assert "A)" in shown and state.question.answer not in shown.split("A)")[0]  # the answer is not given away
+    right = "ABCD"[state.question.answer_index]
+    wrong = "ABCD"[(state.question.answer_index + 1) % 4]
+    assert is_answer(state, right) and not is_answer(state, "What is GPTQ?")
+    assert grade_reply(state, right).startswith("✅") and grade_reply(state, wrong).startswith("❌")
+    zh = check_question([{"source": "notes/scientist-4-sft.md", "text": "…"}], "LoRA", "zh")
+    assert zh is not None and detect_language(render_question(zh)) == "zh"

@@ -8,12 +8,16 @@
 `approve` holds nothing but the `interrupt`: LangGraph re-runs an interrupted
 node from its start on resume, so the tool's side effect lives in its own node
 (`run_tool`), which only runs once the approval is checkpointed.
+
+`answer` composes the reply (answering.py: templates, extractive answers, fixed texts, and a
+capable model's checked text) and streams only that composed text, as "custom" events keyed
+ANSWER_TOKEN; the model's raw tokens are never shown.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +46,10 @@ if TYPE_CHECKING:
     from llmtutor.agents.routing.router import RouteDecision
 
 
+# Key of the answer's text pieces in the "custom" stream (tool progress events use other keys).
+ANSWER_TOKEN = "answer_token"
+
+
 @dataclass
 class GraphDeps:
     registry: ToolRegistry
@@ -54,6 +62,12 @@ class GraphDeps:
     tool_context: Callable[[], ToolContext]
     history_chars: int = 12_000  # ~3k tokens of earlier conversation sent back to the model
     explanation_tokens: int = 160  # a tool result needs a short explanation, not an essay
+    # Whether the chat model may write answers (a capable backend, checked like every other
+    # text). False on the default 135M model: templates, extractive answers and fixed texts only.
+    capable: bool = False
+    # texts -> unit vectors (the shipped MiniLM) for choosing passage sentences and course topics;
+    # None: word overlap alone.
+    embed: Callable[[Sequence[str]], Any] | None = None
 
 
 def last_human_text(messages: list[AnyMessage]) -> str:
@@ -122,7 +136,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         try:
             plan = tool.preview(tool.validate(args), deps.tool_context())
         except LLMTutorError as exc:
-            run: ToolRun = {"tool": tool.name, "args": args, "error": str(exc)}
+            run: ToolRun = {"tool": tool.name, "args": args, "error": str(exc), "refused": True}
             return {"plan": None, "tool_run": run}
         return {"plan": plan}
 
@@ -188,9 +202,9 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         language = detect_language(question)
         run = state.get("tool_run")
         decision = state.get("route") or {}
-        declined = decision.get("tool") if state.get("approved") is False else None
+        declined = decision.get("tool") if state.get("approved") is False and not run else None
         model_text, metadata = "", {}
-        if answering.needs_model(run):
+        if answering.needs_model(run, declined, deps.capable):
             system = persona.system_message(language) + answering.system_addition(run, declined)
             history = conversation_for_model(state["messages"], deps.history_chars)
             budget = deps.explanation_tokens if run and not answering.is_cited(run) else None
@@ -199,7 +213,14 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             )
             model_text = response.content if isinstance(response.content, str) else str(response.content)
             metadata = dict(response.response_metadata)
-        composed = answering.compose(run, model_text, question, language)
+        composed = answering.compose(
+            run, model_text, question, language, declined=declined, persona=persona, embed=deps.embed
+        )
+        # The learner sees only what is kept: the composed text, streamed in pieces (never the
+        # model's draft, which the checks may cut or replace).
+        writer = get_stream_writer()
+        for piece in answering.stream_pieces(composed.text):
+            writer({ANSWER_TOKEN: piece})
         metadata.update(explanation=composed.explanation, citations=composed.citations)
         return {"messages": [AIMessage(content=composed.text, response_metadata=metadata)]}
 

@@ -1,9 +1,11 @@
-"""Keep a model's explanation of a tool result honest about numbers.
+"""Keep a model's text honest: about numbers, and on topic.
 
-Small models (the 135M default) happily write "needs 1.05E-7 GB" next to a
-correct table. Every sentence of the explanation whose numbers do not appear
-in the tool result (or the learner's request) is dropped; what remains is the
-model's wording around the real figures.
+Models happily write "needs 1.05E-7 GB" next to a correct table. Every sentence
+whose numbers do not appear in the tool result (or the learner's request) is
+dropped (`drop_ungrounded_sentences`), and so is every sentence that shares no
+key term with the result or the question (`drop_off_topic_sentences`). Only
+capable backends' text goes through here: on the default 135M model the
+explanations are templates (agents/explain) and the model is not asked.
 """
 
 from __future__ import annotations
@@ -40,5 +42,29 @@ def drop_ungrounded_sentences(explanation: str, *sources: str) -> str:
         sentence.strip()
         for sentence in _SENTENCE.split(explanation)
         if sentence.strip() and all(_grounded(v, known) for v in _numbers(sentence, skip_small_integers=True))
+    ]
+    return " ".join(kept)
+
+
+def _key_terms(text: str) -> set[str]:
+    """Content words (retrieval tokenizer: jieba for Chinese, stemmed English, no stop words)."""
+    from llmtutor.knowledge.rag.lexical import tokenize
+
+    return {t for t in tokenize(text, bigrams=False) if len(t) > 1 and not t.isdigit()}
+
+
+def drop_off_topic_sentences(explanation: str, *sources: str) -> str:
+    """Keep the sentences that share a key term with the sources (the result, the question).
+
+    A capable model's sentence about something else ("QQLMX is a quantum format…") names
+    nothing the learner asked or the tool returned, so it goes, whatever its numbers.
+    """
+    known: set[str] = set()
+    for source in sources:
+        known |= _key_terms(source)
+    kept = [
+        sentence.strip()
+        for sentence in _SENTENCE.split(explanation)
+        if sentence.strip() and _key_terms(sentence) & known
     ]
     return " ".join(kept)

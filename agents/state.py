@@ -14,7 +14,8 @@ class ToolRun(TypedDict, total=False):
     markdown: str  # how the result reads in chat
     images: list[str]  # plots to show
     output: dict[str, Any]  # the typed output, dumped
-    error: str  # set instead of output when the tool failed or was declined
+    error: str  # set instead of output when the tool failed or was refused
+    refused: bool  # the error came from the plan, before asking: nothing was started
     citations: list[dict[str, Any]]  # numbered passages a cited answer may refer to
     found: bool  # False when a search found nothing relevant
     final: bool  # the result is the whole answer (a quiz question), shown as it is

@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessageChunk, AnyMessage, HumanMessage
+from langchain_core.messages import AnyMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.agents.graph import GraphDeps, build_graph, last_ai_text
+from llmtutor.agents.explain.similarity import make_embed
+from llmtutor.agents.graph import ANSWER_TOKEN, GraphDeps, build_graph, last_ai_text
 from llmtutor.agents.personas import Persona, get_persona, load_personas
 from llmtutor.agents.routing.router import RouteDecision, Router
 from llmtutor.errors import InputLimitError, NothingToResumeError
@@ -109,6 +110,17 @@ class Tutor:
             self._checkpointer = SqliteSaver(conn)
         return build_graph(self.graph_deps(), checkpointer=self._checkpointer)
 
+    def writes_answers(self) -> bool:
+        """Whether the chat model may write answers and explanations (checked against the sources).
+
+        Not the default 135M model (llamacpp/hf with no chat model set), nor any backend without
+        native tool calling: their text is replaced by templates, extractive answers and fixed
+        texts, and they are not called for answers at all.
+        """
+        if self.settings.uses_default_chat_model():
+            return False
+        return bool(getattr(self.backend, "supports_native_tools", False))
+
     def graph_deps(self) -> GraphDeps:
         return GraphDeps(
             registry=self.registry,
@@ -117,6 +129,8 @@ class Tutor:
             route=self._route,
             llm=self._llm,
             tool_context=self.tool_context,
+            capable=self.writes_answers(),
+            embed=make_embed(self.settings.resolved_embed_model()),
         )
 
     def _llm(self, temperature: float, max_tokens: int | None = None):
@@ -308,19 +322,14 @@ class Tutor:
         self._cancel.clear()
         while True:
             pending = None
-            for mode, chunk in self.graph.stream(
-                payload, config, stream_mode=["messages", "updates", "custom"]
-            ):
-                if mode == "messages":
-                    message, meta = chunk
-                    if (
-                        meta.get("langgraph_node") == "answer"
-                        and isinstance(message, AIMessageChunk)
-                        and message.content
-                    ):
-                        yield TutorEvent(type="token", data={"text": message.content})
-                elif mode == "custom":
-                    yield TutorEvent(type="progress", data=chunk)
+            # No "messages" mode: the model's raw tokens are a draft the answer node may cut or
+            # replace; the answer node streams the composed text itself ("custom", ANSWER_TOKEN).
+            for mode, chunk in self.graph.stream(payload, config, stream_mode=["updates", "custom"]):
+                if mode == "custom":
+                    if ANSWER_TOKEN in chunk:
+                        yield TutorEvent(type="token", data={"text": chunk[ANSWER_TOKEN]})
+                    else:
+                        yield TutorEvent(type="progress", data=chunk)
                 else:
                     for node, update in chunk.items():
                         if node == "__interrupt__":

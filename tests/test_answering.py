@@ -1,5 +1,6 @@
-"""Cited answers: inline [n] citations, Sources lists, extractive fallback,
-and "not in the course" without a model call."""
+"""Cited answers: inline [n] citations renumbered 1..n, Sources lists naming course modules,
+extractive answers (the only kind on the small model), and "not in the course" without a
+model call."""
 
 from __future__ import annotations
 
@@ -44,8 +45,13 @@ def test_model_answer_with_citations_is_kept_and_sources_listed():
         "en",
     )
     assert answer.text.startswith("LoRA trains two low-rank matrices [1].")
-    assert "**Sources**\n[1] scientist-4-sft.md — Supervised Fine-Tuning › LoRA" in answer.text
+    # Sources name the course module (linked to the course) and the section, not the file.
+    assert (
+        "**Sources**\n[1] [Supervised Fine-Tuning](https://github.com/mlabonne/llm-course) › LoRA"
+        in answer.text
+    )
     assert [c["n"] for c in answer.citations] == [1]
+    assert answer.citations[0]["module_id"] == "scientist.sft" and answer.citations[0]["text"]
 
 
 def test_uncited_or_invented_model_text_falls_back_to_extractive():
@@ -62,7 +68,22 @@ def test_uncited_or_invented_model_text_falls_back_to_extractive():
 
 def test_extractive_prefers_the_learner_language():
     text = extractive_answer("LoRA 的秩通常取多少？", PASSAGES, "zh", max_sentences=1)
-    assert text == "秩 r 通常取 8 或 16。 [3]"
+    assert text == "秩 r 通常取 8 或 16[3]。"  # the passage's number; compose renumbers it
+
+
+def test_citations_are_renumbered_in_order_of_use():
+    answer = compose(
+        {"tool": "search", "citations": PASSAGES},
+        "GGUF stores Q4_K_M weights [2]. LoRA freezes the base weights [1][3].",
+        "What are GGUF and LoRA?",
+        "en",
+    )
+    assert answer.text.startswith("GGUF stores Q4_K_M weights [1]. LoRA freezes the base weights [2][3].")
+    assert [c["n"] for c in answer.citations] == [1, 2, 3]
+    assert [c["passages"] for c in answer.citations] == [[2], [1], [3]]
+    assert answer.text.endswith(
+        "\n[3] [Supervised Fine-Tuning](https://github.com/mlabonne/llm-course) › LoRA"
+    )
 
 
 def test_not_found_answers_in_the_learner_language():
@@ -99,11 +120,16 @@ class SearchRouter(ScriptedRouter):
         return RouteDecision(tool="search", args={"query": text}, confidence=1.0, method="classifier")
 
 
-def make(tmp_path, replies) -> Tutor:
+def make(tmp_path, replies, capable: bool = False) -> Tutor:
     registry = ToolRegistry([ToolSpec("search", "Search the course.", SearchIn, SearchOut, search)])
+    settings = (  # a capable backend writes cited answers; the default small model never does
+        Settings(workspace=tmp_path, backend="openai", chat_model="big-model", router="classifier")
+        if capable
+        else Settings(workspace=tmp_path)
+    )
     return Tutor(
-        Settings(workspace=tmp_path),
-        backend=FakeBackend(replies),
+        settings,
+        backend=FakeBackend(replies, native_tools=capable),
         registry=registry,
         router=SearchRouter(),
         checkpointer=InMemorySaver(),
@@ -111,11 +137,18 @@ def make(tmp_path, replies) -> Tutor:
 
 
 def test_cited_answer_through_the_graph(tmp_path):
-    tutor = make(tmp_path, ["LoRA trains low-rank matrices [1] and keeps the base frozen [3]."])
+    tutor = make(tmp_path, ["LoRA trains low-rank matrices [1] and keeps the base frozen [3]."], capable=True)
     reply = tutor.ask("What is LoRA?")
-    assert reply.answer.startswith("LoRA trains low-rank matrices [1]")
-    assert [c["n"] for c in reply.citations] == [1, 3]
-    assert {"source", "heading", "text"} <= set(reply.citations[0])
+    assert reply.answer.startswith("LoRA trains low-rank matrices [1] and keeps the base frozen [2].")
+    assert [c["n"] for c in reply.citations] == [1, 2]
+    assert {"source", "heading", "text", "module_title", "section"} <= set(reply.citations[0])
+
+
+def test_small_model_cited_answer_is_extractive_without_a_model_call(tmp_path):
+    tutor = make(tmp_path, [])  # an empty script: any model call would fail
+    reply = tutor.ask("What is LoRA?")
+    assert reply.answer.startswith("LoRA freezes the base weights [1].")
+    assert [c["n"] for c in reply.citations] == [1] and "**Sources**" in reply.answer
 
 
 def test_nothing_found_makes_no_model_call(tmp_path):

@@ -39,6 +39,7 @@ def tutor(workspace) -> Tutor:
 def test_ask_answers_from_the_real_model(tutor):
     reply = tutor.ask("Hello! Who are you?")
     assert reply.answer.strip() and reply.tool_calls == [] and reply.persona == "tutor"
+    assert reply.answer == tutor.persona().greeting  # small talk: the persona's fixed greeting
 
 
 def test_course_question_gets_a_cited_answer(tutor):
@@ -58,6 +59,8 @@ def test_chinese_course_question_is_cited_in_chinese(tutor):
 def test_off_topic_question_is_not_invented(tutor):
     reply = tutor.ask("Where can I find the best pizza in Naples?")
     assert reply.citations == []
+    reply = tutor.ask("2018 年世界杯冠军是哪个国家？")
+    assert reply.citations == [] and reply.answer.startswith("课程笔记里没有")
 
 
 def test_memory_question_runs_the_tool_and_explains(tutor):
@@ -69,9 +72,11 @@ def test_memory_question_runs_the_tool_and_explains(tutor):
     assert 12 < result["output"]["total_gib"] < 20
     answer, explanation = events[-1].data["text"], events[-1].data["explanation"]
     assert answer.startswith(result["markdown"])
-    # The model did write an explanation (tokens streamed); what is kept of it
-    # quotes no number that the tool result does not contain.
+    # On the default model the explanation is the template (no model call): it reads the
+    # estimate's numbers, so none is missing from the result, and the stream is the answer.
+    assert explanation.startswith("Llama-2-7B needs about")
     assert explanation == drop_ungrounded_sentences(explanation, result["markdown"], "Llama 2 7B fp16")
+    assert "".join(e.data["text"] for e in events if e.type == "token") == answer
 
 
 def test_chinese_question_is_answered(tutor):
@@ -96,11 +101,13 @@ def test_resumed_thread_sends_the_earlier_conversation(workspace):
     recorder = PromptRecorder()
     second = Tutor(Settings(workspace=workspace, max_tokens=32), backend=RecordingLlama(recorder))
     reply = second.ask("What is my name?", thread_id="ada")
-    assert reply.answer.strip()
-    sent = [m.content for m in recorder.prompts[-1]]
-    assert "My name is Ada and I study quantization." in sent
-    assert first_reply.answer in sent
-    humans = [m for m in second.history("ada") if m.type == "human"]
+    # The default 135M model writes no answers: no course tool answers this, so the reply is the
+    # fixed "not in the course notes" text, and the model is not called at all. (The history a
+    # capable model is sent is checked in test_graph.py.)
+    assert "course notes do not answer this" in reply.answer and recorder.prompts == []
+    history = second.history("ada")
+    assert [m.content for m in history if m.type == "ai"][0] == first_reply.answer
+    humans = [m for m in history if m.type == "human"]
     assert [m.content for m in humans] == ["My name is Ada and I study quantization.", "What is my name?"]
 
 

@@ -72,10 +72,34 @@ def test_gradio_folds_events_into_chat_messages(tutor):
     step = final[1]
     assert step["metadata"]["title"] == "🛠 Tool: cheap_count" and step["metadata"]["status"] == "done"
     assert "counter total = 3" in step["content"]
-    assert final[-1] == {"role": "assistant", "content": "one"}
+    # The default small model writes no explanation, and this toy tool has no template: the
+    # result is the whole reply (no model text under it).
+    assert final[-1] is step and len(final) == 2
 
     *_, (final, pending, _) = apply_events(tutor, tutor.stream("big", thread_id="ui2"), [])
     assert pending["tool"] == "big_count" and "approval" in final[-1]["metadata"]["title"]
+
+
+def test_gradio_and_sse_show_the_streamed_text_they_keep(tmp_path, tutor):
+    """Tokens carry the final text only: the chat bubble built from them is the answer."""
+    events = apply_events(tutor, tutor.stream("hi", thread_id="g"), [])
+    states = [h[-1]["content"] if h else "" for h, _, _ in events]
+    assert states[-1] == tutor.persona().greeting
+    assert all(tutor.persona().greeting.startswith(s) for s in states if s)  # never a discarded draft
+    capable = Tutor(
+        Settings(workspace=tmp_path, backend="openai", chat_model="big", router="classifier"),
+        backend=FakeBackend(["The counter total is 3, as asked."], native_tools=True),
+        registry=make_registry([]),
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
+    *_, (final, _, _) = apply_events(capable, capable.stream("cheap", thread_id="g2"), [])
+    assert final[-1] == {"role": "assistant", "content": "The counter total is 3, as asked."}
+    events = sse_events(
+        TestClient(create_app(tutor)).post("/chat/stream", json={"message": "你好", "thread_id": "sse"}).text
+    )
+    tokens = "".join(data["text"] for kind, data in events if kind == "token")
+    assert events[-1][0] == "answer" and tokens == events[-1][1]["text"] and tokens.startswith("你好")
 
 
 def test_gradio_app_builds(tutor):

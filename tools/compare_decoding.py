@@ -115,7 +115,7 @@ def extract_args(text: str) -> dict[str, Any]:
 EXAMPLES: tuple[str, ...] = (
     # English
     "Show me greedy vs beam search on 'Once upon a time'",
-    "What does temperature do to the output? Try it on my prompt",
+    "Try a few temperatures on my prompt and show me the outputs",
     "Run the decoding strategies lab",
     'Compare top-k and top-p sampling on "The meaning of life is"',
     "Show me beam search next to greedy decoding with a real model",
@@ -127,25 +127,26 @@ EXAMPLES: tuple[str, ...] = (
     "Sample from SmolLM2 with top-k 50 and show the token probabilities",
     "Plot per-token probabilities for different decoding methods",
     "Beam search with 8 beams on 'The capital of France is'",
-    "Why is greedy decoding repetitive? Demonstrate it",
+    "Demonstrate greedy decoding repeating itself on a short prompt",
     "Compare the log-likelihood of greedy, beam and sampled outputs",
     "Show how a low versus a high temperature changes generated text",
     "Decode 'In the year 2050' with all five strategies, 40 tokens",
     "Run top-p sampling on an example prompt",
     "Use seed 42 and compare sampling strategies",
+    "What does beam search give for 'It was a dark and stormy night'?",
     "Show the perplexity of different generation strategies",
     # 简体中文
     "用 top-p 采样和贪心解码生成同一个提示词",
     "比较贪心搜索和束搜索的输出",
-    "温度参数对生成结果有什么影响？帮我试一下",
+    "帮我用几个不同的温度跑同一个提示词",
     "运行解码策略实验",
     "用核采样生成“从前有座山”的续写",
-    "展示 top-k 采样和 top-p 采样的区别",
+    "用同一个提示词展示 top-k 和 top-p 采样的输出",
     "束搜索用 5 个束，提示词：人工智能的未来",
     "对比不同解码方法的对数似然",
     "把温度设为 1.5，看看生成的文本有什么变化",
     "画出每种解码策略的逐词概率曲线",
-    "贪心解码为什么容易重复？演示一下",
+    "用一个提示词演示贪心解码的重复问题",
     "用随机采样和贪心解码分别生成 20 个 token",
     "打开解码实验",
     "top-k 设为 10 生成一段文本",
@@ -153,6 +154,7 @@ EXAMPLES: tuple[str, ...] = (
     "用种子 7 比较几种采样方法",
     "给「今天天气很好」这句话用束搜索续写",
     "用模型跑一下核采样和温度采样",
+    "“床前明月光”用 top-p 采样会续写出什么？",
 )
 
 

@@ -38,6 +38,8 @@ EXAMPLES: tuple[str, ...] = (
     "Run lm-evaluation-harness on my model",
     "Use an LLM judge to grade my fine-tuned model's answers",
     "Did fine-tuning improve the model? Evaluate it",
+    "Compute perplexity for the int8 checkpoint on the validation split",
+    "Check the 4-bit version's accuracy on the test questions",
     "微调以后模型变好了吗？帮我评估一下",
     "测一下合并后模型的困惑度",
     "评估一下量化后模型的困惑度",
@@ -46,6 +48,8 @@ EXAMPLES: tuple[str, ...] = (
     "计算模型的 BLEU 和 ROUGE",
     "对比合并模型和基础模型的效果",
     "用大模型当裁判给我的模型打分",
+    "给 GGUF 模型跑一遍评测",
+    "测一下 4 位模型在课程题上的准确率",
 )
 # Request words per metric for the rule-based extraction (the 135M chat model cannot fill tool
 # arguments); capable backends fill `metrics` from the schema, which lists every registered metric.

@@ -222,6 +222,7 @@ EXAMPLES: tuple[str, ...] = (
     "Launch a fine-tuning run with LoRA r=8 and alpha 16",
     "Continue training the tutor model on my notes",
     "Teach the model my Alpaca-style dataset",
+    "Can you train an adapter on my notes for 2 epochs?",
     "Fine-tune on the bundled course Q&A and merge the adapter",
     "LoRA 微调三个 epoch，学习率设为 1e-4",
     "在我的数据上微调模型",
@@ -234,6 +235,7 @@ EXAMPLES: tuple[str, ...] = (
     "开始一个微调任务，秩设为 16",
     "用 data/train.jsonl 微调 SmolLM2",
     "帮我训练一个模型，批大小 8",
+    "能用我的数据帮我微调一下吗？",
     "微调模型并合并 LoRA 权重",
 )
 

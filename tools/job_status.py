@@ -21,6 +21,8 @@ EXAMPLES: tuple[str, ...] = (
     "Stop the running job",
     "Show the logs of my last job",
     "List my jobs",
+    "Has the quantization job finished running?",
+    "Is the SFT run still in progress?",
     "训练进度怎么样了？",
     "把训练停下来",
     "训练任务现在到哪一步了？",
@@ -30,6 +32,8 @@ EXAMPLES: tuple[str, ...] = (
     "我的任务完成了吗？",
     "查看任务日志",
     "列出我的所有任务",
+    "合并任务还在运行吗？",
+    "微调跑到第几步了？",
 )
 
 

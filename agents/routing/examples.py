@@ -12,15 +12,24 @@ one heterogeneous "other" blob: a request to quantize a model sits close to
 `estimate_memory` in embedding space, and only a class of quantization
 requests pulls it away reliably.
 
-Groups keyed by a planned tool name (`PLANNED_TOOL_REQUESTS`, and
-`CONCEPT_QUESTIONS` under "search_course") are dropped automatically once a
-tool of that name is registered: from then on that tool's own examples own
-those requests.
+Groups keyed by a planned tool name (`PLANNED_TOOL_REQUESTS`) are "no tool"
+classes until a tool of that name is registered; from then on they train
+that tool's class, with its own examples (`training_classes`). The conceptual questions
+(`CONCEPT_QUESTIONS`, `LAB_CONCEPT_QUESTIONS`) are "no tool" while the course
+search is not registered and join its class once it is (`training_classes`).
+
+Explain vs do: a question *about* a lab's topic ("What is NF4?",
+"为什么贪心解码会重复？", "How should I evaluate a merged model?") is for the
+course search; a lab tool runs only when the learner asks
+for an action on a model, a dataset or a prompt ("Quantize my model with
+absmax"). `LAB_CONCEPT_QUESTIONS` name the labs' own terms on purpose, so the
+words alone (absmax, temperature, SLERP, 显存) do not decide the route; the
+tools' examples are phrased as actions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 # Greetings, thanks, goodbyes, small talk and questions about the tutor itself.
 SMALL_TALK: tuple[str, ...] = (
@@ -77,13 +86,22 @@ SMALL_TALK: tuple[str, ...] = (
     "请用中文回答",
     "你是用什么模型实现的？",
     "我们开始上课吧",
+    # off-topic questions: not for the course search either (and not conceptual LLM questions)
+    "What's the capital of Australia?",
+    "Where can I buy cheap flights to Tokyo?",
+    "Who painted the Mona Lisa?",
+    "What's a good recipe for pancakes?",
+    "谁写了《红楼梦》？",
+    "推荐一部好看的电影",
+    "哪家咖啡店最好喝？",
+    "明天会下雨吗？",
 )
 
 # Conceptual questions about LLM topics: answered from knowledge, no tool.
-# They move to the course-search tool's examples when `search_course` is
-# registered (`no_tool_classes` then drops this group). Several deliberately
-# mention memory, quantization or decoding, so that a question *about* a
-# topic is not mistaken for a request to *run* the matching tool.
+# They join the course-search tool's class when `search_course` is registered
+# (`training_classes`). Several deliberately mention memory, quantization or
+# decoding, so that a question *about* a topic is not mistaken for a request
+# to *run* the matching tool.
 CONCEPT_QUESTIONS: tuple[str, ...] = (
     "What is a transformer?",
     "Explain self-attention in simple terms",
@@ -135,12 +153,167 @@ CONCEPT_QUESTIONS: tuple[str, ...] = (
     "什么是分词器？",
 )
 
+# Explain, not do: conceptual and how-to questions that name a lab's own
+# topic (quantization formats, decoding settings, fine-tuning methods,
+# evaluation metrics, merge methods, memory) without asking for an action on
+# a model, a dataset or a prompt. Grouped by lab, English then Chinese; the
+# last group is "how should I …" advice, which is also a question for the
+# course, even when it says "my model".
+LAB_CONCEPT_QUESTIONS: tuple[str, ...] = (
+    # quantize_model
+    "Why does absmax quantization waste range when there are outliers?",
+    "What's the difference between symmetric and asymmetric quantization?",
+    "Why do outlier features make int8 quantization hard?",
+    "What do the letters in Q4_K_M mean?",
+    "How does GPTQ decide how to round each weight?",
+    "What makes AWQ activation-aware?",
+    "Explain how llama.cpp k-quants work",
+    "Does quantization hurt a model's reasoning ability?",
+    "对称量化和非对称量化有什么区别？",
+    "为什么离群值会影响 int8 量化？",
+    "Q4_K_M 里的 K 和 M 代表什么？",
+    "GPTQ 是怎么做权重量化的？",
+    "AWQ 为什么要看激活值？",
+    "双重量化是什么意思？",
+    "量化会不会让模型变笨？",
+    "llama.cpp 的 k-quant 是怎么回事？",
+    # compare_decoding
+    "What makes beam search favour short, bland outputs?",
+    "Why does top-p adapt to the shape of the distribution?",
+    "What does a temperature below 1 do to the probabilities?",
+    "Explain how temperature reshapes the softmax",
+    "When is greedy decoding good enough?",
+    "What is contrastive search?",
+    "Why do sampling methods give different text on every run?",
+    "Describe how temperature and top-p interact",
+    "贪心解码为什么会陷入循环？",
+    "温度小于 1 时概率分布会怎么变？",
+    "核采样的原理是什么？",
+    "束搜索的束宽越大越好吗？",
+    "为什么采样每次生成的结果都不一样？",
+    "对比搜索是什么？",
+    "什么情况下用贪心解码就够了？",
+    "温度和 top-p 一起用时是什么关系？",
+    # finetune_model
+    "What is supervised fine-tuning?",
+    "How does LoRA decompose the weight update?",
+    "Why does QLoRA need paged optimizers?",
+    "What are chat templates and why do they matter for SFT?",
+    "What is the difference between DPO and ORPO?",
+    "How many epochs are usually enough for fine-tuning?",
+    "Which layers does LoRA usually target?",
+    "What happens if the learning rate is too high during fine-tuning?",
+    "Tell me how DPO uses the chosen and rejected answers",
+    "什么是监督微调？",
+    "LoRA 是怎么分解权重更新的？",
+    "全量微调为什么比 LoRA 更贵？",
+    "聊天模板在微调中有什么作用？",
+    "偏好对齐是什么意思？",
+    "微调一般训练几个 epoch 合适？",
+    "LoRA 通常加在哪些层上？",
+    "学习率太大会对微调有什么影响？",
+    "讲讲 DPO 是怎么利用好回答和坏回答的",
+    # evaluate_model
+    "Why is perplexity not enough to judge a chat model?",
+    "What are the limits of multiple-choice benchmarks?",
+    "What are BLEU and ROUGE good for?",
+    "How does the Chatbot Arena rank models?",
+    "Why should the eval set be kept apart from the training data?",
+    "Explain what an evaluation harness does",
+    "为什么只看困惑度不够？",
+    "选择题基准测试有什么局限？",
+    "BLEU 和 ROUGE 适合评估什么？",
+    "Chatbot Arena 是怎么给模型排名的？",
+    "为什么评估集不能和训练集重叠？",
+    "基准测试污染是什么意思？",
+    "评估框架 lm-eval 是做什么的？",
+    # merge_models
+    "Why is spherical interpolation used to merge weights?",
+    "Why can merging models work without any training?",
+    "What is a passthrough merge?",
+    "What does the density parameter mean in a TIES or DARE merge?",
+    "What does the t parameter in SLERP control?",
+    "How do the experts in a frankenMoE get chosen?",
+    "为什么用球面插值来合并权重？",
+    "模型合并不需要训练为什么也有效？",
+    "passthrough 合并是什么？",
+    "DARE 合并的原理是什么？",
+    "合并时的密度参数是什么意思？",
+    "SLERP 里的 t 参数控制什么？",
+    # estimate_memory
+    "Why does training need so much more memory than inference?",
+    "What takes up GPU memory during fine-tuning?",
+    "Why does a longer context use more memory?",
+    "How does 4-bit quantization shrink the memory footprint?",
+    "What is mixed-precision training and how does it save memory?",
+    "Explain why the KV cache speeds up generation",
+    "为什么训练比推理需要更多显存？",
+    "微调时显存都被什么占用了？",
+    "上下文越长为什么越占显存？",
+    "4 位量化是怎么节省显存的？",
+    "混合精度训练是什么？",
+    "激活值为什么会占用显存？",
+    "解释一下 KV 缓存为什么能加速生成",
+    # search_course / query_course_db neighbours: RAG concepts, not course counts
+    "What is chunk overlap in a text splitter?",
+    "What is reranking in retrieval?",
+    "Why does hybrid search combine BM25 and embeddings?",
+    "文本分块时的重叠是什么意思？",
+    "检索中的重排序是什么？",
+    "为什么混合检索要结合 BM25 和向量？",
+    "向量检索和关键词检索有什么区别？",
+    # how should I … (advice, not an action)
+    "How do I get started with fine-tuning an open model?",
+    "What's a good way to pick hyperparameters for LoRA?",
+    "How should I evaluate a chat model after alignment?",
+    "How can I tell whether quantization damaged my model?",
+    "What should I check before merging two models?",
+    "How do I decide between GPTQ and GGUF for deployment?",
+    "Which decoding strategy should I use for creative writing?",
+    "Is it better to fine-tune or to use RAG?",
+    "Can you explain why merged models sometimes beat their parents?",
+    "How do I quantize a model for llama.cpp?",
+    "How do I merge a LoRA adapter into its base model?",
+    "How do I measure whether fine-tuning actually helped?",
+    "How do I pick a temperature for a chatbot?",
+    "How would I benchmark a model on MMLU?",
+    "How can I fine-tune a big model on a small GPU?",
+    "I want to train a model on my company's documents, what should I read first?",
+    "What are the first steps to align a model with human preferences?",
+    "Could you explain how GPTQ works to me?",
+    "Can you tell me what a reward model is?",
+    "I don't really understand what NF4 is",
+    "Walk me through how SLERP merging works",
+    "我想入门微调，应该从哪里开始？",
+    "能给我解释一下 QLoRA 吗？",
+    "跟我聊聊束搜索",
+    "我不太懂 TIES 合并是干什么的",
+    "说说 absmax 和零点量化各自的优缺点",
+    "LoRA 的超参数一般怎么设置？",
+    "对齐之后的聊天模型该怎么评估？",
+    "怎么判断量化有没有损坏模型？",
+    "合并两个模型之前要注意什么？",
+    "部署时该选 GPTQ 还是 GGUF？",
+    "写小说用哪种解码策略比较好？",
+    "微调数据要准备多少条才够？",
+    "微调和 RAG 该怎么选？",
+    "为什么合并后的模型有时比原模型更好？",
+    "怎么把模型量化成 GGUF？",
+    "如何把 LoRA 适配器合并回基础模型？",
+    "微调有没有效果要怎么衡量？",
+    "聊天机器人的温度该设多少？",
+    "如何在 MMLU 上测试一个模型？",
+    "显存小的显卡怎么微调大模型？",
+    "我想用公司的文档训练一个模型，需要先了解什么？",
+    "要让模型符合人类偏好，第一步该做什么？",
+)
+
 # The "no tool" sentences proper (chat + concepts), in English and Chinese.
-NO_TOOL_EXAMPLES: tuple[str, ...] = SMALL_TALK + CONCEPT_QUESTIONS
+NO_TOOL_EXAMPLES: tuple[str, ...] = SMALL_TALK + CONCEPT_QUESTIONS + LAB_CONCEPT_QUESTIONS
 
 # Requests for tools that are planned (fixed names) but not registered yet.
 # Until a tool is registered, its requests must route to "no tool" rather
-# than to the nearest registered tool.
+# than to the nearest registered tool; once it is, they are its examples too.
 PLANNED_TOOL_REQUESTS: dict[str, tuple[str, ...]] = {
     "query_course_db": (
         "How many modules does the course have?",
@@ -242,7 +415,7 @@ PLANNED_TOOL_REQUESTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# The tool that will own CONCEPT_QUESTIONS once registered.
+# The tool that owns the conceptual questions once registered.
 CONCEPTS_TOOL = "search_course"
 
 NO_TOOL_PREFIX = "-"  # class labels starting with this mean "no tool"; tool names never do
@@ -253,8 +426,28 @@ def no_tool_classes(registered: Iterable[str]) -> dict[str, tuple[str, ...]]:
     registered = set(registered)
     classes: dict[str, tuple[str, ...]] = {f"{NO_TOOL_PREFIX}small_talk": SMALL_TALK}
     if CONCEPTS_TOOL not in registered:
-        classes[f"{NO_TOOL_PREFIX}concepts"] = CONCEPT_QUESTIONS
+        classes[f"{NO_TOOL_PREFIX}concepts"] = CONCEPT_QUESTIONS + LAB_CONCEPT_QUESTIONS
     for name, examples in PLANNED_TOOL_REQUESTS.items():
         if name not in registered:
             classes[f"{NO_TOOL_PREFIX}{name}"] = examples
+    return classes
+
+
+def training_classes(tool_examples: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Every training class: label → sentences, given registered tool name → its examples.
+
+    Tools keep their own examples; the conceptual questions are added to the
+    course search's class when it is registered (otherwise they are the
+    "no tool" class ``-concepts``); then the "no tool" classes.
+    """
+    classes = {name: tuple(examples) for name, examples in tool_examples.items() if examples}
+    for name, requests in PLANNED_TOOL_REQUESTS.items():
+        if name in tool_examples:  # a planned tool that is registered: its requests are its own
+            known = set(classes.get(name, ()))
+            classes[name] = classes.get(name, ()) + tuple(t for t in requests if t not in known)
+    if CONCEPTS_TOOL in tool_examples:
+        known = set(classes.get(CONCEPTS_TOOL, ()))
+        extra = tuple(t for t in CONCEPT_QUESTIONS + LAB_CONCEPT_QUESTIONS if t not in known)
+        classes[CONCEPTS_TOOL] = classes.get(CONCEPTS_TOOL, ()) + extra
+    classes.update(no_tool_classes(tool_examples))
     return classes

@@ -7,7 +7,7 @@ for almost anything), so routing is done here, in two steps:
    upon a time"``, ``/tool NAME {json}``. Always win; unknown commands raise
    `ToolNotFoundError` listing the commands that exist.
 2. `ToolClassifier`, trained at start-up on the registered tools' `examples`
-   plus "no tool" sentences (`routing_examples`). Design, chosen by measuring
+   plus "no tool" sentences (`routing.examples`). Design, chosen by measuring
    (numbers in benchmarks/routing.py's docstring; 97% on held-out phrasings
    vs 91% for the embedding alone, ~15 ms a message on two CPU cores):
 
@@ -19,11 +19,18 @@ for almost anything), so routing is done here, in two steps:
    * Model: multinomial logistic regression, ``class_weight="balanced"``:
      trains in milliseconds, gives probabilities for a threshold, and
      measured better than nearest-neighbour and single-view models.
-   * "No tool" is several classes (small talk, conceptual questions, and one
-     class per planned-but-unregistered tool); at prediction time all of them
-     mean None. Only registered tools can ever be predicted.
+   * "No tool" is several classes (small talk, conceptual questions while
+     the course search is not registered, and one class per
+     planned-but-unregistered tool); at prediction time all of them mean None. Only registered tools can ever be predicted.
    * A message goes to a tool only when that tool's probability reaches
      `threshold`; otherwise None, so unsure guesses do not run tools.
+3. Explain vs do (`explain_or_do`, when the course search is registered): a
+   conceptual or how-to question that the classifier sent to a model lab goes
+   to the course search, unless it hands over something to act on (a quoted
+   prompt, a file, a setting, "run it", "my model"); conversely a message
+   that does hand over a prompt, a file or a setting goes to the most likely
+   model lab. The classifier's features are mostly topical, so the question
+   form is settled by this small bilingual rule.
 
 Arguments then come from the tool's rule-based `extract_args(text)`, checked
 by the tool's input model; fields that fail validation are dropped so the
@@ -42,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmtutor.agents.routing.examples import NO_TOOL_PREFIX, no_tool_classes
+from llmtutor.agents.routing.examples import CONCEPTS_TOOL, NO_TOOL_PREFIX, training_classes
 from llmtutor.errors import ConfigError, ToolInputError, ToolNotFoundError
 from llmtutor.tools.registry import ToolRegistry, ToolSpec
 
@@ -196,10 +203,9 @@ class ToolClassifier:
         self._model: Any = None
 
     def fit(self, registry: ToolRegistry) -> ToolClassifier:
-        classes: dict[str, tuple[str, ...]] = {
-            tool.name: tuple(tool.examples) for tool in registry if tool.examples
-        }
-        classes.update(no_tool_classes(registry.names()))
+        # Tools' examples, the conceptual questions (the course search's when it
+        # is registered, else "no tool") and the other "no tool" classes.
+        classes = training_classes({tool.name: tuple(tool.examples) for tool in registry})
         return self.fit_classes(
             classes, tool_names=[name for name in classes if not name.startswith(NO_TOOL_PREFIX)]
         )
@@ -253,6 +259,148 @@ class ToolClassifier:
             if tools[best] >= self.threshold:
                 return best, tools[best]
         return None, score.get(NONE_LABEL, 1.0)
+
+
+# ----- explain vs do --------------------------------------------------------------
+# A conceptual or how-to question ("What is NF4?", "How do I evaluate my fine-tuned
+# model?", "为什么贪心解码会重复？") is for the course search even when it
+# names a lab; a lab runs only when the learner asks for an action on a model, a
+# dataset or a prompt. The classifier learns most of this from its examples
+# (`LAB_CONCEPT_QUESTIONS`), but both feature views are mostly topical: the
+# char_wb n-grams never span two words ("how do I" is three unrelated words), and
+# MiniLM puts "How do I evaluate X?" next to "Evaluate X". So the question form is
+# settled here: when the classifier picks a model lab (or is split between tools,
+# with little "no tool" mass) and the message opens as such a question with nothing
+# to act on in it, the course search gets it; conversely, when it picked the course
+# search (or nothing) but the message hands over a prompt, a file or a setting, the
+# most likely model lab gets it ("What does beam search give for 'Once upon a time'?").
+# Labs about the learner's own state (job_status, quiz, query_course_db) are left
+# alone: "What is my average score?" is not a conceptual question.
+_DO_FLOOR = 0.15  # a model lab the classifier hardly considered is not run on a payload alone
+MODEL_LABS = frozenset(
+    {
+        "estimate_memory",
+        "compare_decoding",
+        "finetune_model",
+        "evaluate_model",
+        "merge_models",
+        "quantize_model",
+    }
+)
+_LEAD_IN = r"^\W*(?:(?:so|ok|okay|hey|hi|and|but|also|then|please)\b[,\s]*)*(?:(?:can|could|would) you\s+(?:please\s+)?)?"
+# How-to and advice questions: for the course even about "my model" (advice, not a request).
+_HOW_TO = re.compile(
+    _LEAD_IN + r"(?:how (?:do|can|could|should|would|might) (?:i|we|you|one)\b|how to\b|should (?:i|we)\b"
+    r"|what(?:'s|’s| is| are) (?:the|a) (?:best|right|recommended|good|proper) ways?\b"
+    r"|where (?:do|should|can) (?:i|we) (?:start|begin)\b|what should (?:i|we)\b"
+    r"|which [\w-]+(?: [\w-]+)? should (?:i|we)\b|is it (?:better|worth|a good idea)\b)"
+    r"|怎么(?!样)|怎样|如何|从哪|应该|该选|该用|要不要|该不该",
+    re.IGNORECASE,
+)
+# What / why / explain questions: for the course unless they are about the learner's own model or data.
+_CONCEPTUAL = re.compile(
+    _LEAD_IN + r"(?:what(?:'s|’s| is| are| was| were| does| do| did| makes| happens| causes)\b"
+    r"|how (?:does|do|did|is|are|can|could|would|will)\b|why\b|when (?:should|do|does|is|would|to)\b"
+    r"|explain\b|describe\b|tell me (?:about|how|why|what)\b|(?:what(?:'s| is) )?the difference between\b"
+    r"|i (?:don't|do not) (?:understand|get)\b)"
+    r"|什么是|是什么|为什么|为何|什么意思|原理|区别|有什么不同|有何不同|有什么用|什么作用|的作用|有什么影响|的影响"
+    r"|解释|讲讲|讲一下|说说|聊聊|介绍|干什么的|干嘛|做什么用|不明白|不懂|不理解",
+    re.IGNORECASE,
+)
+# Something to act on, anywhere in the message: a quoted prompt (a phrase, not a
+# quoted term such as 'temperature'), a file or a path, a setting ("t=0.5", "3 epochs").
+_QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|「([^」]+)」|『([^』]+)』|(?<!\w)'([^']+)'(?!\w)")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_PAYLOAD = re.compile(
+    r"\b[\w.-]+\.(?:jsonl|json|csv|tsv|txt|parquet|gguf|safetensors|ya?ml)\b|(?:^|\s)(?:\.{1,2}|~)?/\w"
+    r"|\b[a-z_]+\s*=\s*[\d.]|\d+\s*(?:epochs?|steps?|tokens?|beams?)\b|\d+\s*(?:个\s*)?(?:epoch|步|token|束)",
+    re.IGNORECASE,
+)
+# An order to run something: "… ? Run it", "try it on", "帮我跑一下", "演示一下".
+_RUN = re.compile(
+    r"[?？.。!！;；]\s*(?:please\s+)?(?:run|try|show|demonstrate|generate|compute|calculate|measure|quantize"
+    r"|merge|evaluate|benchmark|train|fine-tune|compare|plot)\b|\b(?:try it|run it|do it)\b"
+    r"|演示|试一下|试试|跑一下|跑一遍|运行一下|算一下|测一下",
+    re.IGNORECASE,
+)
+# A request addressed to the tutor, which may ask for a lab ("for me", "帮我", "给我", but
+# not "给我讲讲"/"帮我解释", which ask for an explanation).
+_ORDER = re.compile(r"\bfor me\b|\bon my prompt\b|帮我(?!讲|解释|介绍|说|理解)|给我(?!讲|解释|介绍|说)|替我")
+
+
+def _quotes_a_prompt(text: str) -> bool:
+    for match in _QUOTED.finditer(text):
+        quoted = next(group for group in match.groups() if group is not None)
+        if len(quoted.split()) >= 2 or len(_CJK.findall(quoted)) >= 4:
+            return True
+    return False
+
+
+def gives_work(text: str) -> bool:
+    """Whether the message hands over something to run a lab on, or orders a run."""
+    return _quotes_a_prompt(text) or _PAYLOAD.search(text) is not None or _RUN.search(text) is not None
+
+
+# "… of my model", "我的数据": a what/why question about the learner's own artefact asks for a result.
+_MINE = re.compile(
+    r"\b(?:my|our|this|these)\s+(?:[\w.-]+\s+){0,2}?(?:models?|checkpoints?|fine-?tunes?|adapters?|datasets?"
+    r"|data|prompts?|exports?|merges?|weights|runs?)\b|我的|这个(?:模型|检查点|数据)|这份数据",
+    re.IGNORECASE,
+)
+# "How much memory does X need" is an estimate_memory action: sizes, GPUs, amounts.
+_MEMORY_AMOUNT = re.compile(
+    r"(?<![\d.])\d+(?:\.\d+)?\s*(?:b|m|k|billion|million)(?![a-z])|\d+\s*(?:gb|gib|g)(?![a-z])"
+    r"|\b(?:t4|a10g?|a100|h100|h200|v100|l4|rtx|[1-9]\d{3})\b|亿|how (?:much|many)\b|多少|多大|够不够|够吗"
+    r"|能不能|能否|\bfit\b|\benough\b",
+    re.IGNORECASE,
+)
+
+
+def asks_to_explain(text: str, tool: str | None = None) -> bool:
+    """Whether `text` asks to understand something rather than to run `tool` (see above)."""
+    how_to = _HOW_TO.search(text) is not None
+    if not how_to and _CONCEPTUAL.search(text) is None:
+        return False
+    if gives_work(text) or _ORDER.search(text) or (not how_to and _MINE.search(text)):
+        return False
+    return not (tool == "estimate_memory" and _MEMORY_AMOUNT.search(text))
+
+
+def explain_or_do(
+    text: str, tool: str | None, confidence: float, score: Mapping[str, float]
+) -> tuple[str | None, float]:
+    """The classifier's (tool, confidence), settled for explain-vs-do messages.
+
+    Only when the course search is registered. Explain: the classifier chose a
+    model lab, or chose nothing while most probability sat on tools (a split
+    between tools, not small talk) with a model lab or the course search on top,
+    and `asks_to_explain` → the course search. Do, the converse: the classifier
+    chose the course search or nothing, but the message gives a lab something to
+    run on (`gives_work`: a quoted prompt, a file, a setting, "run it") and a model
+    lab has at least `_DO_FLOOR` probability → the most likely model lab. The
+    confidence is then the summed probability of the course search and the model
+    labs (the classes the rule chooses between).
+    """
+    if CONCEPTS_TOOL not in score:
+        return tool, confidence
+    tools = {name: p for name, p in score.items() if name != NONE_LABEL}
+    best = max(tools, key=tools.__getitem__)
+    mass = min(1.0, sum(p for name, p in tools.items() if name in MODEL_LABS or name == CONCEPTS_TOOL))
+    if tool in MODEL_LABS:
+        candidate: str | None = tool
+    elif tool is None and score.get(NONE_LABEL, 1.0) < 0.5 and (best in MODEL_LABS or best == CONCEPTS_TOOL):
+        candidate = best
+    else:
+        candidate = None
+    # The two directions exclude each other: `asks_to_explain` is False whenever `gives_work` is True.
+    if candidate is not None and asks_to_explain(text, candidate):
+        return CONCEPTS_TOOL, mass
+    if tool in (None, CONCEPTS_TOOL) and gives_work(text):
+        labs = {name: p for name, p in tools.items() if name in MODEL_LABS}
+        lab = max(labs, key=labs.__getitem__, default=None)
+        if lab is not None and labs[lab] >= _DO_FLOOR:
+            return lab, mass
+    return tool, confidence
 
 
 # ----- commands ------------------------------------------------------------------
@@ -380,7 +528,7 @@ class Router:
                 for i, text, score in zip(
                     pending, batch, classifier.scores(classifier.probabilities(batch)), strict=True
                 ):
-                    tool, confidence = classifier.decide(score)
+                    tool, confidence = explain_or_do(text, *classifier.decide(score), score)
                     args = extract_tool_args(self.registry.get(tool), text) if tool else {}
                     decisions[i] = RouteDecision(
                         tool=tool, args=args, confidence=confidence, method="classifier", scores=score

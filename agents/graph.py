@@ -26,7 +26,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
-from llmtutor.agents import answering
+from llmtutor.agents import answering, teaching
 from llmtutor.agents.personas import Persona, get_persona
 from llmtutor.agents.state import ToolRun, TutorState
 from llmtutor.errors import LLMTutorError
@@ -116,9 +116,13 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
 
     def route(state: TutorState) -> dict[str, Any]:
         persona = persona_of(state)
+        text = last_human_text(state["messages"])
+        fresh = {"approved": None, "tool_run": None, "plan": None}
+        if teaching.continues(state.get("teaching"), text):  # the learner answers the open dialogue
+            return {"route": {"tool": None, "args": {}, "confidence": 1.0, "method": "continuation"}, **fresh}
         allowed = persona.tool_names(deps.registry.names())
-        decision = deps.route(last_human_text(state["messages"]), allowed, state["messages"])
-        return {"route": decision.model_dump(mode="json"), "approved": None, "tool_run": None, "plan": None}
+        decision = deps.route(text, allowed, state["messages"])
+        return {"route": decision.model_dump(mode="json"), "teaching": None, **fresh}
 
     def after_route(state: TutorState) -> str:
         tool = (state.get("route") or {}).get("tool")
@@ -204,7 +208,11 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         decision = state.get("route") or {}
         declined = decision.get("tool") if state.get("approved") is False and not run else None
         model_text, metadata = "", {}
-        if answering.needs_model(run, declined, deps.capable):
+        # A continued dialogue and a Socratic opening show no model text: skip the call.
+        policy_turn = decision.get("method") == "continuation" or (
+            persona.policy == "socratic" and answering.is_cited(run)
+        )
+        if not policy_turn and answering.needs_model(run, declined, deps.capable):
             system = persona.system_message(language) + answering.system_addition(run, declined)
             history = conversation_for_model(state["messages"], deps.history_chars)
             budget = deps.explanation_tokens if run and not answering.is_cited(run) else None
@@ -213,16 +221,27 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             )
             model_text = response.content if isinstance(response.content, str) else str(response.content)
             metadata = dict(response.response_metadata)
-        composed = answering.compose(
-            run, model_text, question, language, declined=declined, persona=persona, embed=deps.embed
-        )
+        update: dict[str, Any] = {}
+        if decision.get("method") == "continuation" and state.get("teaching"):
+            composed, update["teaching"] = teaching.go_on(state["teaching"], question, cited_answer)
+        else:
+            composed = answering.compose(
+                run, model_text, question, language, declined=declined, persona=persona, embed=deps.embed
+            )
+            composed, update["teaching"] = teaching.open_with(persona, run, composed, question, language)
         # The learner sees only what is kept: the composed text, streamed in pieces (never the
         # model's draft, which the checks may cut or replace).
         writer = get_stream_writer()
         for piece in answering.stream_pieces(composed.text):
             writer({ANSWER_TOKEN: piece})
         metadata.update(explanation=composed.explanation, citations=composed.citations)
-        return {"messages": [AIMessage(content=composed.text, response_metadata=metadata)]}
+        return {"messages": [AIMessage(content=composed.text, response_metadata=metadata)], **update}
+
+    def cited_answer(
+        citations: list[dict[str, Any]], question: str, language: str
+    ) -> answering.ComposedAnswer:
+        run = {"tool": "search_course", "citations": citations, "found": True}
+        return answering.compose(run, "", question, language, embed=deps.embed)
 
     graph = StateGraph(TutorState)
     graph.add_node("route", route)

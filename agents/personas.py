@@ -6,7 +6,7 @@ Adding a persona = adding a YAML file with the fields of `Persona`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,6 +28,10 @@ class Persona(BaseModel):
     allowed_tools: list[str] | Literal["all"] = "all"
     temperature: float = Field(0.3, ge=0, le=2)
     greeting: str = ""
+    # How it teaches (agents/policies/): direct answers, a check question after each cited
+    # answer, or a Socratic dialogue; `policy_params` tune it (e.g. socratic max_hints).
+    policy: Literal["direct", "check", "socratic"] = "direct"
+    policy_params: dict[str, Any] = Field(default_factory=dict)
 
     def tool_names(self, registered: list[str]) -> list[str]:
         if self.allowed_tools == "all":

@@ -28,3 +28,4 @@ class TutorState(TypedDict, total=False):
     plan: str | None  # what an expensive tool will do, shown when asking for approval
     approved: bool | None
     tool_run: ToolRun | None  # result of the current turn's tool, if any
+    teaching: dict[str, Any] | None  # an open dialogue of the persona's policy (agents/teaching.py)

@@ -130,3 +130,79 @@ def test_check_question_comes_from_the_cited_module_and_is_graded():
     assert grade_reply(state, right).startswith("✅") and grade_reply(state, wrong).startswith("❌")
     zh = check_question([{"source": "notes/scientist-4-sft.md", "text": "…"}], "LoRA", "zh")
     assert zh is not None and detect_language(render_question(zh)) == "zh"
+
+
+# ----- through the tutor: the policies drive real turns, and the state lives in the thread ----
+class _Cited(__import__("pydantic").BaseModel):
+    query: str
+    passages: list[dict]
+
+    def to_markdown(self) -> str:
+        return "\n\n".join(f"[{p['n']}] {p['text']}" for p in self.passages)
+
+    def citations(self) -> list[dict]:
+        return self.passages
+
+
+def _course_tutor(workspace: Path):
+    """A Tutor whose search_course returns real note passages, routed by a stub (no index build)."""
+    from fakes import FakeBackend
+    from pydantic import BaseModel
+
+    from llmtutor import Tutor
+    from llmtutor.agents.routing.router import RouteDecision
+    from llmtutor.settings import Settings
+    from llmtutor.tools.registry import ToolRegistry, ToolSpec
+
+    class Query(BaseModel):
+        query: str
+
+    def search(cfg: Query, ctx) -> _Cited:
+        words = ["LoRA"] if "lora" in cfg.query.lower() else ["quantiz"]
+        return _Cited(query=cfg.query, passages=passages(words, detect_language(cfg.query)))
+
+    class ToSearch:
+        def parse_command(self, text):
+            return None
+
+        def route(self, text):
+            return RouteDecision(
+                tool="search_course", args={"query": text}, confidence=1.0, method="classifier"
+            )
+
+        def route_batch(self, texts):
+            return [self.route(t) for t in texts]
+
+    tool = ToolSpec("search_course", "Course search.", Query, _Cited, search)
+    return Tutor(
+        Settings(workspace=workspace),
+        backend=FakeBackend([]),
+        registry=ToolRegistry([tool]),
+        router=ToSearch(),
+    )
+
+
+def test_a_full_socratic_dialogue_through_the_tutor_survives_a_reload(tmp_path: Path):
+    first = _course_tutor(tmp_path).ask("What is quantization?", thread_id="s1", persona="socratic_coach")
+    assert first.answer.rstrip().endswith("?") and not first.citations
+    assert "fewer bits" not in first.answer and "precision" not in first.answer.lower()
+    # a new Tutor on the same workspace (a reload) continues the dialogue from the thread
+    replies = [
+        _course_tutor(tmp_path).ask(text, thread_id="s1", persona="socratic_coach")
+        for text in ("It makes the model friendlier.", "It adds layers?", "Something about GPUs", "no idea")
+    ]
+    assert "Hint 1 of 3" in replies[0].answer and "Hint 2 of 3" in replies[1].answer
+    assert "3 of 3" in replies[2].answer
+    assert "course notes" in replies[3].answer and replies[3].citations and "[1]" in replies[3].answer
+    after = _course_tutor(tmp_path).ask("What is LoRA?", thread_id="s1", persona="socratic_coach")
+    assert after.answer.rstrip().endswith("?")  # the dialogue closed: a new question opens a new one
+
+
+def test_the_tutor_offers_a_check_question_and_grades_the_reply(tmp_path: Path):
+    tutor = _course_tutor(tmp_path)
+    reply = tutor.ask("What is LoRA?", thread_id="c1")
+    assert reply.citations and "Check yourself" in reply.answer and "A)" in reply.answer
+    graded = tutor.ask("B", thread_id="c1")
+    assert graded.answer.startswith(("✅", "❌")) and "Source:" in graded.answer
+    again = tutor.ask("B", thread_id="c1")  # the check is over: "B" is a new message now
+    assert not again.answer.startswith(("✅", "❌"))

@@ -62,7 +62,7 @@ def open_with(
             max_hints=int(persona.policy_params.get("max_hints", 3)),
         )
         return ComposedAnswer(step.text, step.text), step.state.model_dump() if step.state else None
-    if persona.policy == "check":
+    if persona.policy == "check" and composed.citations:  # only after an answer that cites
         state = check.check_question(
             composed.citations or run["citations"], socratic.concept_of(question), lang
         )

@@ -366,6 +366,21 @@ def asks_to_explain(text: str, tool: str | None = None) -> bool:
     return not (tool == "estimate_memory" and _MEMORY_AMOUNT.search(text))
 
 
+# A conceptual question anywhere in the message ("Just tell me: what is perplexity?").
+_ASKS_WHAT = re.compile(
+    r"\bwhat (?:is|are|does)\b|\bwhy\b|\bhow (?:does|do|is|are)\b|什么是|是什么|为什么|怎么|如何",
+    re.IGNORECASE,
+)
+
+
+def names_course_concept(text: str) -> bool:
+    """Whether the message names a course module, topic or glossary term (catalog spellings)."""
+    from llmtutor.knowledge.catalog import load_catalog
+    from llmtutor.knowledge.quiz.topics import find_topic_in
+
+    return find_topic_in(load_catalog(), text) is not None
+
+
 def explain_or_do(
     text: str, tool: str | None, confidence: float, score: Mapping[str, float]
 ) -> tuple[str | None, float]:
@@ -395,6 +410,10 @@ def explain_or_do(
     # The two directions exclude each other: `asks_to_explain` is False whenever `gives_work` is True.
     if candidate is not None and asks_to_explain(text, candidate):
         return CONCEPTS_TOOL, mass
+    if tool is None and _ASKS_WHAT.search(text) and not gives_work(text) and names_course_concept(text):
+        # "Just tell me: what is perplexity?" reads like chat to the classifier, but it is a
+        # conceptual question about a course term: the course search answers it.
+        return CONCEPTS_TOOL, max(confidence, score.get(CONCEPTS_TOOL, 0.0))
     if tool in (None, CONCEPTS_TOOL) and gives_work(text):
         labs = {name: p for name, p in tools.items() if name in MODEL_LABS}
         lab = max(labs, key=labs.__getitem__, default=None)

@@ -13,7 +13,9 @@ settings (lr 2e-4, cosine, 3% warmup), seed, float32 weights, no gradient checkp
   data), no packing, its collator padding each batch to its longest row (dynamic padding).
 - `trl-padding-free`: the same with `padding_free=True`: the batch is flattened into one
   sequence (no padding; position_ids restart per row). TRL refuses it without packing while
-  `max_length` is set, so it runs with `max_length=None` (rows are not truncated).
+  `max_length` is set, so it runs with `max_length=None` (rows are not truncated). TRL documents
+  it for FlashAttention 2/3 only but accepts SDPA on CPU: transformers then builds a
+  block-diagonal mask from the restarting position_ids, so rows do not attend to each other.
 - `trl-packing`: the same with `packing=True` and TRL's default `packing_strategy="bfd"`
   (best-fit decreasing into `max_length` bins), which TRL always runs padding-free.
 - `project`: `llmtutor.training.finetune.run` (transformers Trainer on TRL "bfd"-packed rows,
@@ -23,14 +25,17 @@ TRL's data path is left at its defaults (tokenization, collator, masking, its fu
 LM-head loss, packing strategy). Of its training defaults, besides the optimizer settings above,
 only `bf16` and `gradient_checkpointing` are overridden (both on in TRL): the project turns
 them off on CPU, so leaving them on would measure those settings, not batching.
-Each variant runs in its own subprocess so peak RSS is its own. Every batch the model sees is
-counted by one wrapper around the variant's collator: non-padding tokens, loss-bearing tokens
-(labels the shifted loss reads) and total positions (padding included). Printed: steps, those
-three per second of `trainer.train()`, s/step, peak RSS, the last logged loss (not comparable
-between whole-sequence and assistant-only loss) and the project's non-padding tokens/s over
-each TRL variant's. `--repeats N` runs every variant N times, alternating the order, and keeps
-the fastest run (the least disturbed by other work on the machine); the 1-minute load average
-before and after every run is printed with it.
+Each variant runs in its own subprocess so peak RSS is its own. Every batch is counted by one
+wrapper around the variant's collator (non-padding tokens, loss-bearing tokens = labels the
+shifted loss reads, total positions with padding), and only the batches that were trained (the
+dataloader collates one ahead of the last step). Every `Trainer.training_step` is timed by one
+wrapper too (TRL's and the project's trainers both go through it). Printed: steps, non-padding
+tokens/s over the whole `trainer.train()` and for the median step (steps after the first, less
+sensitive to bursts of load), loss-bearing and total tokens/s, s/step, peak RSS, the last logged
+loss (not comparable between whole-sequence and assistant-only loss) and the project's
+non-padding tokens/s over each TRL variant's. `--repeats N` runs every variant N times,
+alternating the order, and keeps the fastest run (the least disturbed by other work on the
+machine); every run's time and the 1-minute load average before and after it are printed.
 """
 
 from __future__ import annotations

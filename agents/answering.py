@@ -40,7 +40,8 @@ NOT_FOUND = {
 SOURCES = {"en": "Sources", "zh": "来源"}
 _CITE = re.compile(r"\[(\d+)\]")
 _CITE_MARK = re.compile(r"\s*\[\d+\]")
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n+")
+# "e.g." and friends end no sentence (a split there leaves "… special tokens, e.g [1].").
+_SENTENCES = re.compile(r"(?<=[.!?])(?<!e\.g\.)(?<!i\.e\.)(?<!\bvs\.)(?<!etc\.)\s+|(?<=[。！？；])|\n+")
 _ENDS = ".!?。！？；"
 # Claims about the course in a model's general answer (it saw no passage, so they are unchecked).
 _ABOUT_COURSE = re.compile(
@@ -266,9 +267,20 @@ def extractive_answer(
                 candidates.append((rank, position, sentence, heading))
     if not candidates or not found:
         return ""
+    # Sentences come from the passages about the whole question: a passage on Flash Attention
+    # that mentions memory does not answer "why does LoRA reduce memory", however well one of
+    # its sentences covers "memory".
+    topical = [coverage(found, f"{_section(c)} {c['text']}")[1] for c in citations]
+    candidates = [c for c in candidates if topical[c[0]] >= max(topical)]
     shares = [coverage(found, f"{c[2]} {c[3]}") for c in candidates]
     floor = max(MIN_SHARE, NEAR_BEST * max(share for share, _ in shares))
-    passing = [i for i, (share, specific) in enumerate(shares) if specific > 0 and share >= floor]
+    # A question of everyday words only ("为什么要做模型评估？") has no specific concept to require.
+    needs_specific = any(c.weight >= 1.0 for c in found)
+    passing = [
+        i
+        for i, (share, specific) in enumerate(shares)
+        if (specific > 0 or not needs_specific) and share >= floor
+    ]
     same = [i for i in passing if detect_language(candidates[i][2]) == language]
     passing = same or passing  # a translation only when the learner's language is missing
     if not passing:
@@ -316,9 +328,14 @@ def _select(
     return chosen
 
 
+_COMPLETE = re.compile(r"[.!?。！？；:：][\"'”’」』)）`*]*$")
+
+
 def _usable(sentence: str) -> bool:
     if sentence.startswith(("#", "- [", "|", "[instructions", "!")) or sentence[:1].islower():
         return False  # headings, lists, tables, removed text, a chunk that starts mid-sentence
+    if not _COMPLETE.search(sentence):
+        return False  # a chunk that ends mid-sentence ("… special tokens, e.g. `<|im_start|>user …")
     return len(sentence) >= (8 if detect_language(sentence) == "zh" else 20)
 
 

@@ -71,6 +71,43 @@ def test_extractive_prefers_the_learner_language():
     assert text == "秩 r 通常取 8 或 16[3]。"  # the passage's number; compose renumbers it
 
 
+def test_extractive_keeps_to_passages_about_the_whole_question():
+    flash = {
+        "n": 4,
+        "source": "engineer-5-inference-optimization.md",
+        "heading": "Inference optimization › Flash Attention",
+        "text": "Flash Attention reduces memory reads and writes, so memory grows linearly with length.",
+    }
+    lora = {
+        "n": 5,
+        "source": "scientist-4-sft.md",
+        "heading": "Supervised Fine-Tuning › LoRA",
+        "text": "LoRA trains only the adapters, so memory drops sharply during fine-tuning.",
+    }
+    text = extractive_answer("Why does LoRA reduce memory?", [lora, flash], "en")
+    assert "adapters" in text and "Flash" not in text  # memory alone does not answer a LoRA question
+
+
+def test_extractive_answers_a_question_of_everyday_words_and_skips_cut_sentences():
+    passage = {
+        "n": 1,
+        "source": "scientist-6-evaluation.md",
+        "heading": "评估 › 概述",
+        "text": "评估模型的能力，才能知道它在下游任务上是否可靠。排行榜并不能代替评估模型在你的任务上的表现，例如",
+    }
+    text = extractive_answer("为什么要做模型评估？", [passage], "zh")
+    assert text == "评估模型的能力，才能知道它在下游任务上是否可靠[1]。"  # not the sentence cut off at "例如"
+    english = {
+        "n": 1,
+        "source": "scientist-2-instruction-dataset.md",
+        "heading": "Prompt templates",
+        "text": "ChatML wraps each chat template turn in special tokens, e.g. im_start and im_end. "
+        "The chat template used at inference must match the one used in training.",
+    }
+    both = extractive_answer("What is a chat template for?", [english], "en")
+    assert "e.g. im_start and im_end [1]." in both  # "e.g." ends no sentence
+
+
 def test_citations_are_renumbered_in_order_of_use():
     answer = compose(
         {"tool": "search", "citations": PASSAGES},

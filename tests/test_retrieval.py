@@ -12,7 +12,7 @@ import pytest
 from llmtutor.knowledge.rag.embeddings import Embedder
 from llmtutor.knowledge.rag.glossary import GlossaryEntry
 from llmtutor.knowledge.rag.index import build_index, index_status
-from llmtutor.knowledge.rag.retrieval import Retriever
+from llmtutor.knowledge.rag.retrieval import RetrievalConfig, Retriever
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -133,6 +133,33 @@ def test_hybrid_search_crosses_languages(corpus, tmp_path, embedder):
     assert retriever.search(
         "best pizza in Naples", only_relevant=False
     ).hits  # a search box still shows something
+
+
+def test_bilingual_notes_answer_in_the_question_language(tmp_path, embedder):
+    """A Chinese question that quotes the English term reads the Chinese section first (the
+    English one matches its words a little better: without the language bonus it wins)."""
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "quant.md").write_text(
+        "# Quantization\n\n## Absmax and zero-point\nAbsmax quantization divides by the largest absolute "
+        "value. Zero-point quantization adds an offset, the zero-point, so skewed values waste fewer levels.\n",
+        encoding="utf-8",
+    )
+    (root / "quant-zh.md").write_text(
+        "# 量化（中文）\n\n## absmax 与零点量化\nabsmax 量化用最大绝对值去除每个数；"
+        "零点（非对称）量化再加一个偏移，数值偏斜时浪费的级别更少。\n",
+        encoding="utf-8",
+    )
+    location = tmp_path / "index"
+    build_index([root], location, embedder=embedder)
+    glossary = [*GLOSSARY, GlossaryEntry(en="zero-point quantization", zh="零点量化")]
+    question = "零点量化（zero-point）和 absmax 有什么不同？"
+    for bonus, first in ((0.0, "en"), (RetrievalConfig().language_bonus, "zh")):
+        config = RetrievalConfig(language_bonus=bonus)
+        retriever = Retriever(location, embedder=embedder, glossary=glossary, config=config)
+        assert retriever.search(question, k=2).hits[0].language == first
+    english = retriever.search("How does zero-point quantization differ from absmax?", k=2)
+    assert english.hits[0].language == "en"
 
 
 def test_near_duplicates_from_two_sources_are_returned_once(corpus, tmp_path, embedder):

@@ -97,13 +97,14 @@ def concepts(question: str) -> list[Concept]:
     found: list[Concept] = []
     own = list(dict.fromkeys(words(question)))
     for expansion in _expander().expand(question):
-        matched = set(words(expansion.matched))
+        # The term's other spellings in the question are the same concept: "零点量化（zero-point）".
+        matched = set(words(expansion.matched)).union(*(words(a) for a in expansion.alternatives))
         own = [w for w in own if w not in matched]
         spellings = {_spelling(s) for s in (expansion.matched, *expansion.alternatives)} - {""}
         everyday = expansion.kind == "word" and all(_everyday(t) for t in matched)
         found.append(Concept(frozenset(spellings), EVERYDAY_WEIGHT if everyday else 1.0))
     for word in own:
-        if len(word) > 1 or has_cjk(word):
+        if len(word) > 1:  # one letter, or one Chinese character ("做", "的"): wording, not a concept
             found.append(Concept(frozenset({word}), EVERYDAY_WEIGHT if _everyday(word) else 1.0))
     return found
 

@@ -87,6 +87,12 @@ class RetrievalConfig(BaseModel):
         0.5, ge=-1, le=1, description="Dense similarity that alone makes a chunk relevant."
     )
     coord_power: float = Field(1.0, ge=0, description="Exponent of the query-term coverage factor on BM25.")
+    language_bonus: float = Field(
+        0.1,
+        ge=0,
+        description="Fused-score bonus of a chunk in the query's language (bilingual notes: a Chinese "
+        "question reads the Chinese section first when it is about as relevant).",
+    )
     nprobes: int = Field(20, ge=1, description="IVF partitions searched when the ANN index is used.")
     dense_backend: Literal["auto", "exact", "ann"] = Field(
         "auto",
@@ -295,6 +301,11 @@ class Retriever:
         for weight, order in ((lw, lexical_order), (dw, dense_order)):
             for rank, position in enumerate(order.tolist()):
                 fused[position] = fused.get(position, 0.0) + weight / (cfg.rrf_k + rank + 1)
+        if hybrid and cfg.language_bonus:
+            language = "en" if english else detect_language(query)
+            for position in fused:
+                if self.rows[position]["language"] == language:
+                    fused[position] *= 1.0 + cfg.language_bonus
         ranked = sorted(fused.items(), key=lambda item: -item[1])
         if method == "rrf":
             return self._result(query, ranked[:k], groups, vector, added)

@@ -261,7 +261,7 @@ def extractive_answer(
     found = concepts(question)
     candidates: list[tuple[int, int, str, str]] = []  # rank, position, sentence, heading
     for rank, citation in enumerate(citations):
-        heading = _section(citation)
+        heading = str(citation.get("heading", ""))  # the whole path: the module names the topic
         for position, sentence in enumerate(s.strip() for s in _SENTENCES.split(citation["text"])):
             if _usable(sentence):
                 candidates.append((rank, position, sentence, heading))
@@ -270,7 +270,7 @@ def extractive_answer(
     # Sentences come from the passages about the whole question: a passage on Flash Attention
     # that mentions memory does not answer "why does LoRA reduce memory", however well one of
     # its sentences covers "memory".
-    topical = [coverage(found, f"{_section(c)} {c['text']}")[1] for c in citations]
+    topical = [coverage(found, f"{c.get('heading', '')} {c['text']}")[1] for c in citations]
     candidates = [c for c in candidates if topical[c[0]] >= max(topical)]
     shares = [coverage(found, f"{c[2]} {c[3]}") for c in candidates]
     floor = max(MIN_SHARE, NEAR_BEST * max(share for share, _ in shares))

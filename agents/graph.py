@@ -118,9 +118,12 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         persona = persona_of(state)
         text = last_human_text(state["messages"])
         fresh = {"approved": None, "tool_run": None, "plan": None}
-        if teaching.continues(state.get("teaching"), text):  # the learner answers the open dialogue
-            return {"route": {"tool": None, "args": {}, "confidence": 1.0, "method": "continuation"}, **fresh}
         allowed = persona.tool_names(deps.registry.names())
+        if teaching.continues(state.get("teaching"), text):  # the learner answers the open dialogue
+            if (offered := teaching.accepted_lab(state.get("teaching"))) and offered[0] in allowed:
+                decision = {"tool": offered[0], "args": offered[1], "confidence": 1.0, "method": "offer"}
+                return {"route": decision, "teaching": None, **fresh}
+            return {"route": {"tool": None, "args": {}, "confidence": 1.0, "method": "continuation"}, **fresh}
         decision = deps.route(text, allowed, state["messages"])
         return {"route": decision.model_dump(mode="json"), "teaching": None, **fresh}
 
@@ -210,7 +213,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         model_text, metadata = "", {}
         # A continued dialogue and a Socratic opening show no model text: skip the call.
         policy_turn = decision.get("method") == "continuation" or (
-            persona.policy == "socratic" and answering.is_cited(run)
+            persona.policy in ("socratic", "quiz") and answering.is_cited(run)
         )
         if not policy_turn and answering.needs_model(run, declined, deps.capable):
             system = persona.system_message(language) + answering.system_addition(run, declined)
@@ -228,7 +231,10 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             composed = answering.compose(
                 run, model_text, question, language, declined=declined, persona=persona, embed=deps.embed
             )
-            composed, update["teaching"] = teaching.open_with(persona, run, composed, question, language)
+            allowed = persona.tool_names(deps.registry.names())
+            composed, update["teaching"] = teaching.open_with(
+                persona, run, composed, question, language, allowed
+            )
         # The learner sees only what is kept: the composed text, streamed in pieces (never the
         # model's draft, which the checks may cut or replace).
         writer = get_stream_writer()

@@ -29,8 +29,9 @@ class Persona(BaseModel):
     temperature: float = Field(0.3, ge=0, le=2)
     greeting: str = ""
     # How it teaches (agents/policies/): direct answers, a check question after each cited
-    # answer, or a Socratic dialogue; `policy_params` tune it (e.g. socratic max_hints).
-    policy: Literal["direct", "check", "socratic"] = "direct"
+    # answer, a Socratic dialogue, a quiz before the answer, a lab offer, or the papers behind
+    # it; `policy_params` tune it (e.g. socratic max_hints).
+    policy: Literal["direct", "check", "socratic", "quiz", "lab", "research"] = "direct"
     policy_params: dict[str, Any] = Field(default_factory=dict)
 
     def tool_names(self, registered: list[str]) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmtutor.agents.answering import ComposedAnswer, is_cited
 from llmtutor.agents.personas import Persona
-from llmtutor.agents.policies import check, socratic
+from llmtutor.agents.policies import check, lab, quiz_first, research, socratic
 
 Teaching = dict[str, Any]
 # (citations, question, language) -> the cited answer, composed like any course answer
@@ -23,11 +23,24 @@ def continues(teaching: Teaching | None, text: str) -> bool:
     """Whether the message answers the open dialogue (a /command never does)."""
     if not teaching or text.lstrip().startswith("/"):
         return False
-    if teaching.get("policy") == "socratic":
+    policy = teaching.get("policy")
+    if policy == "socratic":
         return True
-    if teaching.get("policy") == "check":
+    if policy == "check":
         return check.is_answer(check.CheckState.model_validate(teaching), text)
+    if policy == "quiz":
+        return quiz_first.is_answer(quiz_first.QuizFirstState.model_validate(teaching), text)
+    if policy == "lab":
+        return lab.accepts(text)
     return False
+
+
+def accepted_lab(teaching: Teaching | None) -> tuple[str, dict[str, Any]] | None:
+    """The offered lab (tool, args) when the open dialogue is a lab offer."""
+    if not teaching or teaching.get("policy") != "lab":
+        return None
+    offer = lab.LabOffer.model_validate(teaching)
+    return offer.tool, offer.args
 
 
 def go_on(
@@ -37,6 +50,11 @@ def go_on(
     if teaching.get("policy") == "check":
         text = check.grade_reply(check.CheckState.model_validate(teaching), reply)
         return ComposedAnswer(text, text), None
+    if teaching.get("policy") == "quiz":
+        quiz = quiz_first.QuizFirstState.model_validate(teaching)
+        answer = cited_answer(quiz.citations, quiz.asked, quiz.language)
+        text = "\n\n".join(part for part in (quiz_first.verdict(quiz, reply), answer.text) if part)
+        return ComposedAnswer(text, text, answer.citations), None
     state = socratic.SocraticState.model_validate(teaching)
     step = socratic.continue_dialogue(state, reply)
     if not step.reveal:
@@ -47,7 +65,12 @@ def go_on(
 
 
 def open_with(
-    persona: Persona, run: dict[str, Any] | None, composed: ComposedAnswer, question: str, language: str
+    persona: Persona,
+    run: dict[str, Any] | None,
+    composed: ComposedAnswer,
+    question: str,
+    language: str,
+    allowed: list[str] | None = None,
 ) -> tuple[ComposedAnswer, Teaching | None]:
     """The turn as the persona's policy teaches it, given the grounded answer already composed."""
     if not run or not is_cited(run) or run.get("found") is False or not run.get("citations"):
@@ -62,11 +85,26 @@ def open_with(
             max_hints=int(persona.policy_params.get("max_hints", 3)),
         )
         return ComposedAnswer(step.text, step.text), step.state.model_dump() if step.state else None
-    if persona.policy == "check" and composed.citations:  # only after an answer that cites
-        state = check.check_question(
-            composed.citations or run["citations"], socratic.concept_of(question), lang
-        )
+    if not composed.citations:  # the policies below build on an answer that cites
+        return composed, None
+    if persona.policy == "quiz":
+        opened = quiz_first.open_quiz(composed.citations, question, lang)
+        if opened is not None:
+            text, quiz = opened
+            return ComposedAnswer(text, text), quiz.model_dump()
+    if persona.policy == "check":
+        state = check.check_question(composed.citations, socratic.concept_of(question), lang, question)
         if state is not None:
             text = f"{composed.text}\n\n{check.render_question(state)}"
             return ComposedAnswer(text, composed.explanation, composed.citations), state.model_dump()
+    if persona.policy == "research":
+        papers = research.references(composed.citations, question, lang)
+        if papers:
+            text = f"{composed.text}\n\n{papers}"
+            return ComposedAnswer(text, text, composed.citations), None
+    if persona.policy == "lab":
+        offered = lab.offer(composed.citations, lang, allowed or [])
+        if offered is not None:
+            text = f"{composed.text}\n\n{offered[0]}"
+            return ComposedAnswer(text, text, composed.citations), offered[1].model_dump()
     return composed, None

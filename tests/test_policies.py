@@ -1,5 +1,6 @@
-"""Teaching policies as state machines: the Socratic dialogue and the tutor's check question,
-on real course passages (the bundled notes), in English and Chinese."""
+"""Teaching policies as state machines: the Socratic dialogue, the tutor's check question, the
+quiz master's question first, the lab engineer's lab offer and the research mentor's papers, on
+real course passages (the bundled notes), in English and Chinese."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ class _Cited(__import__("pydantic").BaseModel):
         return self.passages
 
 
-def _course_tutor(workspace: Path):
+def _course_tutor(workspace: Path, extra_tools: tuple = ()):
     """A Tutor whose search_course returns real note passages, routed by a stub (no index build)."""
     from fakes import FakeBackend
     from pydantic import BaseModel
@@ -177,7 +178,7 @@ def _course_tutor(workspace: Path):
     return Tutor(
         Settings(workspace=workspace),
         backend=FakeBackend([]),
-        registry=ToolRegistry([tool]),
+        registry=ToolRegistry([tool, *extra_tools]),
         router=ToSearch(),
     )
 
@@ -206,3 +207,71 @@ def test_the_tutor_offers_a_check_question_and_grades_the_reply(tmp_path: Path):
     assert graded.answer.startswith(("✅", "❌")) and "Source:" in graded.answer
     again = tutor.ask("B", thread_id="c1")  # the check is over: "B" is a new message now
     assert not again.answer.startswith(("✅", "❌"))
+
+
+def test_check_question_is_about_the_question():
+    cited = [{"source": "notes/scientist-4-sft.md", "module_id": "scientist.sft", "text": "…"}]
+    asked = "How does QLoRA save memory compared with LoRA?"
+    state = check_question(cited, concept_of(asked), "en", asked)
+    assert state is not None and "QLoRA" in f"{state.question.prompt} {state.question.answer}"
+
+
+def test_the_quiz_master_asks_first_then_grades_and_explains(tmp_path: Path):
+    tutor = _course_tutor(tmp_path)
+    first = tutor.ask("What is LoRA?", thread_id="q1", persona="quiz_master")
+    assert "Before I explain" in first.answer and "A)" in first.answer
+    assert not first.citations and "**Sources**" not in first.answer  # the answer comes after the try
+    graded = tutor.ask("A", thread_id="q1", persona="quiz_master")
+    assert graded.answer.startswith(("✅", "❌")) and graded.citations and "**Sources**" in graded.answer
+    zh = tutor.ask("LoRA 是什么？", thread_id="q2", persona="quiz_master")
+    assert "讲解之前" in zh.answer
+    told = tutor.ask("直接告诉我", thread_id="q2", persona="quiz_master")
+    assert not told.answer.startswith(("✅", "❌")) and told.citations and "**来源**" in told.answer
+    assert detect_language(told.answer.split("**来源**")[0]) == "zh"
+
+
+def test_the_research_mentor_lists_the_catalog_papers_for_the_concept(tmp_path: Path):
+    from llmtutor.knowledge.catalog import load_catalog
+
+    urls = {str(r.url) for m in load_catalog().modules() for r in (*m.resources, *m.references)}
+    tutor = _course_tutor(tmp_path)
+    reply = tutor.ask("What is LoRA?", thread_id="r1", persona="research_mentor")
+    assert reply.citations and "**Papers and references**" in reply.answer
+    papers = reply.answer.split("**Papers and references**")[1]
+    listed = __import__("re").findall(r"\]\((https://[^)]+)\)", papers)
+    assert listed and set(listed) <= urls  # every reference comes from the catalog
+    assert listed[0] == "https://arxiv.org/abs/2106.09685"  # the LoRA paper first
+    assert "Read next: **LoRA: Low-Rank Adaptation" in papers
+    zh = tutor.ask("LoRA 是什么？", thread_id="r2", persona="research_mentor")
+    assert "**论文与参考资料**" in zh.answer and "下一篇推荐" in zh.answer
+
+
+def test_the_lab_engineer_offers_the_module_lab_and_runs_it_on_yes(tmp_path: Path):
+    from llmtutor.tools.estimate_memory import TOOL as MEMORY
+
+    tutor = _course_tutor(tmp_path, extra_tools=(MEMORY,))
+    offer = tutor.ask("What is LoRA?", thread_id="l1", persona="lab_engineer")
+    assert offer.citations and "Try it in a lab" in offer.answer and "`estimate_memory`" in offer.answer
+    ran = tutor.ask("yes", thread_id="l1", persona="lab_engineer")
+    assert ran.tool_calls[0]["tool"] == "estimate_memory"
+    assert ran.tool_calls[0]["args"] == {"model": "Llama-3-8B", "mode": "qlora"}
+    assert "| **total** |" in ran.answer and "GiB" in ran.answer
+    again = tutor.ask("yes", thread_id="l1", persona="lab_engineer")  # the offer was used up
+    assert not again.tool_calls or again.tool_calls[0]["tool"] != "estimate_memory"
+    declined = tutor.ask("LoRA 是什么？", thread_id="l2", persona="lab_engineer")
+    assert "动手试试" in declined.answer
+    other = tutor.ask("What is quantization?", thread_id="l2", persona="lab_engineer")
+    assert not any(c["tool"] == "estimate_memory" for c in other.tool_calls)  # a new question, no lab
+
+
+def test_every_lab_offer_names_a_module_and_valid_tool_input():
+    from llmtutor.agents.policies.lab import labs
+    from llmtutor.knowledge.catalog import load_catalog
+    from llmtutor.tools.registry import default_registry
+
+    modules, registry = {m.id for m in load_catalog().modules()}, default_registry()
+    assert labs()
+    for module_id, lab in labs().items():
+        assert module_id in modules
+        registry.get(lab.tool).validate(lab.args)  # raises on input the tool would refuse
+        assert detect_language(lab.request_zh) == "zh" and detect_language(lab.request) == "en"

@@ -95,14 +95,24 @@ def _spelling(text: str) -> str:
 def concepts(question: str) -> list[Concept]:
     """The question's concepts: glossary terms (all their spellings) first, then its other words."""
     found: list[Concept] = []
+    by_match: dict[str, int] = {}  # one word of the question is one concept, whatever its senses
     own = list(dict.fromkeys(words(question)))
     for expansion in _expander().expand(question):
         # The term's other spellings in the question are the same concept: "零点量化（zero-point）".
         matched = set(words(expansion.matched)).union(*(words(a) for a in expansion.alternatives))
         own = [w for w in own if w not in matched]
         spellings = {_spelling(s) for s in (expansion.matched, *expansion.alternatives)} - {""}
-        everyday = expansion.kind == "word" and all(_everyday(t) for t in matched)
-        found.append(Concept(frozenset(spellings), EVERYDAY_WEIGHT if everyday else 1.0))
+        everyday = expansion.kind == "word" and all(_everyday(t) for t in words(expansion.matched))
+        concept = Concept(frozenset(spellings), EVERYDAY_WEIGHT if everyday else 1.0)
+        key = _spelling(expansion.matched)
+        if key in by_match:  # "memory": VRAM and conversation memory are one word to cover
+            same = found[by_match[key]]
+            found[by_match[key]] = Concept(
+                same.spellings | concept.spellings, max(same.weight, concept.weight)
+            )
+            continue
+        by_match[key] = len(found)
+        found.append(concept)
     for word in own:
         if len(word) > 1:  # one letter, or one Chinese character ("做", "的"): wording, not a concept
             found.append(Concept(frozenset({word}), EVERYDAY_WEIGHT if _everyday(word) else 1.0))

@@ -7,8 +7,13 @@ adding a persona with an existing policy stays one YAML file.
 - `check`: the direct answer, then one check question on the concept from the quiz bank,
   graded on the learner's next reply.
 - `socratic`: never the answer first; a guiding question, graded hints, then the cited answer.
+- `quiz`: retrieval practice first: a quiz-bank question on the concept, graded, then the cited
+  answer.
+- `lab`: the cited answer, then the lab that shows the idea on real numbers (labs.yaml); "yes"
+  runs it.
+- `research`: the cited answer, then the papers and references the course catalog lists for it.
 """
 
 from __future__ import annotations
 
-POLICIES: tuple[str, ...] = ("direct", "check", "socratic")
+POLICIES: tuple[str, ...] = ("direct", "check", "socratic", "quiz", "lab", "research")

@@ -54,10 +54,16 @@ def module_of(source: str) -> str | None:
     return next((m.id for m in load_catalog().modules() if m.track == track and m.order == order), None)
 
 
-def check_question(citations: list[dict[str, Any]], concept: str, language: Language) -> CheckState | None:
-    """A multiple-choice question on the cited passage's module, about the concept when one is."""
+def check_question(
+    citations: list[dict[str, Any]], concept: str, language: Language, asked: str = ""
+) -> CheckState | None:
+    """A multiple-choice question on the cited passage's module: one whose focus is the concept
+    first, then the one whose text and answer cover most of the learner's question."""
+    from llmtutor.agents.explain.similarity import concepts, coverage
     from llmtutor.knowledge.quiz.bank import default_bank
 
+    wanted = concept.casefold()
+    asked_concepts = concepts(asked or concept)
     for citation in citations[:2]:
         module_id = citation.get("module_id") or module_of(str(citation.get("source", "")))
         if not module_id:
@@ -66,18 +72,25 @@ def check_question(citations: list[dict[str, Any]], concept: str, language: Lang
             questions = [q for q in default_bank().questions(module_id, language) if q.kind == "mc"]
         except KeyError:
             continue
-        wanted = concept.casefold()
-        focused = [q for q in questions if any(wanted == f.casefold() for f in q.focus)]
-        pool = focused or questions
-        if pool:
-            return CheckState(language=language, question=pool[0])
+        if not questions:
+            continue
+
+        def fit(q: Question) -> tuple[bool, float]:
+            about = f"{q.prompt} {q.answer} {q.passage.heading} {' '.join(q.focus)}"
+            return any(wanted == f.casefold() for f in q.focus), coverage(asked_concepts, about)[0]
+
+        best = max(questions, key=fit)  # max keeps the bank's order among equals
+        return CheckState(language=language, question=best)
     return None
+
+
+def render_options(question: Question) -> str:
+    return "\n".join(f"{LETTERS[i]}) {option}" for i, option in enumerate(question.options))
 
 
 def render_question(state: CheckState) -> str:
     t, q = TEXT[state.language], state.question
-    options = "\n".join(f"{LETTERS[i]}) {option}" for i, option in enumerate(q.options))
-    return f"{t['ask'].format(prompt=q.prompt)}\n\n{options}\n\n{t['how']}"
+    return f"{t['ask'].format(prompt=q.prompt)}\n\n{render_options(q)}\n\n{t['how']}"
 
 
 _LETTER_ONLY = re.compile(r"[(（\[]?[A-Da-d1-4][)）\].:：、]?")

@@ -45,7 +45,7 @@ _SENTENCES = re.compile(r"(?<=[.!?])(?<!e\.g\.)(?<!i\.e\.)(?<!\bvs\.)(?<!etc\.)\
 _ENDS = ".!?。！？；"
 # Claims about the course in a model's general answer (it saw no passage, so they are unchecked).
 _ABOUT_COURSE = re.compile(
-    r"\b(?:the|this|our|your) (?:course|notes|syllabus)\b|\bcourse notes?\b|\bmodules? \d|课程|笔记|第.{1,3}(?:章|模块)",
+    r"(?<!of )\bcourses?\b|\bnotes\b|\bsyllabus\b|\bmodules? \d|课程|笔记|第.{1,3}(?:章|模块)",
     re.IGNORECASE,
 )
 _SOURCES_BLOCK = re.compile(r"\n\s*\**\s*(?:sources?|references?|来源|参考)\s*\**\s*:?\s*\n.*", re.I | re.S)
@@ -75,10 +75,13 @@ def is_cited(run: dict[str, Any] | None) -> bool:
     return bool(run) and (bool(run.get("citations")) or run.get("found") is False)
 
 
-def needs_model(run: dict[str, Any] | None, declined_tool: str | None = None, capable: bool = False) -> bool:
+def needs_model(
+    run: dict[str, Any] | None, declined_tool: str | None = None, capable: bool = False, question: str = ""
+) -> bool:
     """Whether the answer needs a model call at all: only a capable backend writes, and only where
-    there is something to write (never after an error, a refusal, a decline or a final result)."""
-    if not capable or declined_tool:
+    there is something to write (never after an error, a refusal, a decline or a final result,
+    nor for small talk, which gets the persona's fixed greeting)."""
+    if not capable or declined_tool or (not run and notices.small_talk(question)):
         return False
     return not (run and (run.get("error") or run.get("found") is False or run.get("final")))
 
@@ -115,6 +118,8 @@ def compose(
     embed: Embed | None = None,
 ) -> ComposedAnswer:
     model_text = model_text.strip()
+    if model_text and detect_language(model_text) != language:
+        model_text = ""  # an English reply to a Chinese question is not the learner's answer
     if declined and not run:
         text = notices.declined(declined, language)
         return ComposedAnswer(text, text)
@@ -148,9 +153,7 @@ def _no_tool(
     model_text: str, question: str, language: str, persona: Any, embed: Embed | None
 ) -> ComposedAnswer:
     chat = notices.small_talk(question)
-    if model_text:
-        if chat:  # a capable model's "hello" needs no warning label
-            return ComposedAnswer(model_text, model_text)
+    if model_text and not chat:  # small talk gets the persona's own words, whatever the model
         body = _SOURCES_BLOCK.sub("", model_text)
         body = " ".join(
             s.strip()

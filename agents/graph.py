@@ -215,7 +215,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         policy_turn = decision.get("method") == "continuation" or (
             persona.policy in ("socratic", "quiz") and answering.is_cited(run)
         )
-        if not policy_turn and answering.needs_model(run, declined, deps.capable):
+        if not policy_turn and answering.needs_model(run, declined, deps.capable, question):
             system = persona.system_message(language) + answering.system_addition(run, declined)
             history = conversation_for_model(state["messages"], deps.history_chars)
             budget = deps.explanation_tokens if run and not answering.is_cited(run) else None

@@ -53,18 +53,26 @@ def _key_terms(text: str) -> set[str]:
     return {t for t in tokenize(text, bigrams=False) if len(t) > 1 and not t.isdigit()}
 
 
-def drop_off_topic_sentences(explanation: str, *sources: str) -> str:
-    """Keep the sentences that share a key term with the sources (the result, the question).
+# Share of a sentence's key terms that may be missing from its sources: a capable model words
+# things its own way ("so it fits comfortably"), but a sentence mostly made of terms the result
+# and the passages never use ("Mistral-7A (FloPilot-8)", "FPGAs") is not about them.
+MAX_NEW_TERMS = 0.4
+NEW_TERMS_ALWAYS_ALLOWED = 3  # "take", "largest", "part": short sentences need their own verbs
 
-    A capable model's sentence about something else ("QQLMX is a quantum format…") names
-    nothing the learner asked or the tool returned, so it goes, whatever its numbers.
+
+def drop_off_topic_sentences(explanation: str, *sources: str) -> str:
+    """Keep the sentences whose key terms are the sources' (the result, the passages, the question).
+
+    A sentence goes when it shares no key term with them ("QQLMX is a quantum format…"), or when
+    more than MAX_NEW_TERMS of its key terms (and more than three) occur in none of them.
     """
     known: set[str] = set()
     for source in sources:
         known |= _key_terms(source)
-    kept = [
-        sentence.strip()
-        for sentence in _SENTENCE.split(explanation)
-        if sentence.strip() and _key_terms(sentence) & known
-    ]
+    kept = []
+    for sentence in _SENTENCE.split(explanation):
+        terms = _key_terms(sentence) if sentence.strip() else set()
+        new = len(terms - known)
+        if terms & known and new <= max(NEW_TERMS_ALWAYS_ALLOWED, MAX_NEW_TERMS * len(terms)):
+            kept.append(sentence.strip())
     return " ".join(kept)

@@ -72,8 +72,9 @@ def test_plot_markdown_and_images(comparison, workspace):
     assert comparison.plot_path.startswith(str(workspace / "outputs" / "decoding"))
     assert comparison.images() == [comparison.plot_path]
     md = render_markdown(comparison)
-    assert "| strategy | settings | log-likelihood | mean log-prob | text |" in md
+    assert "| strategy | settings | log-likelihood | mean log-prob | perplexity | text |" in md
     assert all(f"| {s} |" in md for s in ALL_STRATEGIES)
+    assert all(f"| {r.perplexity:.2f} |" in md for r in comparison.results)  # the number explained
     assert "beam search" in md and "diversity" in md
 
 

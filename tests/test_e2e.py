@@ -288,3 +288,48 @@ def test_merge_then_quantize_from_chat_ends_with_a_chat_ready_gguf(tutor, worksp
     gguf = resolve_gguf(result["model_name"], models)
     assert gguf.suffix == ".gguf" and (gguf.parent / "Modelfile").is_file()
     assert find_model(models, result["model_name"]).meta["lineage"]["parents"] == [out["model_name"]]
+
+
+def _audit():
+    """benchmarks/hallucination_audit.py: the sentence checker the benchmark counts with."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hallucination_audit.py"
+    spec = importlib.util.spec_from_file_location("hallucination_audit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+AUDITED = [
+    ("tutor", "What is the purpose of the chat template in SFT?"),
+    ("tutor", "LoRA 为什么能减少显存？"),
+    ("tutor", "2018 年世界杯冠军是哪个国家？"),
+    ("tutor", "How much GPU memory do I need to fine-tune Llama-3-8B with QLoRA?"),
+    ("socratic_coach", "How does SLERP merging work?"),
+    ("quiz_master", "什么是量化？"),
+    ("lab_engineer", "What is nucleus sampling?"),
+    ("research_mentor", "什么是 DPO？"),
+]
+
+
+def test_every_visible_sentence_is_backed_on_the_embedded_model(tutor):
+    """The audit's checker over one message per path and persona (the benchmark runs 50): no
+    sentence the learner reads lacks a result, a passage or the catalog behind it."""
+    from llmtutor.agents.grounding import _numbers
+    from llmtutor.knowledge import COURSE_DIR
+
+    audit = _audit()
+    course, fixed = audit._course_text(), audit._fixed_vocabulary()
+    catalog_numbers = _numbers((COURSE_DIR / "catalog.yaml").read_text(encoding="utf-8"))
+    for number, (persona, text) in enumerate(AUDITED):
+        reply = tutor.ask(text, thread_id=f"audit-{number}", persona=persona)
+        assert audit.visible_sentences(reply.answer), text
+        assert audit.unsupported(reply.answer, reply, text, course, fixed, catalog_numbers) == [], text
+    # ... and the checker does catch what the 135M model used to write next to a correct table
+    invented = "QQLMX (Quantum Lazy Lazy Quantum MX) needs 25 GB of VRAM [1]."
+    reply = tutor.ask("What is LoRA?", thread_id="audit-invented")
+    flagged = audit.unsupported(
+        f"{reply.answer}\n\n{invented}", reply, "What is LoRA?", course, fixed, catalog_numbers
+    )
+    assert len(flagged) == 1 and "QQLMX" in flagged[0]

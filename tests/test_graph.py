@@ -41,14 +41,22 @@ def make_tutor(tmp_path, calls, replies, checkpointer=None, recorder=None, capab
 
 
 def test_direct_answer_streams_tokens(tmp_path, calls):
-    tutor = make_tutor(tmp_path, calls, ["Hello there, learner"], capable=True)
-    events = list(tutor.stream("hi", thread_id="t"))
+    from llmtutor.agents.explain.notices import GENERAL
+
+    tutor = make_tutor(tmp_path, calls, ["Paris is the capital of France."], capable=True)
+    events = list(tutor.stream("What is the capital of France?", thread_id="t"))
     kinds = [e.type for e in events]
     assert kinds[0] == "route" and events[0].data["tool"] is None
     assert "token" in kinds
-    assert events[-1].type == "answer" and events[-1].data["text"] == "Hello there, learner"
-    assert "".join(e.data["text"] for e in events if e.type == "token") == "Hello there, learner"
+    expected = f"{GENERAL['en']}\n\nParis is the capital of France."  # marked: not from the notes
+    assert events[-1].type == "answer" and events[-1].data["text"] == expected
+    assert "".join(e.data["text"] for e in events if e.type == "token") == expected
     assert calls == []
+
+
+def test_small_talk_gets_the_persona_greeting_even_on_a_capable_backend(tmp_path, calls):
+    tutor = make_tutor(tmp_path, calls, [], capable=True)  # an empty script: a model call would fail
+    assert tutor.ask("hi", thread_id="t").answer == tutor.persona().greeting
 
 
 def test_small_model_greets_from_the_persona_without_a_model_call(tmp_path, calls):
@@ -223,8 +231,8 @@ def test_native_tool_calling_on_a_capable_backend(tmp_path, calls):
     reply = tutor.ask("count a lot")
     assert reply.tool_results[0]["output"] == {"total": 1}
 
-    reply = tutor.ask("how are you?")
-    assert reply.tool_calls == [] and reply.answer == "Hello!"
+    reply = tutor.ask("how are you?")  # small talk: the persona's greeting, not the model's words
+    assert reply.tool_calls == [] and reply.answer == tutor.persona().greeting
 
 
 def test_auto_router_keeps_the_classifier_for_the_small_default_model(tmp_path, calls):

@@ -1,4 +1,4 @@
-from llmtutor.agents.grounding import drop_ungrounded_sentences
+from llmtutor.agents.grounding import drop_off_topic_sentences, drop_ungrounded_sentences
 
 RESULT = "| weights | 5.47 GiB |\n| total | 14.61 GiB |\nFits a 16 GB GPU. 8.03e9 params."
 
@@ -26,3 +26,13 @@ def test_numbers_from_the_request_count_as_grounded():
         "With 4096 tokens of context it fits."
     )
     assert drop_ungrounded_sentences("It needs 123 GB.", RESULT) == ""
+
+
+def test_sentences_mostly_of_terms_the_sources_never_use_are_dropped():
+    result = "Mistral-7B in fp16 needs 14.61 GiB: weights 13.5 GiB, KV cache 0.5 GiB. Fits a 16 GB GPU."
+    text = (
+        "Mistral-7B in fp16 needs about 14.6 GiB, so it fits a 16 GB GPU. "
+        "Yes, you can run Mistral-7A (FloPilot-8) on FPGAs with custom drivers."
+    )
+    kept = drop_off_topic_sentences(text, result, "Can I run Mistral-7B in fp16 on a 16 GB GPU?")
+    assert kept == "Mistral-7B in fp16 needs about 14.6 GiB, so it fits a 16 GB GPU."

@@ -91,12 +91,13 @@ class DecodingComparison(BaseModel):
             f"**Decoding strategies** with `{Path(self.model).name}` on {self.device} — "
             f"prompt: “{_cell(self.prompt, 120)}” (up to {self.max_new_tokens} new tokens, seed {self.seed})",
             "",
-            "| strategy | settings | log-likelihood | mean log-prob | text |",
-            "|---|---|---:|---:|---|",
+            "| strategy | settings | log-likelihood | mean log-prob | perplexity | text |",
+            "|---|---|---:|---:|---:|---|",
         ]
         for r in self.results:
             lines.append(
-                f"| {r.strategy} | {r.settings} | {r.log_likelihood:.2f} | {r.mean_logprob:.3f} | {_cell(r.text)} |"
+                f"| {r.strategy} | {r.settings} | {r.log_likelihood:.2f} | {r.mean_logprob:.3f} "
+                f"| {r.perplexity:.2f} | {_cell(r.text)} |"
             )
         lines += [
             "",

@@ -100,7 +100,7 @@ def concepts(question: str) -> list[Concept]:
     for expansion in _expander().expand(question):
         # The term's other spellings in the question are the same concept: "零点量化（zero-point）".
         matched = set(words(expansion.matched)).union(*(words(a) for a in expansion.alternatives))
-        own = [w for w in own if w not in matched]
+        own = [w for w in own if w not in matched and not set(w.split("-")) <= matched]  # "fine-tuned"
         spellings = {_spelling(s) for s in (expansion.matched, *expansion.alternatives)} - {""}
         everyday = expansion.kind == "word" and all(_everyday(t) for t in words(expansion.matched))
         concept = Concept(frozenset(spellings), EVERYDAY_WEIGHT if everyday else 1.0)

@@ -30,11 +30,12 @@ Schema (the current edition of the course; `legacy_*` items stay in the YAML onl
 - ``glossary(id, en, zh, en_alt, zh_alt, definition)`` - bilingual terms; ``en_alt`` /
   ``zh_alt`` hold abbreviations and other spellings, ``; ``-separated.
 - ``glossary_modules(term_id, module_id)`` - which modules use each term.
-- ``quiz_attempts(id, taken_at, module_id, topic, question, answer, expected, correct, score)``
-  - one row per answered quiz question; ``taken_at`` is UTC ISO-8601 text
-  (``2025-01-31T14:05:00``), ``correct`` is 0/1, ``score`` is 0.0-1.0, ``module_id`` may be NULL.
-- ``module_mastery(module_id, attempts, correct, mastery, last_attempt_at, updated_at)`` -
-  one row per module the learner was quizzed on; ``mastery`` is 0.0-1.0.
+- ``quiz_attempts(id, taken_at, module_id, topic, question, answer, expected, correct, score,
+  learner_id)`` - one row per answered quiz question; ``taken_at`` is UTC ISO-8601 text
+  (``2025-01-31T14:05:00``), ``correct`` is 0/1, ``score`` is 0.0-1.0, ``module_id`` may be NULL;
+  ``learner_id`` is ``'local'`` for the single local learner.
+- ``module_mastery(learner_id, module_id, attempts, correct, mastery, last_attempt_at,
+  updated_at)`` - one row per learner and module quizzed on; ``mastery`` is 0.0-1.0.
 - ``schema_version(version, description, applied_at)`` and ``catalog_build(key, value)`` -
   bookkeeping: applied migrations and the hash of the catalog the tables were built from.
 
@@ -108,6 +109,39 @@ CREATE TABLE module_mastery (module_id TEXT PRIMARY KEY, attempts INTEGER NOT NU
     correct INTEGER NOT NULL, mastery REAL NOT NULL CHECK (mastery >= 0 AND mastery <= 1),
     last_attempt_at TEXT, updated_at TEXT NOT NULL);
 CREATE TABLE catalog_build (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+""",
+    ),
+    (
+        2,
+        "learner identity; concept mastery, learner events and review cards",
+        """
+ALTER TABLE quiz_attempts ADD COLUMN learner_id TEXT NOT NULL DEFAULT 'local';
+CREATE INDEX quiz_attempts_by_learner ON quiz_attempts (learner_id, module_id, taken_at);
+CREATE TABLE module_mastery_v2 (learner_id TEXT NOT NULL DEFAULT 'local', module_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL, correct INTEGER NOT NULL,
+    mastery REAL NOT NULL CHECK (mastery >= 0 AND mastery <= 1),
+    last_attempt_at TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (learner_id, module_id));
+INSERT INTO module_mastery_v2 (learner_id, module_id, attempts, correct, mastery, last_attempt_at, updated_at)
+    SELECT 'local', module_id, attempts, correct, mastery, last_attempt_at, updated_at FROM module_mastery;
+DROP TABLE module_mastery;
+ALTER TABLE module_mastery_v2 RENAME TO module_mastery;
+CREATE TABLE learner_events (id INTEGER PRIMARY KEY AUTOINCREMENT, learner_id TEXT NOT NULL,
+    at TEXT NOT NULL, kind TEXT NOT NULL, concept_id TEXT NOT NULL, module_id TEXT,
+    score REAL CHECK (score IS NULL OR (score >= 0 AND score <= 1)),
+    p_before REAL, p_after REAL, detail TEXT NOT NULL DEFAULT '');
+CREATE INDEX learner_events_by_concept ON learner_events (learner_id, concept_id, at);
+CREATE TABLE concept_mastery (learner_id TEXT NOT NULL, concept_id TEXT NOT NULL,
+    p_known REAL NOT NULL CHECK (p_known >= 0 AND p_known <= 1), events INTEGER NOT NULL,
+    correct INTEGER NOT NULL, source TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (learner_id, concept_id));
+CREATE TABLE review_cards (learner_id TEXT NOT NULL, card_key TEXT NOT NULL,
+    concept_id TEXT, question_id TEXT, due TEXT NOT NULL, card TEXT NOT NULL,
+    reviews INTEGER NOT NULL DEFAULT 0, lapses INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (learner_id, card_key));
+CREATE INDEX review_cards_due ON review_cards (learner_id, due);
+CREATE TABLE review_log (id INTEGER PRIMARY KEY AUTOINCREMENT, learner_id TEXT NOT NULL,
+    card_key TEXT NOT NULL, at TEXT NOT NULL, rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 4),
+    interval_days REAL NOT NULL)
 """,
     ),
 )

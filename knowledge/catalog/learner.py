@@ -21,6 +21,7 @@ from llmtutor.errors import ConfigError
 from llmtutor.knowledge.catalog.course_db import ensure_course_db, open_writer, utc_now_text
 
 MASTERY_DECAY = 0.7  # weight of an answer relative to the next, more recent one
+LOCAL_LEARNER = "local"  # the one learner of a workspace without users
 
 
 class MasteryRow(BaseModel):
@@ -43,6 +44,7 @@ def record_quiz_attempt(
     expected: str | None = None,
     score: float | None = None,
     taken_at: datetime | None = None,
+    learner_id: str = LOCAL_LEARNER,
 ) -> int:
     """Store one answered quiz question (and refresh that module's mastery); returns its id.
 
@@ -62,12 +64,22 @@ def record_quiz_attempt(
         try:
             _check_module(con, module_id)
             cur = con.execute(
-                "INSERT INTO quiz_attempts (taken_at, module_id, topic, question, answer, expected, correct, score) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (when, module_id, topic, question, answer, expected, int(bool(correct)), float(score)),
+                "INSERT INTO quiz_attempts (taken_at, module_id, topic, question, answer, expected, correct, "
+                "score, learner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    when,
+                    module_id,
+                    topic,
+                    question,
+                    answer,
+                    expected,
+                    int(bool(correct)),
+                    float(score),
+                    learner_id,
+                ),
             )
             if module_id is not None:
-                _refresh_mastery(con, module_id, None)
+                _refresh_mastery(con, module_id, None, learner_id)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -75,7 +87,9 @@ def record_quiz_attempt(
     return int(cur.lastrowid or 0)
 
 
-def update_mastery(db_path: Path, module_id: str, mastery: float | None = None) -> MasteryRow:
+def update_mastery(
+    db_path: Path, module_id: str, mastery: float | None = None, learner_id: str = LOCAL_LEARNER
+) -> MasteryRow:
     """Recompute a module's mastery from its quiz attempts, or set it (0-1) explicitly.
 
     Recomputed mastery is a recency-weighted mean of the scores (each older answer weighs
@@ -89,7 +103,7 @@ def update_mastery(db_path: Path, module_id: str, mastery: float | None = None) 
         con.execute("BEGIN IMMEDIATE")
         try:
             _check_module(con, module_id)
-            row = _refresh_mastery(con, module_id, mastery)
+            row = _refresh_mastery(con, module_id, mastery, learner_id)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -106,10 +120,13 @@ def _check_module(con: sqlite3.Connection, module_id: str | None) -> None:
         raise ConfigError(f"unknown course module {module_id!r}", f"use one of: {known}")
 
 
-def _refresh_mastery(con: sqlite3.Connection, module_id: str, explicit: float | None) -> MasteryRow:
+def _refresh_mastery(
+    con: sqlite3.Connection, module_id: str, explicit: float | None, learner_id: str = LOCAL_LEARNER
+) -> MasteryRow:
     scores = con.execute(
-        "SELECT score, correct, taken_at FROM quiz_attempts WHERE module_id = ? ORDER BY taken_at DESC, id DESC",
-        (module_id,),
+        "SELECT score, correct, taken_at FROM quiz_attempts WHERE module_id = ? AND learner_id = ? "
+        "ORDER BY taken_at DESC, id DESC",
+        (module_id, learner_id),
     ).fetchall()
     weights = [MASTERY_DECAY**i for i in range(len(scores))]
     value = (
@@ -127,8 +144,17 @@ def _refresh_mastery(con: sqlite3.Connection, module_id: str, explicit: float | 
         last_attempt_at=scores[0][2] if scores else None,
     )
     con.execute(
-        "INSERT OR REPLACE INTO module_mastery VALUES (?, ?, ?, ?, ?, ?)",
-        (row.module_id, row.attempts, row.correct, row.mastery, row.last_attempt_at, utc_now_text()),
+        "INSERT OR REPLACE INTO module_mastery (learner_id, module_id, attempts, correct, mastery, "
+        "last_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            learner_id,
+            row.module_id,
+            row.attempts,
+            row.correct,
+            row.mastery,
+            row.last_attempt_at,
+            utc_now_text(),
+        ),
     )
     return row
 

@@ -141,7 +141,36 @@ def record_in_course_db(
         expected=expected,
         score=record.grade.score,
     )
+    trace_answer(db_path, question, record)
     return learner.update_mastery(db_path, question.module_id).mastery
+
+
+def concepts_tested(question: Question) -> list[str]:
+    """The concepts of the question's module that it names (its focus terms, prompt and answer);
+    none named: the module's first concept, so every graded answer is evidence somewhere."""
+    from llmtutor.knowledge.learner.graph import load_concept_graph
+
+    graph = load_concept_graph()
+    own = {c.id for c in graph.of_module(question.module_id)}
+    text = " ".join([*question.focus, question.prompt, question.answer])
+    named = [c.id for c in graph.find(text) if c.id in own]
+    return named[:3] or [c.id for c in graph.of_module(question.module_id)[:1]]
+
+
+def trace_answer(db_path: Path, question: Question, record: AnswerRecord) -> None:
+    """The answer as learner-model evidence: BKT on the concepts it tests, and the item's review
+    card graded (FSRS: right → good, partly → hard, wrong → again)."""
+    from llmtutor.knowledge.learner import store
+
+    concepts = concepts_tested(question)
+    kind = "quiz_mc" if question.kind == "mc" else "quiz_short"
+    store.record_evidence(
+        db_path, concepts, record.grade.score, kind, module_id=question.module_id, detail=question.prompt
+    )
+    card = f"quiz:{question.id}"
+    store.ensure_card(db_path, card, concept_id=concepts[0] if concepts else None, question_id=question.id)
+    rating = 3 if record.grade.correct else 2 if record.grade.score >= 0.5 else 1
+    store.review(db_path, card, rating)
 
 
 # ----- actions ----------------------------------------------------------------------

@@ -43,6 +43,10 @@ TOOL_MODULES: tuple[str, ...] = (
     "llmtutor.tools.merge_models",
     "llmtutor.tools.quantize_model",
     "llmtutor.tools.job_status",
+    "llmtutor.tools.learner_progress",
+    "llmtutor.tools.next_step",
+    "llmtutor.tools.review_cards",
+    "llmtutor.tools.update_progress",
 )
 
 

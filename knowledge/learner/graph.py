@@ -41,6 +41,7 @@ class Concept(_Frozen):
     zh: str = Field(min_length=1)
     requires: tuple[str, ...] = ()  # concept ids to know first
     terms: tuple[str, ...] = ()  # glossary `en` spellings that belong to this concept
+    aliases: tuple[str, ...] = ()  # other names learners use ("Python", "NF4") where no term fits
 
 
 class ModuleNode(_Frozen):
@@ -131,7 +132,7 @@ class ConceptGraph(_Frozen):
         owner: dict[str, str] = {}  # folded spelling -> concept id (first concept wins)
         for c in self.concepts.values():
             terms = (s for t in c.terms for s in self.spellings.get(t, (t,)))
-            for spelling in (c.en, c.zh, *terms):
+            for spelling in (c.en, c.zh, *c.aliases, *terms):
                 if key := _fold(spelling).strip():
                     owner.setdefault(key, c.id)
         longest_first = sorted(owner.items(), key=lambda kv: -len(kv[0]))

@@ -288,3 +288,27 @@ def card_state(db_path: Path, card_key: str, learner_id: str = LOCAL_LEARNER) ->
             "SELECT card FROM review_cards WHERE learner_id = ? AND card_key = ?", (learner_id, card_key)
         ).fetchone()
     return json.loads(row[0]) if row else {}
+
+
+def wrong_counts(db_path: Path, learner_id: str = LOCAL_LEARNER) -> dict[str, int]:
+    """Wrong answers (score below one half) per concept: the learner's recurring mistakes."""
+    ensure_course_db(db_path)
+    with open_writer(Path(db_path)) as con:
+        rows = con.execute(
+            "SELECT concept_id, COUNT(*) FROM learner_events WHERE learner_id = ? AND score < 0.5 "
+            "GROUP BY concept_id",
+            (learner_id,),
+        ).fetchall()
+    return dict(rows)
+
+
+def next_due_in_days(
+    db_path: Path, learner_id: str = LOCAL_LEARNER, now: datetime | None = None
+) -> float | None:
+    """Days until the learner's next card is due (0 when one is due now); None without cards."""
+    ensure_course_db(db_path)
+    with open_writer(Path(db_path)) as con:
+        row = con.execute("SELECT MIN(due) FROM review_cards WHERE learner_id = ?", (learner_id,)).fetchone()
+    if not row or row[0] is None:
+        return None
+    return max(0.0, (_when(row[0]) - _now(now)) / timedelta(days=1))

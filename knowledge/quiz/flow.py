@@ -222,6 +222,38 @@ def start_quiz(
     return _output(session, "start", notes=notes)
 
 
+def start_review(
+    workspace: Path, cards: list[tuple[str, str]], language: Literal["en", "zh"] = "en"
+) -> QuizOutput | None:
+    """A quiz of the learner's due review cards, given (module id, question id) pairs: the same
+    questions again (in the language they were asked in), graded like any quiz, and each
+    answer reschedules its card. None when no card's question is in the bank any more."""
+    bank = default_bank()
+    questions = []
+    for module_id, question_id in cards:
+        pool = [q for lang in ("en", "zh") for q in bank.questions(module_id, lang)]  # type: ignore[arg-type]
+        found = next((q for q in pool if q.id == question_id), None)
+        if found is not None:
+            questions.append(found)
+    if not questions:
+        return None
+    now = store.now_text()
+    session = QuizSession(
+        id=store.new_session_id(),
+        topic="review",
+        topic_label="复习" if language == "zh" else "review",
+        module_ids=list(dict.fromkeys(q.module_id for q in questions)),
+        language=language,
+        kind="mixed",
+        generator="catalog",
+        created_at=now,
+        updated_at=now,
+        questions=questions,
+    )
+    store.save(workspace, session)
+    return _output(session, "start")
+
+
 def answer_quiz(
     workspace: Path,
     session_id: str | None,

@@ -346,9 +346,9 @@ def serve(
 
 def _mount_subcommands() -> None:
     # Each lives in its own module and imports only typer at load time.
-    from llmtutor.ui.cli import jobs, knowledge, lab, models, quiz, sql
+    from llmtutor.ui.cli import jobs, knowledge, lab, learner, models, quiz, sql
 
-    for group in (jobs, knowledge, lab, models, quiz, sql):
+    for group in (jobs, knowledge, lab, learner, models, quiz, sql):
         group.register(app)
 
 

@@ -68,6 +68,8 @@ class GraphDeps:
     # texts -> unit vectors (the shipped MiniLM) for choosing passage sentences and course topics;
     # None: word overlap alone.
     embed: Callable[[Sequence[str]], Any] | None = None
+    # A graded dialogue step (check question, Socratic reply) -> the learner model; None: not kept.
+    record_outcome: Callable[[teaching.Outcome], None] | None = None
 
 
 def last_human_text(messages: list[AnyMessage]) -> str:
@@ -226,7 +228,10 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             metadata = dict(response.response_metadata)
         update: dict[str, Any] = {}
         if decision.get("method") == "continuation" and state.get("teaching"):
+            graded = teaching.outcome(state["teaching"], question)
             composed, update["teaching"] = teaching.go_on(state["teaching"], question, cited_answer)
+            if graded is not None and deps.record_outcome is not None:
+                deps.record_outcome(graded)
         else:
             composed = answering.compose(
                 run, model_text, question, language, declined=declined, persona=persona, embed=deps.embed

@@ -8,15 +8,49 @@ another process continues it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from llmtutor.agents.answering import ComposedAnswer, is_cited
 from llmtutor.agents.personas import Persona
 from llmtutor.agents.policies import check, lab, quiz_first, research, socratic
+from llmtutor.knowledge.quiz.questions import Question
 
 Teaching = dict[str, Any]
 # (citations, question, language) -> the cited answer, composed like any course answer
 CitedAnswer = Callable[[list[dict[str, Any]], str, str], ComposedAnswer]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A graded step of a dialogue, as evidence for the learner model: the concepts it tests
+    (a quiz-bank question, or the concept the dialogue is about) and a score in [0, 1]."""
+
+    kind: str  # "check" (multiple choice) or "socratic" (the learner's own words)
+    score: float
+    question: Question | None = None
+    about: str = ""
+
+
+def outcome(teaching: Teaching, reply: str) -> Outcome | None:
+    """What the learner's reply to the open dialogue shows, or None when it shows nothing
+    (a hint was given and the dialogue goes on)."""
+    policy = teaching.get("policy")
+    if policy in ("check", "quiz"):
+        question = Question.model_validate(teaching["question"])
+        if policy == "quiz" and socratic.asks_for_answer(reply):
+            return Outcome("check", 0.0, question)  # asked for the answer: not known yet
+        return Outcome("check", float(check.grade(question, reply).score), question)
+    if policy == "socratic":
+        state = socratic.SocraticState.model_validate(teaching)
+        if socratic.asks_for_answer(reply):
+            return Outcome("socratic", 0.0, about=state.concept)
+        right, _ = socratic.judge(state, reply)
+        if right:  # hints taken lower the credit: the learner got there with help
+            return Outcome("socratic", max(0.4, 1.0 - 0.2 * state.hints_given), about=state.concept)
+        if state.hints_given >= state.max_hints:
+            return Outcome("socratic", 0.0, about=state.concept)
+    return None
 
 
 def continues(teaching: Teaching | None, text: str) -> bool:

@@ -11,6 +11,7 @@ the app server and scripts.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -131,7 +132,20 @@ class Tutor:
             tool_context=self.tool_context,
             capable=self.writes_answers(),
             embed=make_embed(self.settings.resolved_embed_model()),
+            record_outcome=self._record_outcome,
         )
+
+    def _record_outcome(self, outcome: Any) -> None:
+        """A graded dialogue step as learner-model evidence. A failed write is logged, never
+        allowed to cost the learner their answer."""
+        from llmtutor.knowledge.learner.evidence import record_outcome
+
+        try:
+            record_outcome(
+                self.settings.catalog_db, outcome.kind, outcome.score, outcome.question, outcome.about
+            )
+        except Exception as exc:  # noqa: BLE001 - statistics, not the answer
+            logging.getLogger(__name__).warning("could not record the learner's progress: %s", exc)
 
     def _llm(self, temperature: float, max_tokens: int | None = None):
         temp = self.settings.temperature if self.settings.temperature is not None else temperature

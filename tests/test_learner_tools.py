@@ -135,3 +135,35 @@ def test_cli_progress_json_and_next(tmp_path):
     assert report["progress"]["events"] == 0 and len(report["progress"]["modules"]) == 19
     step = subprocess.run([*cli, "next", "--json"], env=env, capture_output=True, text=True, check=True)
     assert json.loads(step.stdout)["step"]["kind"] == "learn"
+
+
+def test_a_study_plan_orders_prerequisites_fits_the_days_and_follows_progress(ctx):
+    from datetime import date
+
+    from llmtutor.knowledge.learner.plan import latest_plan, make_plan, refresh
+    from llmtutor.tools.study_plan import extract_plan_args
+
+    db = ctx.workspace / "course.sqlite"
+    graph = load_concept_graph()
+    store.set_known(db, [c.id for c in graph.concepts.values() if c.module.startswith("fundamentals.")], True)
+    plan = make_plan(db, "Make me a two-week plan to learn RAG", 14, 45, today=date(2026, 12, 7))
+    reads = [s.concept_id for s in plan.sessions if s.kind == "read"]
+    assert "rag_pipeline" in reads and not any(c.startswith("linear") for c in reads)  # known ones skipped
+    order = graph.order()
+    assert reads == sorted(reads, key=order.index)  # prerequisites first
+    for day in plan.schedule:
+        assert sum(s.minutes for s in day.sessions) <= 45 or len(day.sessions) == 1
+    assert len(plan.schedule) <= 14
+    quiz_after = [i for i, s in enumerate(plan.sessions) if s.kind == "quiz"]
+    assert quiz_after and all(plan.sessions[i - 1].kind == "read" for i in quiz_after)
+    # through the tool: stored, shown again, and done sessions ticked off after progress
+    out = run("study_plan", extract_plan_args("帮我制定两周学会 RAG 的学习计划"), ctx)
+    assert out.plan.id and out.plan.days == 14 and "**学习计划" in render_markdown(out)
+    store.set_known(db, reads[:2], True)
+    shown = refresh(db, latest_plan(db), today=date(2026, 12, 8))
+    assert sum(s.done for s in shown.sessions) >= 2 and shown.schedule[0].day == date(2026, 12, 8)
+    assert all(s.concept_id not in reads[:2] for d in shown.schedule for s in d.sessions)
+    tight = make_plan(db, "RAG", 1, 20, today=date(2026, 12, 7))
+    assert tight.unscheduled > 0 and tight.extra_days > 0  # says what does not fit
+    with pytest.raises(Exception, match="no course concept"):
+        run("study_plan", {"goal": "learn to bake sourdough bread in two weeks"}, ctx)

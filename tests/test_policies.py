@@ -275,3 +275,23 @@ def test_every_lab_offer_names_a_module_and_valid_tool_input():
         assert module_id in modules
         registry.get(lab.tool).validate(lab.args)  # raises on input the tool would refuse
         assert detect_language(lab.request_zh) == "zh" and detect_language(lab.request) == "en"
+
+
+def test_graded_dialogue_steps_become_learner_evidence(tmp_path: Path):
+    from llmtutor.knowledge.learner import store
+
+    tutor = _course_tutor(tmp_path)
+    db = tutor.settings.catalog_db
+    reply = tutor.ask("What is LoRA?", thread_id="e1")
+    assert "Check yourself" in reply.answer
+    tutor.ask("A", thread_id="e1")  # graded: evidence on the question's concepts, and a review card
+    traced = store.concept_states(db)
+    assert traced and all(s.events == 1 for s in traced.values())
+    assert store.evidence(db, next(iter(traced)))[0]["kind"] == "check"
+    socratic = _course_tutor(tmp_path)
+    socratic.ask("What is quantization?", thread_id="e2", persona="socratic_coach")
+    socratic.ask("no idea", thread_id="e2", persona="socratic_coach")  # revealed: not known yet
+    events = [
+        e for cid in store.concept_states(db) for e in store.evidence(db, cid) if e["kind"] == "socratic"
+    ]
+    assert events and all(e["score"] == 0.0 for e in events)

@@ -47,6 +47,7 @@ TOOL_MODULES: tuple[str, ...] = (
     "llmtutor.tools.next_step",
     "llmtutor.tools.review_cards",
     "llmtutor.tools.update_progress",
+    "llmtutor.tools.study_plan",
 )
 
 

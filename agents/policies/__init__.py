@@ -9,7 +9,7 @@ adding a persona with an existing policy stays one YAML file.
 - `socratic`: never the answer first; a guiding question, graded hints, then the cited answer.
 - `quiz`: retrieval practice first: a quiz-bank question on the concept, graded, then the cited
   answer.
-- `lab`: the cited answer, then the lab that shows the idea on real numbers (labs.yaml); "yes"
+- `lab`: the cited answer, then the lab that shows the idea on real numbers (knowledge/learner/labs.yaml); "yes"
   runs it.
 - `research`: the cited answer, then the papers and references the course catalog lists for it.
 """

@@ -4,22 +4,20 @@ on real numbers; a "yes" runs it (through the usual approval when the tool is ex
     cited answer + offer ──("yes" / "好")──▶ the offered tool runs, its result explained
                          └─(anything else)──▶ routed as usual, the offer dropped
 
-Which lab goes with which course module is data (labs.yaml). The offer's text is fixed; the
+Which lab goes with which course module is data (knowledge/learner/labs.yaml). The offer's text is fixed; the
 tool's result is explained by its templates like any other tool step.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
+from llmtutor.knowledge.learner.labs import labs
+
 Language = Literal["en", "zh"]
-LABS_FILE = Path(__file__).with_name("labs.yaml")
 
 TEXT = {
     "en": "**Try it in a lab:** {request}. Reply “yes” to run it (`{tool}`).",
@@ -32,26 +30,12 @@ _YES = re.compile(
 )
 
 
-class Lab(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tool: str
-    args: dict[str, Any]
-    request: str
-    request_zh: str
-
-
 class LabOffer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     policy: Literal["lab"] = "lab"
     language: Language
     tool: str
     args: dict[str, Any]
-
-
-@lru_cache(maxsize=1)
-def labs() -> dict[str, Lab]:
-    data = yaml.safe_load(LABS_FILE.read_text(encoding="utf-8")) or {}
-    return {module: Lab.model_validate(entry) for module, entry in data.items()}
 
 
 def offer(

@@ -144,6 +144,15 @@ CREATE TABLE review_log (id INTEGER PRIMARY KEY AUTOINCREMENT, learner_id TEXT N
     interval_days REAL NOT NULL)
 """,
     ),
+    (
+        3,
+        "study plans",
+        """
+CREATE TABLE study_plans (id INTEGER PRIMARY KEY AUTOINCREMENT, learner_id TEXT NOT NULL,
+    created_at TEXT NOT NULL, goal TEXT NOT NULL, plan TEXT NOT NULL);
+CREATE INDEX study_plans_by_learner ON study_plans (learner_id, id)
+""",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -1,6 +1,6 @@
-"""`llmtutor progress`, `llmtutor next`, `llmtutor review`: the learner model in the terminal.
+"""`llmtutor progress`, `next`, `review`, `plan-study`: the learner model in the terminal.
 
-Each command runs its registered tool (learner_progress, next_step, review_cards), so the
+Each command runs its registered tool (learner_progress, next_step, review_cards, study_plan), so the
 chat, the HTTP API and the CLI show the same result. Only typer is imported at load time.
 """
 
@@ -82,7 +82,28 @@ def review(
             console.print(Markdown(quiz.to_markdown()))
 
 
+def plan_study(
+    goal: Annotated[
+        str, typer.Argument(help='What you want to learn, e.g. "RAG" or "fine-tune Llama 3".')
+    ] = "",
+    weeks: Annotated[int | None, typer.Option("--weeks", "-w", min=1, max=52)] = None,
+    days: Annotated[int | None, typer.Option("--days", "-d", min=1, max=366)] = None,
+    minutes: Annotated[int, typer.Option("--minutes", "-m", min=10, max=600, help="Minutes a day.")] = 45,
+    show: Annotated[bool, typer.Option("--show", help="Show the latest plan, updated.")] = False,
+    language: Annotated[Language, typer.Option("--language", "-l")] = Language.auto,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A study plan for a goal over the days given, stored and updated as you progress."""
+    if show:
+        _run("study_plan", {"action": "show", "language": language.value}, as_json)
+        return
+    span = days if days is not None else (weeks or 2) * 7
+    args = {"goal": goal, "days": span, "minutes_per_day": minutes, "language": language.value}
+    _run("study_plan", args, as_json)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("plan-study", cls=Command)(plan_study)
     app.command("progress", cls=Command)(progress)
     app.command("next", cls=Command)(next_step)
     app.command("review", cls=Command)(review)

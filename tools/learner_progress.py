@@ -29,6 +29,18 @@ EXAMPLES: tuple[str, ...] = (
     "我的薄弱点是什么？",
     "我已经掌握了哪些内容？",
     "显示我每个模块的掌握程度",
+    "Show my learning progress",
+    "How much of the course have I mastered?",
+    "Which modules have I covered?",
+    "Give me a progress report",
+    "What do I know well?",
+    "How well do I know RAG so far?",
+    "Show my stats",
+    "How many reviews are due?",
+    "我的掌握情况怎么样？",
+    "给我一份学习报告",
+    "我哪些模块学得比较好？",
+    "我有多少张卡片要复习？",
 )
 
 TEXT = {

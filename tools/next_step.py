@@ -23,6 +23,18 @@ EXAMPLES: tuple[str, ...] = (
     "接下来应该学哪个模块？",
     "学 RAG 之前我需要先学什么？",
     "学 QLoRA 我还缺哪些知识点？",
+    "What should I study now?",
+    "What's the next topic for me?",
+    "Suggest what to learn next",
+    "What should I focus on today?",
+    "Which concept should I work on next?",
+    "What comes after LoRA for me?",
+    "Am I ready for DPO? What do I still need?",
+    "我现在应该学什么？",
+    "推荐一下下一个学习内容",
+    "今天我应该重点学什么？",
+    "学 DPO 前我还缺什么？",
+    "下一步学习建议",
 )
 
 TEXT = {

@@ -22,6 +22,21 @@ EXAMPLES: tuple[str, ...] = (
     "复习",
     "复习我的卡片",
     "开始今天的复习",
+    "Review my flashcards",
+    "Time for my reviews",
+    "Which cards are due? Let's review them",
+    "Start a review session",
+    "Spaced repetition please",
+    "Let's review what I learned",
+    "Practice my due cards",
+    "Show me my due review questions",
+    "Run my daily review",
+    "I want to review",
+    "Review what's due today",
+    "复习一下到期的卡片",
+    "今天有哪些要复习？开始吧",
+    "闪卡复习",
+    "间隔重复复习",
 )
 
 TEXT = {

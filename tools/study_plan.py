@@ -26,6 +26,18 @@ EXAMPLES: tuple[str, ...] = (
     "给我做一个一个月学会 RAG 的学习计划",
     "我有 10 天时间学微调，帮我安排一下",
     "看看我的学习计划",
+    "Create a one-week study plan",
+    "Plan my studies for the next 3 weeks",
+    "Schedule my learning for 10 days, 30 minutes a day",
+    "I want to learn quantization in two weeks, make a plan",
+    "Give me a study schedule to learn DPO",
+    "Build me a plan to master the Scientist track in a month",
+    "What's my study plan?",
+    "Update my study plan",
+    "Make a 5-day plan to learn prompt engineering",
+    "帮我规划三周的学习",
+    "制定一个一周学会量化的计划",
+    "我想一个月学完科学家路线，帮我排计划",
 )
 _NUMBERS = {"one": 1, "a": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "一": 1, "两": 2, "二": 2}
 _NUMBERS |= {"三": 3, "四": 4, "五": 5, "六": 6, "十": 10}

@@ -26,6 +26,20 @@ EXAMPLES: tuple[str, ...] = (
     "线性代数我已经掌握了",
     "重置我在 RAG 上的进度",
     "清除我的量化学习记录",
+    "I'm already familiar with neural networks",
+    "Mark the math module as known",
+    "I learned NumPy before, mark it done",
+    "Set my tokenization as known",
+    "Clear my progress on LoRA",
+    "Start over on quantization",
+    "Reset my RAG progress",
+    "Erase my quiz history on DPO",
+    "I already understand attention",
+    "Python I know well, skip it",
+    "我已经学过神经网络了",
+    "把数学模块标记为已掌握",
+    "我懂分词，跳过吧",
+    "重新开始学量化",
 )
 _RESET = re.compile(r"\b(?:reset|forget|clear|erase|start over)\b|重置|清除|清空|重新开始|忘掉", re.I)
 

@@ -129,18 +129,20 @@ def visible_sentences(answer: str) -> list[str]:
 
 def _fixed_vocabulary() -> set[str]:
     """Key terms of the project's own fixed texts: every string literal of the agents (templates,
-    notices, policy texts), the quiz (question templates) and the tools (result rendering), the
-    persona and lab YAML, and the course catalog (a source in its own right)."""
+    notices, policy texts), the quiz (question templates), the learner model and the tools (result
+    rendering), the persona, lab and concept-graph YAML, and the course catalog (a source in its
+    own right)."""
     from llmtutor.agents.grounding import _key_terms
     from llmtutor.knowledge import COURSE_DIR
 
     texts: list[str] = []
-    for folder in ("agents", "knowledge/quiz", "tools"):
+    for folder in ("agents", "knowledge/quiz", "knowledge/learner", "tools"):
         for path in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Constant) and isinstance(node.value, str):
                     texts.append(node.value)
-    texts += [p.read_text(encoding="utf-8") for p in (REPO / "agents").rglob("*.yaml")]
+    for folder in ("agents", "knowledge/learner"):  # personas, labs, the concept graph
+        texts += [p.read_text(encoding="utf-8") for p in (REPO / folder).rglob("*.yaml")]
     texts.append((COURSE_DIR / "catalog.yaml").read_text(encoding="utf-8"))
     return _key_terms("\n".join(texts))
 

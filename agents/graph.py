@@ -68,8 +68,8 @@ class GraphDeps:
     # texts -> unit vectors (the shipped MiniLM) for choosing passage sentences and course topics;
     # None: word overlap alone.
     embed: Callable[[Sequence[str]], Any] | None = None
-    # A graded dialogue step (check question, Socratic reply) -> the learner model; None: not kept.
-    record_outcome: Callable[[teaching.Outcome], None] | None = None
+    # (graded dialogue step, learner id) -> the learner model; None: not kept.
+    record_outcome: Callable[[teaching.Outcome, str], None] | None = None
 
 
 def last_human_text(messages: list[AnyMessage]) -> str:
@@ -178,6 +178,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         args = decision.get("args", {})
         run: ToolRun = {"tool": tool.name, "args": args}
         ctx = deps.tool_context()
+        ctx.learner_id = state.get("learner_id") or "local"
         writer = get_stream_writer()  # progress events reach Tutor.stream as "progress"
         ctx.progress = lambda event: writer({"tool": tool.name, **event.model_dump()})
         try:
@@ -231,7 +232,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             graded = teaching.outcome(state["teaching"], question)
             composed, update["teaching"] = teaching.go_on(state["teaching"], question, cited_answer)
             if graded is not None and deps.record_outcome is not None:
-                deps.record_outcome(graded)
+                deps.record_outcome(graded, state.get("learner_id") or "local")
         else:
             composed = answering.compose(
                 run, model_text, question, language, declined=declined, persona=persona, embed=deps.embed

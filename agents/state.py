@@ -24,6 +24,7 @@ class ToolRun(TypedDict, total=False):
 class TutorState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     persona: str
+    learner_id: str  # whose conversation (llmtutor/users.py); "local" without users
     route: dict[str, Any] | None  # RouteDecision for the current turn
     plan: str | None  # what an expensive tool will do, shown when asking for approval
     approved: bool | None

@@ -135,14 +135,19 @@ class Tutor:
             record_outcome=self._record_outcome,
         )
 
-    def _record_outcome(self, outcome: Any) -> None:
+    def _record_outcome(self, outcome: Any, learner_id: str = "local") -> None:
         """A graded dialogue step as learner-model evidence. A failed write is logged, never
         allowed to cost the learner their answer."""
         from llmtutor.knowledge.learner.evidence import record_outcome
 
         try:
             record_outcome(
-                self.settings.catalog_db, outcome.kind, outcome.score, outcome.question, outcome.about
+                self.settings.catalog_db,
+                outcome.kind,
+                outcome.score,
+                outcome.question,
+                outcome.about,
+                learner_id=learner_id,
             )
         except Exception as exc:  # noqa: BLE001 - statistics, not the answer
             logging.getLogger(__name__).warning("could not record the learner's progress: %s", exc)
@@ -186,13 +191,14 @@ class Tutor:
                 return RouteDecision(tool=name, args=args, confidence=1.0, method="continuation")
         return None
 
-    def tool_context(self) -> ToolContext:
+    def tool_context(self, learner_id: str = "local") -> ToolContext:
         return ToolContext(
             workspace=self.settings.workspace,
             device=self.settings.device,
             cancel_event=self._cancel,
             llm_factory=self._tool_llm if self.uses_native_routing() else None,
             allowed_dirs=tuple(self.settings.allowed_dirs),
+            learner_id=learner_id,
         )
 
     def _tool_llm(self):
@@ -249,10 +255,16 @@ class Tutor:
         return self.router.route_batch(texts)
 
     def run_tool(
-        self, name: str, args: dict[str, Any] | None = None, progress=None, **kwargs: Any
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        progress=None,
+        *,
+        learner_id: str = "local",
+        **kwargs: Any,
     ) -> BaseModel:
         """Run a tool directly (no approval: the caller is the approver)."""
-        ctx = self.tool_context()
+        ctx = self.tool_context(learner_id)
         ctx.progress = progress
         return self.registry.get(name).run({**(args or {}), **kwargs}, ctx)
 
@@ -267,6 +279,7 @@ class Tutor:
         thread_id: str | None = None,
         persona: str | None = None,
         approve: bool | None = None,
+        learner_id: str = "local",
     ) -> Iterator[TutorEvent]:
         """Run one turn, yielding events. With `approve=None` an expensive tool
         stops the turn at an `approval` event; call `resume` to continue."""
@@ -280,7 +293,7 @@ class Tutor:
             return
         if text.lstrip().startswith("/"):
             self.router.parse_command(text)  # a bad command fails here, before anything is checkpointed
-        payload = {"messages": [HumanMessage(content=text)], "persona": name}
+        payload = {"messages": [HumanMessage(content=text)], "persona": name, "learner_id": learner_id}
         yield from self._drive(payload, thread_id or new_thread_id(), approve)
 
     def help_text(self) -> str:
@@ -303,10 +316,12 @@ class Tutor:
         thread_id: str | None = None,
         persona: str | None = None,
         approve: bool | None = None,
+        learner_id: str = "local",
     ) -> TutorReply:
         thread_id = thread_id or new_thread_id()
         return self.collect(
-            self.stream(text, thread_id=thread_id, persona=persona, approve=approve), thread_id
+            self.stream(text, thread_id=thread_id, persona=persona, approve=approve, learner_id=learner_id),
+            thread_id,
         )
 
     def collect(self, events: Iterator[TutorEvent], thread_id: str) -> TutorReply:

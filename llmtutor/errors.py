@@ -59,6 +59,18 @@ class NothingToResumeError(LLMTutorError):
     """A resume was asked for a conversation that is not waiting for an approval."""
 
 
+class AuthenticationError(LLMTutorError):
+    """No valid API key where the server has users (HTTP 401)."""
+
+
+class NotFoundForLearnerError(LLMTutorError):
+    """The thing asked for does not exist for this learner (HTTP 404; another learner's looks the same)."""
+
+
+class ApprovalRequiredError(LLMTutorError):
+    """An expensive tool was called without an approved plan (HTTP 403)."""
+
+
 def user_message(exc: BaseException) -> str:
     """The one place where exceptions become text for people."""
     if isinstance(exc, LLMTutorError):

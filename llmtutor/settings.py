@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         return self.workspace / "index"
 
     @property
+    def users_db(self) -> Path:
+        return self.workspace / "users.sqlite"
+
+    @property
     def catalog_db(self) -> Path:
         return self.workspace / "course.sqlite"
 

@@ -136,6 +136,9 @@ def test_limits_blank_long_and_oversized(client: TestClient):
 
 def test_resume_only_when_an_approval_is_pending(client: TestClient):
     error = _assert_contract(client.post("/threads/never-existed/resume", json={"approved": True}))
+    assert error["code"] == "not_found"  # no such conversation (for this learner)
+    assert client.post("/ask", json={"message": "hello", "thread_id": "idle"}).status_code == 200
+    error = _assert_contract(client.post("/threads/idle/resume", json={"approved": True}))
     assert error["code"] == "nothing_to_resume"
 
 

@@ -72,6 +72,8 @@ class ToolContext:
     llm_factory: Callable[[], Any] | None = None
     # Folders outside the workspace the learner allowed tools to read (LLMTUTOR_ALLOWED_DIRS).
     allowed_dirs: tuple[Path, ...] = ()
+    # Whose data the tool reads and writes (learner model rows); "local" without users.
+    learner_id: str = "local"
 
     @property
     def outputs_dir(self) -> Path:

@@ -92,7 +92,7 @@ def _span(days: float, language: str) -> str:
 def run_review(cfg: ReviewInput, ctx: ToolContext) -> ReviewOutput:
     language = "zh" if cfg.language == "zh" else "en"
     db = ctx.workspace / "course.sqlite"
-    due = store.due_cards(db, limit=cfg.n)
+    due = store.due_cards(db, learner_id=ctx.learner_id, limit=cfg.n)
     graph = load_concept_graph()
     pairs = [
         (graph.concept(c.concept_id).module, c.question_id)
@@ -102,7 +102,7 @@ def run_review(cfg: ReviewInput, ctx: ToolContext) -> ReviewOutput:
     quiz = start_review(ctx.workspace, pairs, language) if pairs else None
     if quiz is not None:
         return ReviewOutput(language=language, due=len(pairs), quiz=quiz)
-    upcoming = store.next_due_in_days(db)
+    upcoming = store.next_due_in_days(db, ctx.learner_id)
     return ReviewOutput(language=language, due=0, next_due_days=upcoming)
 
 

@@ -144,9 +144,9 @@ def run_plan(cfg: StudyPlanInput, ctx: ToolContext) -> StudyPlanOutput:
     language = "zh" if language == "zh" else "en"
     db = ctx.workspace / "course.sqlite"
     if cfg.action == "show":
-        plan = latest_plan(db)
+        plan = latest_plan(db, ctx.learner_id)
         return StudyPlanOutput(plan=refresh(db, plan) if plan else None, language=language)
-    plan = make_plan(db, cfg.goal, cfg.days, cfg.minutes_per_day)
+    plan = make_plan(db, cfg.goal, cfg.days, cfg.minutes_per_day, learner_id=ctx.learner_id)
     if cfg.goal.strip() and not plan.goal_concepts and _names_a_topic(cfg.goal):
         raise ToolInputError(
             f"no course concept found in {cfg.goal!r}", "name a course topic, e.g. RAG or LoRA"

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmtutor.knowledge.catalog.learner import LOCAL_LEARNER
 from llmtutor.knowledge.learner import store
 from llmtutor.knowledge.learner.graph import load_concept_graph
 from llmtutor.knowledge.quiz.questions import Question
 
 
 def record_outcome(
-    db_path: Path, kind: str, score: float, question: Question | None = None, about: str = ""
+    db_path: Path,
+    kind: str,
+    score: float,
+    question: Question | None = None,
+    about: str = "",
+    *,
+    learner_id: str = LOCAL_LEARNER,
 ) -> list[store.ConceptUpdate]:
     """Update the concepts the step tests: the bank question's concepts (and its review card),
     or the concepts named by what the dialogue is about. Nothing named: nothing recorded."""
@@ -22,15 +29,19 @@ def record_outcome(
 
         concepts = concepts_tested(question)
         updates = store.record_evidence(
-            db_path, concepts, score, kind, module_id=question.module_id, detail=question.prompt
+            db_path,
+            concepts,
+            score,
+            kind,
+            learner_id=learner_id,
+            module_id=question.module_id,
+            detail=question.prompt,
         )
-        card = f"quiz:{question.id}"
-        store.ensure_card(
-            db_path, card, concept_id=concepts[0] if concepts else None, question_id=question.id
-        )
-        store.review(db_path, card, 3 if score >= 1.0 else 2 if score >= 0.5 else 1)
+        card, first = f"quiz:{question.id}", concepts[0] if concepts else None
+        store.ensure_card(db_path, card, concept_id=first, question_id=question.id, learner_id=learner_id)
+        store.review(db_path, card, 3 if score >= 1.0 else 2 if score >= 0.5 else 1, learner_id=learner_id)
         return updates
     concepts = [c.id for c in load_concept_graph().find(about)][:2]
     if not concepts:
         return []
-    return store.record_evidence(db_path, concepts, score, kind, detail=about)
+    return store.record_evidence(db_path, concepts, score, kind, learner_id=learner_id, detail=about)

@@ -321,6 +321,24 @@ def ui(
     launch(host=host, port=port, share=share)
 
 
+def check_bind(host: str, shared: bool) -> None:
+    """A server other machines can reach needs learners with keys: refuse to open it without."""
+    import ipaddress
+
+    from llmtutor.errors import ConfigError
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not shared:
+        raise ConfigError(
+            f"refusing to listen on {host}: no learners are configured, so anyone who can reach it "
+            "could read every conversation and start jobs",
+            "add one with `llmtutor users add NAME` (it prints their API key), or bind 127.0.0.1",
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -332,9 +350,17 @@ def serve(
 
     from llmtutor.agents.tutor import Tutor
     from llmtutor.ui.http.server import create_app
+    from llmtutor.users import has_users
 
     tutor = Tutor()
+    shared = has_users(tutor.settings.users_db)
+    check_bind(host, shared)
     api = create_app(tutor)
+    if with_ui and shared:
+        # The web UI keeps one learner's threads and progress: with several learners it would
+        # mix them, so a shared server offers the API only until the UI signs learners in.
+        typer.echo("learners are configured: serving the API only (the web UI is single-learner)", err=True)
+        with_ui = False
     if with_ui:
         import gradio as gr
 
@@ -346,9 +372,9 @@ def serve(
 
 def _mount_subcommands() -> None:
     # Each lives in its own module and imports only typer at load time.
-    from llmtutor.ui.cli import jobs, knowledge, lab, learner, models, quiz, sql
+    from llmtutor.ui.cli import jobs, knowledge, lab, learner, models, quiz, sql, users
 
-    for group in (jobs, knowledge, lab, learner, models, quiz, sql):
+    for group in (jobs, knowledge, lab, learner, models, quiz, sql, users):
         group.register(app)
 
 

@@ -13,8 +13,11 @@ import logging
 from typing import Any
 
 from llmtutor.errors import (
+    ApprovalRequiredError,
+    AuthenticationError,
     InputLimitError,
     LLMTutorError,
+    NotFoundForLearnerError,
     NothingToResumeError,
     PersonaNotFoundError,
     ToolInputError,
@@ -25,6 +28,9 @@ log = logging.getLogger("llmtutor.http")
 
 # (error class, HTTP status, code): the first match wins, so subclasses come first.
 _TYPED: tuple[tuple[type[LLMTutorError], int, str], ...] = (
+    (AuthenticationError, 401, "unauthorized"),
+    (ApprovalRequiredError, 403, "approval_required"),
+    (NotFoundForLearnerError, 404, "not_found"),
     (ToolNotFoundError, 404, "not_found"),
     (PersonaNotFoundError, 404, "not_found"),
     (NothingToResumeError, 409, "nothing_to_resume"),

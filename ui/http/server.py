@@ -9,6 +9,12 @@
 Streams are server-sent events, one `TutorEvent` (type, data) per event; an error after the
 stream started is an `error` event with the same body as an HTTP error. Every error is
 `{"error": {"code", "message", "hint"}}` (ui/http/errors.py).
+
+Learners: when the workspace has users (`llmtutor users add NAME`), every route but /health needs
+`Authorization: Bearer KEY` (401 otherwise); threads and learner data are the caller's own (another
+learner's thread is a 404); an expensive tool called directly answers 202 with its plan and an
+approval id, and runs when the same learner sends the id back (`?approval_id=…`; admins may pass
+`?approve=true`). Without users the workspace is single-learner and nothing changes.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from llmtutor.ui.http.errors import (
     typed_error,
     validation_message,
 )
+from llmtutor.users import User
 
 if TYPE_CHECKING:
     from llmtutor.agents.tutor import Tutor
@@ -44,6 +51,46 @@ class ChatRequest(BaseModel):
     approve: bool | None = Field(
         None, description="Approve (true) or decline (false) expensive tools up front."
     )
+
+
+class Approvals:
+    """Plans shown to a learner, waiting for their approval id (in memory: one server process)."""
+
+    TTL_SECONDS = 3600
+
+    def __init__(self) -> None:
+        import threading
+
+        self._pending: dict[str, tuple[str, str, str, float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(args: dict[str, Any]) -> str:
+        return json.dumps(args, sort_keys=True, ensure_ascii=False)
+
+    def issue(self, learner_id: str, tool: str, args: dict[str, Any]) -> str:
+        import secrets
+        import time
+
+        approval_id = secrets.token_urlsafe(16)
+        with self._lock:
+            now = time.monotonic()
+            self._pending = {k: v for k, v in self._pending.items() if v[3] > now}
+            self._pending[approval_id] = (learner_id, tool, self._key(args), now + self.TTL_SECONDS)
+        return approval_id
+
+    def redeem(self, approval_id: str, learner_id: str, tool: str, args: dict[str, Any]) -> bool:
+        """True once, for the learner, tool and arguments the plan was shown for."""
+        import time
+
+        with self._lock:
+            entry = self._pending.get(approval_id)
+            if entry is None or entry[3] < time.monotonic():
+                return False
+            if entry[:3] != (learner_id, tool, self._key(args)):
+                return False
+            del self._pending[approval_id]
+            return True
 
 
 class ResumeRequest(BaseModel):
@@ -130,21 +177,51 @@ async def _reply(send: Any, status: int, payload: dict[str, Any]) -> None:
 
 
 def create_app(tutor: Tutor | None = None):
-    from fastapi import FastAPI, Request
+    from fastapi import Depends, FastAPI, Header, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
     from llmtutor.agents.tutor import Tutor, new_thread_id
+    from llmtutor.errors import ApprovalRequiredError, NotFoundForLearnerError
+    from llmtutor.users import LOCAL_USER, authenticate, has_users, owned_thread
 
     tutor = tutor or Tutor()
     app = FastAPI(title="llmtutor", version="0.1.0")
     app.add_middleware(BodyGuard, max_bytes=tutor.settings.max_request_bytes)
+    users_db = tutor.settings.users_db
+    approvals = Approvals()
+
+    def learner(authorization: str | None = Header(None)) -> User:
+        """The caller: the local learner without users, else the owner of the bearer key (401)."""
+        if not has_users(users_db):
+            return LOCAL_USER
+        scheme, _, key = (authorization or "").partition(" ")
+        return authenticate(users_db, key.strip() if scheme.lower() == "bearer" else None)
+
+    def multi_user() -> bool:
+        return has_users(users_db)
+
+    def own_thread(user: User, thread_id: str) -> str:
+        stored = owned_thread(user, thread_id)
+        if not tutor.history(stored) and not tutor.pending_approval(stored):
+            raise NotFoundForLearnerError(
+                f"no conversation {thread_id[:64]!r}", "start one with POST /ask or /chat/stream"
+            )
+        return stored
+
+    def check_up_front_approval(user: User, approve: bool | None) -> None:
+        if approve and multi_user() and not user.admin:
+            raise ApprovalRequiredError(
+                "approving expensive tools up front is for admins",
+                "leave `approve` out: the reply shows the plan; approve it with /threads/{id}/resume",
+            )
 
     @app.exception_handler(LLMTutorError)
     async def tutor_error(_: Request, exc: LLMTutorError):
         status, payload = typed_error(exc)
-        return JSONResponse(payload, status_code=status)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(payload, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError):
@@ -166,11 +243,14 @@ def create_app(tutor: Tutor | None = None):
             error_body("internal_error", "the server hit an unexpected error", "see the server's log"), 500
         )
 
-    def sse(events) -> StreamingResponse:
+    def sse(events, stored: str | None = None, shown: str | None = None) -> StreamingResponse:
         def body():
             try:
                 for event in events:
-                    data = json.dumps(event.data, ensure_ascii=False, default=str)
+                    payload = event.data
+                    if stored and isinstance(payload, dict) and payload.get("thread_id") == stored:
+                        payload = {**payload, "thread_id": shown}  # the learner's own id, not the stored one
+                    data = json.dumps(payload, ensure_ascii=False, default=str)
                     yield f"event: {event.type}\ndata: {data}\n\n"
             except LLMTutorError as exc:  # the stream has started: the error becomes its last event
                 yield f"event: error\ndata: {json.dumps(typed_error(exc)[1], ensure_ascii=False)}\n\n"
@@ -182,15 +262,43 @@ def create_app(tutor: Tutor | None = None):
         return {"status": "ok", "tools": tutor.registry.names(), "personas": sorted(tutor.personas)}
 
     @app.get("/tools")
-    def list_tools() -> list[dict[str, Any]]:
+    def list_tools(user: User = Depends(learner)) -> list[dict[str, Any]]:
         return [tool.summary() for tool in tutor.registry]
 
     # Plain `def` handlers run in FastAPI's thread pool: tools and models block.
     @app.post("/tools/{name}")
-    def run_tool(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    def run_tool(
+        name: str,
+        args: dict[str, Any],
+        approval_id: str | None = None,
+        approve: bool = False,
+        user: User = Depends(learner),
+    ):
         from llmtutor.tools.registry import output_images, render_markdown
 
-        output = tutor.run_tool(name, args)
+        tool = tutor.registry.get(name)
+        if tool.expensive and multi_user():
+            approved = (approve and user.admin) or (
+                approval_id is not None and approvals.redeem(approval_id, user.id, name, args)
+            )
+            if not approved:
+                if approval_id is not None:
+                    raise ApprovalRequiredError(
+                        "that approval id is unknown, expired, used, or for another request",
+                        f"POST /tools/{name} without it to get a new plan",
+                    )
+                validated = tool.validate(args)
+                ctx = tutor.tool_context(user.id)
+                plan = tool.preview(validated, ctx) if tool.preview is not None else ""
+                body = {
+                    "status": "needs_approval",
+                    "tool": name,
+                    "plan": plan,
+                    "approval_id": approvals.issue(user.id, name, args),
+                    "hint": f"send the same request to POST /tools/{name}?approval_id=… to run it",
+                }
+                return JSONResponse(body, status_code=202)
+        output = tutor.run_tool(name, args, learner_id=user.id)
         return {
             "output": output.model_dump(mode="json"),
             "markdown": render_markdown(output),
@@ -198,35 +306,51 @@ def create_app(tutor: Tutor | None = None):
         }
 
     @app.post("/plan")
-    def plan(request: PlanRequest) -> dict[str, Any]:
+    def plan(request: PlanRequest, user: User = Depends(learner)) -> dict[str, Any]:
         return tutor.plan(request.message, persona=request.persona).model_dump(mode="json")
 
     @app.post("/ask")
-    def ask(request: ChatRequest) -> dict[str, Any]:
+    def ask(request: ChatRequest, user: User = Depends(learner)) -> dict[str, Any]:
+        check_up_front_approval(user, request.approve)
+        shown = request.thread_id or new_thread_id()
         reply = tutor.ask(
-            request.message, thread_id=request.thread_id, persona=request.persona, approve=request.approve
+            request.message,
+            thread_id=owned_thread(user, shown),
+            persona=request.persona,
+            approve=request.approve,
+            learner_id=user.id,
         )
-        return reply.model_dump(mode="json")
+        body = reply.model_dump(mode="json")
+        body["thread_id"] = shown
+        if body.get("pending_approval"):
+            body["pending_approval"]["thread_id"] = shown
+        return body
 
     @app.post("/chat/stream")
-    def chat_stream(request: ChatRequest):
-        thread_id = request.thread_id or new_thread_id()
+    def chat_stream(request: ChatRequest, user: User = Depends(learner)):
+        check_up_front_approval(user, request.approve)
+        shown = request.thread_id or new_thread_id()
+        stored = owned_thread(user, shown)
         tutor.persona(request.persona)  # fail before the stream starts
         tutor.check_message(request.message)
-        return sse(
-            tutor.stream(
-                request.message, thread_id=thread_id, persona=request.persona, approve=request.approve
-            )
+        events = tutor.stream(
+            request.message,
+            thread_id=stored,
+            persona=request.persona,
+            approve=request.approve,
+            learner_id=user.id,
         )
+        return sse(events, stored, shown)
 
     @app.post("/threads/{thread_id}/resume")
-    def resume(thread_id: str, request: ResumeRequest):
-        tutor.require_pending(thread_id)  # a 409 before the stream starts
-        return sse(tutor.resume(thread_id, request.approved))
+    def resume(thread_id: str, request: ResumeRequest, user: User = Depends(learner)):
+        stored = own_thread(user, thread_id)  # another learner's thread: 404
+        tutor.require_pending(stored)  # a 409 before the stream starts
+        return sse(tutor.resume(stored, request.approved), stored, thread_id)
 
     @app.get("/threads/{thread_id}")
-    def thread(thread_id: str) -> dict[str, Any]:
-        messages = tutor.history(thread_id)
+    def thread(thread_id: str, user: User = Depends(learner)) -> dict[str, Any]:
+        messages = tutor.history(own_thread(user, thread_id))
         return {
             "thread_id": thread_id,
             "messages": [{"type": m.type, "content": m.content} for m in messages],

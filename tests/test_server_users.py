@@ -1,0 +1,168 @@
+"""A server shared by several learners: keys, 401 for anonymous callers, 404 for another
+learner's threads, expensive tools only through an approved plan, learner data kept apart; and
+a workspace without users works as before (local, key-free)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes import FakeBackend, ScriptedRouter, make_registry
+from fastapi.testclient import TestClient
+from langgraph.checkpoint.memory import InMemorySaver
+
+from llmtutor.agents.tutor import Tutor
+from llmtutor.errors import AuthenticationError, ConfigError
+from llmtutor.settings import Settings
+from llmtutor.tools.registry import ToolRegistry
+from llmtutor.ui.http.server import create_app
+from llmtutor.users import add_user, authenticate, list_users, revoke
+
+
+def _tutor(workspace: Path, calls: list[str]) -> Tutor:
+    from llmtutor.tools.learner_progress import TOOL as PROGRESS
+    from llmtutor.tools.update_progress import TOOL as UPDATE
+
+    registry = ToolRegistry([*make_registry(calls), PROGRESS, UPDATE])
+    return Tutor(
+        Settings(workspace=workspace),
+        backend=FakeBackend(["ok"] * 40),
+        registry=registry,
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
+
+
+@pytest.fixture()
+def shared(tmp_path):
+    calls: list[str] = []
+    tutor = _tutor(tmp_path, calls)
+    _, ana = add_user(tutor.settings.users_db, "ana")
+    _, bo = add_user(tutor.settings.users_db, "bo")
+    _, root = add_user(tutor.settings.users_db, "root", admin=True)
+    client = TestClient(create_app(tutor), raise_server_exceptions=False)
+    keys = {
+        name: {"Authorization": f"Bearer {key}"} for name, key in (("ana", ana), ("bo", bo), ("root", root))
+    }
+    return client, keys, calls, tutor
+
+
+def test_keys_are_stored_hashed_and_can_be_revoked(tmp_path):
+    db = tmp_path / "users.sqlite"
+    user, key = add_user(db, "ana")
+    assert key.startswith("llt_") and key.encode() not in db.read_bytes()
+    assert authenticate(db, key).id == user.id
+    with pytest.raises(ConfigError):
+        add_user(db, "ana")
+    with pytest.raises(ConfigError):
+        add_user(db, "local")
+    revoke(db, "ana")
+    with pytest.raises(AuthenticationError):
+        authenticate(db, key)
+    assert list_users(db)[0].revoked
+
+
+ROUTES = [
+    ("get", "/tools", None),
+    ("post", "/tools/cheap_count", {"n": 1}),
+    ("post", "/plan", {"message": "cheap"}),
+    ("post", "/ask", {"message": "hello"}),
+    ("post", "/chat/stream", {"message": "hello"}),
+    ("post", "/threads/t1/resume", {"approved": True}),
+    ("get", "/threads/t1", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+def test_anonymous_and_bad_keys_get_401(shared, method, path, body):
+    client, _, calls, _ = shared
+    for headers in ({}, {"Authorization": "Bearer llt_not-a-key"}, {"Authorization": "Basic abc"}):
+        response = getattr(client, method)(path, headers=headers, **({"json": body} if body else {}))
+        assert response.status_code == 401, (path, response.text)
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert calls == [] and client.get("/health").status_code == 200
+
+
+def test_threads_belong_to_their_learner(shared):
+    client, keys, _, tutor = shared
+    first = client.post("/ask", json={"message": "hello there", "thread_id": "t1"}, headers=keys["ana"])
+    assert first.status_code == 200 and first.json()["thread_id"] == "t1"
+    mine = client.get("/threads/t1", headers=keys["ana"])
+    assert mine.status_code == 200 and mine.json()["messages"][0]["content"] == "hello there"
+    for path, body in (("/threads/t1", None), ("/threads/t1/resume", {"approved": True})):
+        theirs = (
+            client.post(path, json=body, headers=keys["bo"]) if body else client.get(path, headers=keys["bo"])
+        )
+        assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "not_found"
+    # bo's own "t1" is a different conversation
+    client.post("/ask", json={"message": "bo here", "thread_id": "t1"}, headers=keys["bo"])
+    assert [m["content"] for m in client.get("/threads/t1", headers=keys["bo"]).json()["messages"]][
+        0
+    ] == "bo here"
+    assert len(client.get("/threads/t1", headers=keys["ana"]).json()["messages"]) == 2  # unchanged
+
+
+def test_expensive_tools_run_only_through_an_approved_plan(shared):
+    client, keys, calls, _ = shared
+    asked = client.post("/tools/big_count", json={"n": 2}, headers=keys["ana"])
+    assert asked.status_code == 202 and asked.json()["status"] == "needs_approval" and calls == []
+    approval = asked.json()["approval_id"]
+    stolen = client.post(f"/tools/big_count?approval_id={approval}", json={"n": 2}, headers=keys["bo"])
+    changed = client.post(f"/tools/big_count?approval_id={approval}", json={"n": 9}, headers=keys["ana"])
+    assert stolen.status_code == 403 and changed.status_code == 403 and calls == []
+    ran = client.post(f"/tools/big_count?approval_id={approval}", json={"n": 2}, headers=keys["ana"])
+    assert ran.status_code == 200 and ran.json()["output"] == {"total": 200} and calls == ["expensive"]
+    again = client.post(f"/tools/big_count?approval_id={approval}", json={"n": 2}, headers=keys["ana"])
+    assert again.status_code == 403  # an approval runs once
+    assert client.post("/tools/big_count?approve=true", json={"n": 1}, headers=keys["ana"]).status_code == 202
+    assert (
+        client.post("/tools/big_count?approve=true", json={"n": 1}, headers=keys["root"]).status_code == 200
+    )
+    up_front = client.post("/ask", json={"message": "big one", "approve": True}, headers=keys["ana"])
+    assert up_front.status_code == 403 and up_front.json()["error"]["code"] == "approval_required"
+    # in chat: the plan, then the learner's own approval of their own thread
+    paused = client.post("/ask", json={"message": "big one", "thread_id": "b"}, headers=keys["ana"]).json()
+    assert paused["pending_approval"]["thread_id"] == "b" and calls == ["expensive", "expensive"]
+    assert client.post("/threads/b/resume", json={"approved": True}, headers=keys["bo"]).status_code == 404
+    resumed = client.post("/threads/b/resume", json={"approved": True}, headers=keys["ana"])
+    assert resumed.status_code == 200 and calls == ["expensive", "expensive", "expensive"]
+
+
+def test_learner_data_is_kept_apart(shared):
+    client, keys, _, _ = shared
+    marked = client.post(
+        "/tools/update_progress", json={"topic": "I already know Python"}, headers=keys["ana"]
+    )
+    assert marked.status_code == 200
+    ana = client.post("/tools/learner_progress", json={"chart": False}, headers=keys["ana"]).json()
+    bo = client.post("/tools/learner_progress", json={"chart": False}, headers=keys["bo"]).json()
+    python = next(m for m in ana["output"]["progress"]["modules"] if m["module_id"] == "fundamentals.python")
+    assert python["covered"] == 1
+    assert all(m["covered"] == 0 for m in bo["output"]["progress"]["modules"])
+
+
+def test_without_users_the_workspace_stays_local_and_key_free(tmp_path):
+    calls: list[str] = []
+    client = TestClient(create_app(_tutor(tmp_path, calls)), raise_server_exceptions=False)
+    assert client.get("/tools").status_code == 200
+    assert client.post("/tools/big_count", json={"n": 1}).status_code == 200  # the caller approves
+    assert client.post("/ask", json={"message": "hello", "thread_id": "x"}).json()["thread_id"] == "x"
+
+
+def test_serve_refuses_a_public_address_without_learners(tmp_path):
+    env = {**__import__("os").environ, "LLMTUTOR_WORKSPACE": str(tmp_path)}
+    cli = str(Path(sys.executable).parent / "llmtutor")
+    refused = subprocess.run(
+        [cli, "serve", "--host", "0.0.0.0", "--no-ui"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0 and "users add" in refused.stderr + refused.stdout
+    added = subprocess.run([cli, "users", "add", "ana"], env=env, capture_output=True, text=True, check=True)
+    key = added.stdout.splitlines()[1]
+    assert (
+        key.startswith("llt_")
+        and "ana"
+        in subprocess.run([cli, "users", "list"], env=env, capture_output=True, text=True, check=True).stdout
+    )

@@ -55,8 +55,8 @@ class GraphDeps:
     registry: ToolRegistry
     personas: dict[str, Persona]
     default_persona: str
-    # (text, allowed tool names, history) -> decision
-    route: Callable[[str, list[str], list[AnyMessage]], RouteDecision]
+    # (text, allowed tool names, history, learner id) -> decision
+    route: Callable[[str, list[str], list[AnyMessage], str], RouteDecision]
     # (temperature, max_tokens or None for the default) -> chat model
     llm: Callable[[float, int | None], BaseChatModel]
     tool_context: Callable[[], ToolContext]
@@ -126,7 +126,7 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
                 decision = {"tool": offered[0], "args": offered[1], "confidence": 1.0, "method": "offer"}
                 return {"route": decision, "teaching": None, **fresh}
             return {"route": {"tool": None, "args": {}, "confidence": 1.0, "method": "continuation"}, **fresh}
-        decision = deps.route(text, allowed, state["messages"])
+        decision = deps.route(text, allowed, state["messages"], state.get("learner_id") or "local")
         return {"route": decision.model_dump(mode="json"), "teaching": None, **fresh}
 
     def after_route(state: TutorState) -> str:

@@ -160,9 +160,11 @@ class Tutor:
             self._llm_cache[key] = self.backend.chat_model(temperature=temp, max_tokens=tokens)
         return self._llm_cache[key]
 
-    def _route(self, text: str, allowed: list[str], history: list[AnyMessage]) -> RouteDecision:
+    def _route(
+        self, text: str, allowed: list[str], history: list[AnyMessage], learner_id: str = "local"
+    ) -> RouteDecision:
         command = self.router.parse_command(text)
-        continued = None if command else self._continuation(text, allowed, history)
+        continued = None if command else self._continuation(text, allowed, history, learner_id)
         if command is not None:
             decision = command
         elif continued is not None:
@@ -177,7 +179,9 @@ class Tutor:
             return RouteDecision(tool=None, args={}, confidence=decision.confidence, method="none")
         return decision
 
-    def _continuation(self, text: str, allowed: list[str], history: list[AnyMessage]) -> RouteDecision | None:
+    def _continuation(
+        self, text: str, allowed: list[str], history: list[AnyMessage], learner_id: str = "local"
+    ) -> RouteDecision | None:
         """An open session (a quiz waiting for an answer) takes the message first.
 
         Only a session this conversation's last reply showed (its id is printed there): a quiz
@@ -186,7 +190,9 @@ class Tutor:
         shown = last_ai_text(history)
         for name in allowed:
             tool = self.registry.get(name)
-            args = tool.continues(self.settings.workspace, text, shown) if tool.continues else None
+            args = (
+                tool.continues(self.settings.workspace, text, shown, learner_id) if tool.continues else None
+            )
             if args:
                 return RouteDecision(tool=name, args=args, confidence=1.0, method="continuation")
         return None

@@ -166,3 +166,57 @@ def test_serve_refuses_a_public_address_without_learners(tmp_path):
         and "ana"
         in subprocess.run([cli, "users", "list"], env=env, capture_output=True, text=True, check=True).stdout
     )
+
+
+def test_jobs_belong_to_their_learner_and_one_runs_at_a_time(tmp_path):
+    import job_demo  # noqa: F401 - registers the "demo" job kind
+
+    from llmtutor import jobs as runner
+    from llmtutor.jobs import JobError, JobLimitError
+    from llmtutor.tools.job_status import TOOL as STATUS
+    from llmtutor.tools.registry import ToolContext
+
+    slow = {"steps": 50, "sleep_s": 0.2, "output_dir": str(tmp_path / "out")}
+    job = runner.submit(tmp_path, "demo", slow, learner_id="u_ana")
+    try:
+        with pytest.raises(JobLimitError):
+            runner.submit(tmp_path, "demo", slow, learner_id="u_ana")  # one at a time on a shared server
+        ana, bo = (
+            ToolContext(workspace=tmp_path, learner_id="u_ana"),
+            ToolContext(workspace=tmp_path, learner_id="u_bo"),
+        )
+        assert [j["id"] for j in STATUS.run({"action": "list"}, ana).jobs] == [job]
+        assert STATUS.run({"action": "list"}, bo).jobs == []
+        for action in ("status", "cancel", "logs"):
+            with pytest.raises(JobError, match="no job"):
+                STATUS.run({"action": action, "job_id": job}, bo)
+        assert runner.get(tmp_path, job).status in ("queued", "running")  # bo's cancel did nothing
+        local = ToolContext(workspace=tmp_path)  # the workspace's own (local) view sees every job
+        assert [j["id"] for j in STATUS.run({"action": "list"}, local).jobs] == [job]
+    finally:
+        runner.cancel(tmp_path, job)
+    assert runner.get(tmp_path, job).learner_id == "u_ana"
+
+
+def test_quizzes_and_their_records_belong_to_their_learner(shared):
+    import sqlite3
+
+    from llmtutor.tools.quiz import TOOL as QUIZ
+
+    client, keys, _, tutor = shared
+    tutor.registry.register(QUIZ)  # the real quiz tool next to the test tools
+    started = client.post(
+        "/tools/quiz", json={"action": "start", "topic": "LoRA", "n": 2, "kind": "mc"}, headers=keys["ana"]
+    )
+    assert started.status_code == 200 and started.json()["output"]["question"]
+    session = started.json()["output"]["session_id"]
+    theirs = client.post("/tools/quiz", json={"action": "status", "session_id": session}, headers=keys["bo"])
+    assert theirs.status_code == 422 and "no quiz session" in theirs.json()["error"]["message"]
+    assert client.post("/tools/quiz", json={"action": "status"}, headers=keys["bo"]).status_code == 422
+    answered = client.post(
+        "/tools/quiz", json={"action": "answer", "session_id": session, "answer": "A"}, headers=keys["ana"]
+    )
+    assert answered.status_code == 200 and answered.json()["output"]["feedback"]
+    rows = sqlite3.connect(tutor.settings.catalog_db).execute("SELECT DISTINCT learner_id FROM quiz_attempts")
+    ana_id = next(u.id for u in list_users(tutor.settings.users_db) if u.name == "ana")
+    assert [r[0] for r in rows] == [ana_id]

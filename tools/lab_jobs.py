@@ -98,7 +98,7 @@ def run_lab_job(kind: str, build: Callable[[Path], BaseModel], ctx: ToolContext)
     from llmtutor import jobs
 
     config = build(ctx.outputs_dir / "pending")  # the worker replaces output_dir with its staging folder
-    job_id = jobs.submit(ctx.workspace, kind, config)
+    job_id = jobs.submit(ctx.workspace, kind, config, learner_id=ctx.learner_id)
     ctx.report("job", message=f"job {job_id} started ({kind}); `llmtutor jobs show {job_id}` follows it")
 
     def forward(event: Any) -> None:

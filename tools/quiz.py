@@ -8,7 +8,7 @@ Stateless per call (the quiz itself is `llmtutor.knowledge.quiz.flow`):
 - ``action="status"`` → the open question again, or the summary; ``action="stop"`` ends the quiz.
 
 How the chat continues an open quiz: before routing a message, call
-``continuation(workspace, text, shown)``; when it returns arguments, run this tool with them and show
+``continuation(workspace, text, shown, learner_id)``; when it returns arguments, run this tool with them and show
 its markdown as is (the feedback already holds the right answer and its source).
 """
 
@@ -197,12 +197,15 @@ def run_quiz(
             generator=cfg.generator,
             seed=cfg.seed,
             llm=llm,
+            learner_id=ctx.learner_id,
         )
     if cfg.action == "answer":
-        return answer_quiz(ctx.workspace, cfg.session_id, cfg.answer, llm=llm, recorder=recorder)
+        return answer_quiz(
+            ctx.workspace, cfg.session_id, cfg.answer, llm=llm, recorder=recorder, learner_id=ctx.learner_id
+        )
     if cfg.action == "stop":
-        return stop_quiz(ctx.workspace, cfg.session_id)
-    return quiz_status(ctx.workspace, cfg.session_id)
+        return stop_quiz(ctx.workspace, cfg.session_id, ctx.learner_id)
+    return quiz_status(ctx.workspace, cfg.session_id, ctx.learner_id)
 
 
 def make_tool(llm: Callable[[], Any] | None = None, recorder: AttemptRecorder | None = None) -> ToolSpec:

@@ -111,9 +111,9 @@ class ToolSpec:
     # fields it found; the input model's defaults fill the rest.
     extract_args: Callable[[str], dict[str, Any]] | None = None
     # For tools with open sessions (a quiz): given the workspace, the learner's next
-    # message and the conversation's last reply (which shows the session's id), the
-    # arguments that continue the session, or None.
-    continues: Callable[[Path, str, str | None], dict[str, Any] | None] | None = None
+    # message, the conversation's last reply (which shows the session's id) and the learner,
+    # the arguments that continue the session, or None.
+    continues: Callable[[Path, str, str | None, str], dict[str, Any] | None] | None = None
     # For expensive tools: the plan the learner approves (settings, data, memory estimate
     # against free memory), as Markdown. Side-effect free; raises a typed error when the run
     # cannot work (bad dataset, does not fit), so nothing is asked or started.

@@ -99,7 +99,7 @@ def run_review(cfg: ReviewInput, ctx: ToolContext) -> ReviewOutput:
         for c in due
         if c.concept_id in graph.concepts and c.question_id
     ]
-    quiz = start_review(ctx.workspace, pairs, language) if pairs else None
+    quiz = start_review(ctx.workspace, pairs, language, ctx.learner_id) if pairs else None
     if quiz is not None:
         return ReviewOutput(language=language, due=len(pairs), quiz=quiz)
     upcoming = store.next_due_in_days(db, ctx.learner_id)

@@ -140,9 +140,10 @@ def record_in_course_db(
         topic=session.topic_label,
         expected=expected,
         score=record.grade.score,
+        learner_id=session.learner_id,
     )
-    trace_answer(db_path, question, record)
-    return learner.update_mastery(db_path, question.module_id).mastery
+    trace_answer(db_path, question, record, session.learner_id)
+    return learner.update_mastery(db_path, question.module_id, learner_id=session.learner_id).mastery
 
 
 def concepts_tested(question: Question) -> list[str]:
@@ -157,7 +158,7 @@ def concepts_tested(question: Question) -> list[str]:
     return named[:3] or [c.id for c in graph.of_module(question.module_id)[:1]]
 
 
-def trace_answer(db_path: Path, question: Question, record: AnswerRecord) -> None:
+def trace_answer(db_path: Path, question: Question, record: AnswerRecord, learner_id: str = "local") -> None:
     """The answer as learner-model evidence: BKT on the concepts it tests, and the item's review
     card graded (FSRS: right → good, partly → hard, wrong → again)."""
     from llmtutor.knowledge.learner import store
@@ -165,12 +166,18 @@ def trace_answer(db_path: Path, question: Question, record: AnswerRecord) -> Non
     concepts = concepts_tested(question)
     kind = "quiz_mc" if question.kind == "mc" else "quiz_short"
     store.record_evidence(
-        db_path, concepts, record.grade.score, kind, module_id=question.module_id, detail=question.prompt
+        db_path,
+        concepts,
+        record.grade.score,
+        kind,
+        learner_id=learner_id,
+        module_id=question.module_id,
+        detail=question.prompt,
     )
-    card = f"quiz:{question.id}"
-    store.ensure_card(db_path, card, concept_id=concepts[0] if concepts else None, question_id=question.id)
+    card, first = f"quiz:{question.id}", concepts[0] if concepts else None
+    store.ensure_card(db_path, card, concept_id=first, question_id=question.id, learner_id=learner_id)
     rating = 3 if record.grade.correct else 2 if record.grade.score >= 0.5 else 1
-    store.review(db_path, card, rating)
+    store.review(db_path, card, rating, learner_id=learner_id)
 
 
 # ----- actions ----------------------------------------------------------------------
@@ -184,6 +191,7 @@ def start_quiz(
     generator: Literal["auto", "catalog", "llm"] = "auto",
     seed: int | None = None,
     llm: LLMFactory | None = None,
+    learner_id: str = "local",
 ) -> QuizOutput:
     """A new quiz on `topic` (English or Chinese; None = the whole course): its first question."""
     from llmtutor.text import CJK
@@ -198,7 +206,8 @@ def start_quiz(
         )
     session_id = store.new_session_id()
     seed = seed if seed is not None else zlib.crc32(session_id.encode())
-    questions = bank.select(resolved, n, kind, language, seed=seed, avoid=store.asked_before(workspace))
+    space = store.learner_space(workspace, learner_id)
+    questions = bank.select(resolved, n, kind, language, seed=seed, avoid=store.asked_before(space))
     if not questions:
         raise ToolInputError(
             f"no {kind} questions on {resolved.label!r} in {language}", "try kind='mixed' or another topic"
@@ -215,15 +224,19 @@ def start_quiz(
         created_at=now,
         updated_at=now,
         questions=questions,
+        learner_id=learner_id,
     )
     notes = [] if len(questions) == n else [f"only {len(questions)} questions available"]
     notes += _prepare(session, llm)
-    store.save(workspace, session)
+    store.save(space, session)
     return _output(session, "start", notes=notes)
 
 
 def start_review(
-    workspace: Path, cards: list[tuple[str, str]], language: Literal["en", "zh"] = "en"
+    workspace: Path,
+    cards: list[tuple[str, str]],
+    language: Literal["en", "zh"] = "en",
+    learner_id: str = "local",
 ) -> QuizOutput | None:
     """A quiz of the learner's due review cards, given (module id, question id) pairs: the same
     questions again (in the language they were asked in), graded like any quiz, and each
@@ -249,8 +262,9 @@ def start_review(
         created_at=now,
         updated_at=now,
         questions=questions,
+        learner_id=learner_id,
     )
-    store.save(workspace, session)
+    store.save(store.learner_space(workspace, learner_id), session)
     return _output(session, "start")
 
 
@@ -261,10 +275,12 @@ def answer_quiz(
     *,
     llm: LLMFactory | None = None,
     recorder: AttemptRecorder | None = None,
+    learner_id: str = "local",
 ) -> QuizOutput:
     """Grade `answer` to the quiz's current question (session_id None = the open quiz)."""
     recorder = recorder or record_in_course_db
-    session = _session(workspace, session_id)
+    space = store.learner_space(workspace, learner_id)
+    session = _session(space, session_id)
     question, number = session.question, session.current + 1
     if question is None:
         return _output(session, "answer", notes=["this quiz is over; start a new one"])
@@ -274,7 +290,7 @@ def answer_quiz(
             "answer is empty", "send the learner's answer as `answer` (a letter A-D or free text)"
         )
     if store.is_stop(answer):
-        return _stop(session, workspace)
+        return _stop(session, space)
     result = grade(question, answer)
     judge = ""
     if question.kind == "short" and session.generator == "llm" and llm is not None and not is_skip(answer):
@@ -306,18 +322,19 @@ def answer_quiz(
     if session.current >= len(session.questions):
         session.status = "finished"
     notes += _prepare(session, llm)
-    store.save(workspace, session)
+    store.save(space, session)
     return _output(session, "answer", feedback=_feedback(session, question, record, number), notes=notes)
 
 
-def stop_quiz(workspace: Path, session_id: str | None) -> QuizOutput:
+def stop_quiz(workspace: Path, session_id: str | None, learner_id: str = "local") -> QuizOutput:
     """End the quiz (session_id None = the open quiz): its summary."""
-    return _stop(_session(workspace, session_id), workspace)
+    space = store.learner_space(workspace, learner_id)
+    return _stop(_session(space, session_id), space)
 
 
-def quiz_status(workspace: Path, session_id: str | None) -> QuizOutput:
+def quiz_status(workspace: Path, session_id: str | None, learner_id: str = "local") -> QuizOutput:
     """The open question again, or the summary of a quiz that is over."""
-    return _output(_session(workspace, session_id), "status")
+    return _output(_session(store.learner_space(workspace, learner_id), session_id), "status")
 
 
 def _stop(session: QuizSession, workspace: Path) -> QuizOutput:

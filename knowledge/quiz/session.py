@@ -60,6 +60,7 @@ class QuizSession(BaseModel):
     current: int = 0  # index of the question being asked
     answers: list[AnswerRecord] = []
     llm_tried: list[str] = []  # question ids the LLM writer already had a go at
+    learner_id: str = "local"  # whose quiz: answers are recorded for them
 
     @property
     def question(self) -> Question | None:
@@ -76,6 +77,16 @@ def now_text() -> str:
 
 def new_session_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def learner_space(workspace: Path, learner_id: str = "local") -> Path:
+    """Where a learner's quiz sessions live: the workspace itself for the local learner, a folder
+    of their own on a shared server (another learner's quiz is never found, continued or shown)."""
+    if learner_id == "local":
+        return Path(workspace)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", learner_id):
+        raise ToolInputError(f"invalid learner id {learner_id!r}", "learner ids come from `llmtutor users`")
+    return Path(workspace) / "learners" / learner_id
 
 
 def quizzes_dir(workspace: Path) -> Path:
@@ -161,7 +172,9 @@ def open_sessions(workspace: Path, max_age: timedelta | None = MAX_OPEN_AGE) -> 
     ]
 
 
-def continuation(workspace: Path, text: str, shown: str | None = None) -> dict | None:
+def continuation(
+    workspace: Path, text: str, shown: str | None = None, learner_id: str = "local"
+) -> dict | None:
     """Arguments for the quiz tool when the learner's message answers an open quiz, else None.
 
     `shown` is the conversation's last reply: when given, only a quiz whose id it shows can take
@@ -172,13 +185,14 @@ def continuation(workspace: Path, text: str, shown: str | None = None) -> dict |
     """
     if not text.strip() or text.lstrip().startswith("/") and not is_stop(text):
         return None
-    candidates = open_sessions(workspace)
+    space = learner_space(workspace, learner_id)
+    candidates = open_sessions(space)
     if shown is not None:
         candidates = [session_id for session_id in candidates if session_id in shown]
     if not candidates:
         return None
     session_id = candidates[0]
-    question = load(workspace, session_id).question
+    question = load(space, session_id).question
     if question is None:
         return None
     if question.kind == "mc" and not (

@@ -35,6 +35,8 @@ from llmtutor.paths import check_name, resolve_user_path
 __all__ = [
     "Job",
     "JobError",
+    "JobLimitError",
+    "owned",
     "submit",
     "get",
     "list_jobs",
@@ -53,6 +55,10 @@ __all__ = [
 
 class JobError(LLMTutorError):
     """A job cannot be found or is in the wrong state for the request."""
+
+
+class JobLimitError(LLMTutorError):
+    """The learner already has as many jobs running as a shared server allows (HTTP 429)."""
 
 
 def _require(workspace: Path, job_id: str) -> Job:
@@ -85,7 +91,12 @@ def _start(workspace: Path, job_id: str, kind_module: str | None) -> None:
     threading.Thread(target=process.wait, daemon=True).start()
 
 
-def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> str:
+# A learner of a shared server runs one job at a time (each fine-tune of the default model peaks
+# near 5 GB); the local learner of a single-learner workspace is not limited.
+MAX_ACTIVE_PER_LEARNER = 1
+
+
+def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learner_id: str = "local") -> str:
     from llmtutor.jobs.worker import job_dir
 
     job_kind = get_kind(kind)
@@ -94,6 +105,13 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> st
     validated = config_cls.model_validate(raw)  # bad configs are refused before anything starts
     if isinstance(getattr(validated, "name", None), str):  # outputs/<name> must stay inside outputs/
         check_name(validated.name, "output name")
+    if learner_id != "local":
+        active = [j for j in list_jobs(workspace, 50, learner_id) if j.status in ("queued", "running")]
+        if len(active) >= MAX_ACTIVE_PER_LEARNER:
+            raise JobLimitError(
+                f"you already have a job running ({active[0].id}, {active[0].kind})",
+                f"wait for it to finish, or cancel it (`job_status` with action cancel, job {active[0].id})",
+            )
     job_id = uuid.uuid4().hex[:10]
     log = job_dir(workspace, job_id) / "job.log"
     store.insert(
@@ -107,6 +125,7 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any]) -> st
             created_at=store.now(),
             log_file=str(log),
             attempts=1,
+            learner_id=learner_id,
         ),
     )
     _start(workspace, job_id, job_kind.module)
@@ -117,9 +136,17 @@ def get(workspace: Path, job_id: str) -> Job:
     return _require(workspace, job_id)
 
 
-def list_jobs(workspace: Path, limit: int = 20) -> list[Job]:
+def list_jobs(workspace: Path, limit: int = 20, learner_id: str | None = None) -> list[Job]:
     recover(workspace)
-    return store.list_jobs(workspace, limit)
+    return store.list_jobs(workspace, limit, learner_id)
+
+
+def owned(workspace: Path, job_id: str, learner_id: str) -> Job:
+    """The learner's job; another learner's looks exactly like a missing one."""
+    job = store.get(workspace, job_id)
+    if job is None or (learner_id != "local" and job.learner_id != learner_id):
+        raise JobError(f"no job {job_id!r}", "see your jobs with `job_status` (action list)")
+    return job
 
 
 def _alive(pid: int | None) -> bool:

@@ -47,6 +47,14 @@ UPDATE jobs SET kind_module = CASE kind
     WHEN 'quantize' THEN 'llmtutor.training.quantize' END;
 """,
     ),
+    (
+        3,
+        "jobs belong to a learner",
+        """
+ALTER TABLE jobs ADD COLUMN learner_id TEXT NOT NULL DEFAULT 'local';
+CREATE INDEX jobs_by_learner ON jobs (learner_id, created_at);
+""",
+    ),
 )
 
 
@@ -70,6 +78,7 @@ class Job(BaseModel):
     model_name: str | None = None
     error: str | None = None
     attempts: int = 0
+    learner_id: str = "local"  # whose job (llmtutor/users.py)
 
 
 def now() -> str:
@@ -104,8 +113,8 @@ def _row(con: sqlite3.Connection, row: tuple) -> Job:
 def insert(workspace: Path, job: Job) -> None:
     with connect(workspace) as con:
         con.execute(
-            "INSERT INTO jobs (id, kind, kind_module, config, status, created_at, log_file, attempts)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO jobs (id, kind, kind_module, config, status, created_at, log_file, attempts, learner_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 job.id,
                 job.kind,
@@ -115,6 +124,7 @@ def insert(workspace: Path, job: Job) -> None:
                 job.created_at,
                 job.log_file,
                 job.attempts,
+                job.learner_id,
             ),
         )
 
@@ -134,10 +144,12 @@ def get(workspace: Path, job_id: str) -> Job | None:
         return _row(con, row) if row else None
 
 
-def list_jobs(workspace: Path, limit: int = 20) -> list[Job]:
+def list_jobs(workspace: Path, limit: int = 20, learner_id: str | None = None) -> list[Job]:
+    """The newest jobs: all of them, or one learner's."""
+    where, params = ("WHERE learner_id = ? ", (learner_id,)) if learner_id is not None else ("", ())
     with connect(workspace) as con:
         rows = con.execute(
-            "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            f"SELECT * FROM jobs {where}ORDER BY created_at DESC, rowid DESC LIMIT ?", (*params, limit)
         ).fetchall()
         return [_row(con, r) for r in rows]
 

@@ -23,12 +23,14 @@ from llmtutor.errors import (
     ToolInputError,
     ToolNotFoundError,
 )
+from llmtutor.jobs import JobLimitError
 
 log = logging.getLogger("llmtutor.http")
 
 # (error class, HTTP status, code): the first match wins, so subclasses come first.
 _TYPED: tuple[tuple[type[LLMTutorError], int, str], ...] = (
     (AuthenticationError, 401, "unauthorized"),
+    (JobLimitError, 429, "too_many_jobs"),
     (ApprovalRequiredError, 403, "approval_required"),
     (NotFoundForLearnerError, 404, "not_found"),
     (ToolNotFoundError, 404, "not_found"),

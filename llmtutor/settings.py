@@ -50,7 +50,16 @@ class Settings(BaseSettings):
     )
     temperature: float | None = Field(None, ge=0, le=2, description="Override the persona's temperature.")
     max_tokens: int = Field(384, ge=1, description="Maximum new tokens per answer.")
-    n_ctx: int = Field(8192, ge=256, description="Context window for the embedded llama.cpp server.")
+    n_ctx: int = Field(
+        8192, ge=256, description="Context window of each slot of the embedded llama.cpp server."
+    )
+    llama_slots: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Conversations the embedded llama.cpp server decodes at once (continuous batching); "
+        "each slot has its own n_ctx context.",
+    )
     n_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 = all cores.")
     n_gpu_layers: int = Field(-1, description="llama.cpp layers on GPU when one is present (-1 = all).")
     device: str = Field("auto", description="Torch device for transformers work: auto, cpu, cuda, mps.")

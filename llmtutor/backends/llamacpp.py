@@ -36,7 +36,7 @@ class EmbeddedLlamaServer:
     _lock = threading.Lock()
     _servers: dict[tuple, EmbeddedLlamaServer] = {}
 
-    def __init__(self, model_path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int):
+    def __init__(self, model_path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int, slots: int = 4):
         try:
             import xllamacpp
         except ImportError as exc:  # pragma: no cover - dependency of the project
@@ -45,8 +45,11 @@ class EmbeddedLlamaServer:
             ) from exc
         params = xllamacpp.CommonParams()
         params.model.path = str(model_path)
-        params.n_ctx = n_ctx
-        params.n_parallel = 1  # one learner per process; the whole context for one slot
+        # Several learners decode together (continuous batching): with one slot every learner
+        # waited behind every other (two browsers: 20.6 s and 29.3 s against 8.6 s alone). The
+        # server splits n_ctx over its slots, so each slot gets the configured context.
+        params.n_parallel = slots
+        params.n_ctx = n_ctx * slots
         params.cpuparams.n_threads = n_threads or (os.cpu_count() or 2)
         params.cpuparams_batch.n_threads = params.cpuparams.n_threads
         params.n_gpu_layers = n_gpu_layers
@@ -64,11 +67,13 @@ class EmbeddedLlamaServer:
         self.base_url = self._server.listening_address.rstrip("/") + "/v1"
 
     @classmethod
-    def get(cls, model_path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int) -> EmbeddedLlamaServer:
-        key = (str(model_path), n_ctx, n_threads, n_gpu_layers)
+    def get(
+        cls, model_path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int, slots: int = 4
+    ) -> EmbeddedLlamaServer:
+        key = (str(model_path), n_ctx, n_threads, n_gpu_layers, slots)
         with cls._lock:
             if key not in cls._servers:
-                cls._servers[key] = cls(model_path, n_ctx, n_threads, n_gpu_layers)
+                cls._servers[key] = cls(model_path, n_ctx, n_threads, n_gpu_layers, slots)
             return cls._servers[key]
 
     @classmethod
@@ -122,6 +127,7 @@ class LlamaCppBackend(OpenAIBackend):
             n_ctx=settings.n_ctx,
             n_threads=settings.n_threads,
             n_gpu_layers=settings.n_gpu_layers,
+            slots=settings.llama_slots,
             timeout=settings.request_timeout,
             models_dir=settings.models_dir,
         )
@@ -135,10 +141,12 @@ class LlamaCppBackend(OpenAIBackend):
         n_gpu_layers: int = -1,
         timeout: float = 120.0,
         models_dir: Path | None = None,
+        slots: int = 4,
     ):
         self.external = bool(base_url)
         self.model_path = None if self.external else resolve_gguf(chat_model, models_dir)
         self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
+        self.slots = slots
         super().__init__(
             model=chat_model or "default", base_url=base_url, api_key="not-needed", timeout=timeout
         )
@@ -148,7 +156,7 @@ class LlamaCppBackend(OpenAIBackend):
             return self.base_url
         assert self.model_path is not None
         return EmbeddedLlamaServer.get(
-            self.model_path, self.n_ctx, self.n_threads, self.n_gpu_layers
+            self.model_path, self.n_ctx, self.n_threads, self.n_gpu_layers, self.slots
         ).base_url
 
     def sampling_extras(self) -> dict[str, Any]:
@@ -161,6 +169,7 @@ class LlamaCppBackend(OpenAIBackend):
             "model": str(self.model_path) if self.model_path else self.model,
             "server": "external llama.cpp server" if self.external else "embedded (xllamacpp)",
             "n_ctx": self.n_ctx,
+            "slots": self.slots,
         }
         if self.model_path:
             info["model_size_mb"] = round(self.model_path.stat().st_size / 2**20, 1)

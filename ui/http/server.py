@@ -19,6 +19,7 @@ approval id, and runs when the same learner sends the id back (`?approval_id=…
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +180,7 @@ async def _reply(send: Any, status: int, payload: dict[str, Any]) -> None:
 def create_app(tutor: Tutor | None = None):
     from fastapi import Depends, FastAPI, Header, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
     from llmtutor.agents.tutor import Tutor, new_thread_id
@@ -243,19 +244,32 @@ def create_app(tutor: Tutor | None = None):
             error_body("internal_error", "the server hit an unexpected error", "see the server's log"), 500
         )
 
-    def sse(events, stored: str | None = None, shown: str | None = None) -> StreamingResponse:
-        def body():
+    def sse(events, stored: str | None = None, shown: str | None = None):
+        """Server-sent events (sse-starlette): a keep-alive comment every 15 s, and a client that
+        goes away closes the turn's event generator, so no further graph step runs for it."""
+        from sse_starlette.sse import EventSourceResponse
+        from starlette.concurrency import run_in_threadpool
+
+        done = object()
+
+        async def body():
+            iterator = iter(events)
             try:
-                for event in events:
+                while (event := await run_in_threadpool(next, iterator, done)) is not done:
                     payload = event.data
                     if stored and isinstance(payload, dict) and payload.get("thread_id") == stored:
                         payload = {**payload, "thread_id": shown}  # the learner's own id, not the stored one
-                    data = json.dumps(payload, ensure_ascii=False, default=str)
-                    yield f"event: {event.type}\ndata: {data}\n\n"
+                    yield {"event": event.type, "data": json.dumps(payload, ensure_ascii=False, default=str)}
             except LLMTutorError as exc:  # the stream has started: the error becomes its last event
-                yield f"event: error\ndata: {json.dumps(typed_error(exc)[1], ensure_ascii=False)}\n\n"
+                yield {"event": "error", "data": json.dumps(typed_error(exc)[1], ensure_ascii=False)}
+            finally:
+                close = getattr(iterator, "close", None)
+                # ValueError: still running a step in its thread; it stops after that step
+                if close is not None:
+                    with contextlib.suppress(ValueError):
+                        await run_in_threadpool(close)
 
-        return StreamingResponse(body(), media_type="text/event-stream")
+        return EventSourceResponse(body(), ping=15, sep="\n")
 
     @app.get("/health")
     def health() -> dict[str, Any]:

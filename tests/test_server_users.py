@@ -220,3 +220,53 @@ def test_quizzes_and_their_records_belong_to_their_learner(shared):
     rows = sqlite3.connect(tutor.settings.catalog_db).execute("SELECT DISTINCT learner_id FROM quiz_attempts")
     ana_id = next(u.id for u in list_users(tutor.settings.users_db) if u.name == "ana")
     assert [r[0] for r in rows] == [ana_id]
+
+
+def test_the_web_ui_asks_learners_to_sign_in_and_keeps_them_apart(tmp_path):
+    import socket
+    import threading
+    import time
+
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+    from gradio_client import Client
+
+    from llmtutor.ui.gradio_app import allowed_paths, build_app, login
+
+    calls: list[str] = []
+    tutor = _tutor(tmp_path, calls)
+    ana, ana_key = add_user(tutor.settings.users_db, "ana")
+    _, bo_key = add_user(tutor.settings.users_db, "bo")
+    app = gr.mount_gradio_app(
+        FastAPI(),
+        build_app(tutor),
+        path="/ui",
+        allowed_paths=allowed_paths(tutor),
+        auth=login(tutor.settings.users_db),
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{port}/ui/"
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    try:
+        with pytest.raises(ValueError):
+            Client(url, auth=("ana", bo_key), verbose=False)  # a key signs in only its own learner
+        with pytest.raises(ValueError):
+            Client(url, verbose=False)  # no login, no app
+        ana_client = Client(url, auth=("ana", ana_key), verbose=False)
+        history = ana_client.predict("hello from ana", [], "tutor", api_name="/respond")[0]
+        assert history[0]["content"][0]["text"] == "hello from ana" and len(history) == 2
+        threads = list(tutor.graph.checkpointer.storage)
+        assert threads and all(t.startswith(f"{ana.id}:") for t in threads)  # in ana's own space
+        bo_client = Client(url, auth=("bo", bo_key), verbose=False)
+        refused = bo_client.predict("big_count", '{"n": 1}', api_name="/run_tool")[0]
+        assert "expensive" in refused and calls == []  # no approval-free runs from the Tools tab
+    finally:
+        server.should_exit = True

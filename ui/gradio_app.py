@@ -121,8 +121,30 @@ def build_app(tutor: Tutor | None = None):
 
     tutor = tutor or Tutor()
     persona_names = sorted(tutor.personas)
+    users_db = tutor.settings.users_db
 
-    def respond(message: str, history: list, persona: str, thread_id: str):
+    def learner(request: Any):
+        """The signed-in learner (the app asks for a login when learners exist), else the local one."""
+        from llmtutor.errors import AuthenticationError
+        from llmtutor.users import LOCAL_USER, get_user, has_users
+
+        if not has_users(users_db):
+            return LOCAL_USER
+        name = getattr(request, "username", None)
+        if not name:
+            raise AuthenticationError("please sign in", "use your learner name and API key")
+        return get_user(users_db, name)
+
+    def with_request(fn):
+        # Gradio passes the request to a parameter typed gr.Request; this module's annotations
+        # are strings (postponed), so the type is set as an object here.
+        fn.__annotations__["request"] = gr.Request
+        return fn
+
+    @with_request
+    def respond(message: str, history: list, persona: str, thread_id: str, request=None):
+        from llmtutor.users import owned_thread
+
         history = list(history or [])
         if not message.strip():
             yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
@@ -130,9 +152,11 @@ def build_app(tutor: Tutor | None = None):
         history.append({"role": "user", "content": message})
         yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
         try:
-            for hist, pending, plot in apply_events(
-                tutor, tutor.stream(message, thread_id=thread_id, persona=persona), history
-            ):
+            user = learner(request)
+            events = tutor.stream(
+                message, thread_id=owned_thread(user, thread_id), persona=persona, learner_id=user.id
+            )
+            for hist, pending, plot in apply_events(tutor, events, history):
                 yield (
                     hist,
                     pending,
@@ -146,7 +170,10 @@ def build_app(tutor: Tutor | None = None):
             yield history, None, gr.update(), thread_id, gr.update(visible=False), ""
 
     def decide(approved: bool):
-        def handler(history: list, pending: dict | None, thread_id: str):
+        @with_request
+        def handler(history: list, pending: dict | None, thread_id: str, request=None):
+            from llmtutor.users import owned_thread
+
             history = list(history or [])
             if not pending:
                 yield history, None, gr.update(), gr.update(visible=False)
@@ -154,9 +181,9 @@ def build_app(tutor: Tutor | None = None):
             note = "✅ approved" if approved else "❌ declined"
             history.append({"role": "user", "content": note})
             try:
-                for hist, new_pending, plot in apply_events(
-                    tutor, tutor.resume(pending["thread_id"], approved), history
-                ):
+                # The thread is the signed-in learner's own, whatever the browser sent.
+                stored = owned_thread(learner(request), thread_id)
+                for hist, new_pending, plot in apply_events(tutor, tutor.resume(stored, approved), history):
                     yield hist, new_pending, plot or gr.update(), gr.update(visible=new_pending is not None)
             except LLMTutorError as exc:
                 history.append({"role": "assistant", "content": user_message(exc)})
@@ -171,14 +198,22 @@ def build_app(tutor: Tutor | None = None):
         p = tutor.persona(persona)
         return f"**{p.title}** — {p.description}"
 
-    def run_tool(name: str, args_json: str):
+    @with_request
+    def run_tool(name: str, args_json: str, request=None):
         try:
             args = json.loads(args_json or "{}")
             if not isinstance(args, dict):
                 raise LLMTutorError("arguments must be a JSON object", 'e.g. {"model": "7B"}')
+            from llmtutor.errors import ApprovalRequiredError
             from llmtutor.tools.registry import output_images, render_markdown
 
-            output = tutor.run_tool(name, args)
+            user = learner(request)
+            if tutor.registry.get(name).expensive and user.id != "local" and not user.admin:
+                # A shared server runs expensive tools only through a plan the learner approved.
+                raise ApprovalRequiredError(
+                    f"{name} is an expensive tool", "ask for it in the chat: it shows the plan to approve"
+                )
+            output = tutor.run_tool(name, args, learner_id=user.id)
             shown = [for_display(image, tutor.settings.workspace) for image in output_images(output)]
             shown = [str(path) for path in shown if path is not None]
             return render_markdown(output), shown[0] if shown else None
@@ -252,9 +287,32 @@ def allowed_paths(tutor: Tutor) -> list[str]:
     return [str(folder)]
 
 
+def login(users_db: Any):
+    """Gradio's login check when learners exist: the learner's name and one of their API keys."""
+
+    def check(username: str, password: str) -> bool:
+        from llmtutor.errors import AuthenticationError
+        from llmtutor.users import authenticate
+
+        try:
+            return authenticate(users_db, password).name == username
+        except AuthenticationError:
+            return False
+
+    return check
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
+    from llmtutor.users import has_users
+
     demo = build_app()
     _prepare_course_index(demo.tutor)
-    demo.queue().launch(
-        server_name=host, server_port=port, share=share, allowed_paths=allowed_paths(demo.tutor), css=CSS
+    shared = has_users(demo.tutor.settings.users_db)
+    demo.queue(default_concurrency_limit=8).launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        allowed_paths=allowed_paths(demo.tutor),
+        css=CSS,
+        auth=login(demo.tutor.settings.users_db) if shared else None,
     )

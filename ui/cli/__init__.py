@@ -315,8 +315,13 @@ def ui(
     port: Annotated[int, typer.Option(help="Port.")] = 7860,
     share: Annotated[bool, typer.Option(help="Create a public Gradio share link.")] = False,
 ) -> None:
-    """The Gradio chat app."""
+    """The Gradio chat app (with learners configured, it asks them to sign in)."""
+    from llmtutor.settings import Settings
     from llmtutor.ui.gradio_app import launch
+    from llmtutor.users import has_users
+
+    if not share:
+        check_bind(host, has_users(Settings().users_db))
 
     launch(host=host, port=port, share=share)
 
@@ -356,17 +361,18 @@ def serve(
     shared = has_users(tutor.settings.users_db)
     check_bind(host, shared)
     api = create_app(tutor)
-    if with_ui and shared:
-        # The web UI keeps one learner's threads and progress: with several learners it would
-        # mix them, so a shared server offers the API only until the UI signs learners in.
-        typer.echo("learners are configured: serving the API only (the web UI is single-learner)", err=True)
-        with_ui = False
     if with_ui:
         import gradio as gr
 
-        from llmtutor.ui.gradio_app import allowed_paths, build_app
+        from llmtutor.ui.gradio_app import allowed_paths, build_app, login
 
-        api = gr.mount_gradio_app(api, build_app(tutor), path="/ui", allowed_paths=allowed_paths(tutor))
+        api = gr.mount_gradio_app(
+            api,
+            build_app(tutor),
+            path="/ui",
+            allowed_paths=allowed_paths(tutor),
+            auth=login(tutor.settings.users_db) if shared else None,  # learners sign in with their key
+        )
     uvicorn.run(api, host=host, port=port)
 
 

@@ -101,7 +101,7 @@ def serve(workspace: Path, slots: int) -> tuple[str, dict[str, str]]:
     return base, keys
 
 
-def turns(base: str, keys: dict[str, str], sessions: int) -> dict[str, float]:
+def turns(base: str, keys: dict[str, str], sessions: int, round_id: str = "") -> dict[str, float]:
     import httpx
 
     firsts, ends, errors, mixed = [], [], 0, 0
@@ -131,7 +131,7 @@ def turns(base: str, keys: dict[str, str], sessions: int) -> dict[str, float]:
     def learner(i: int) -> None:
         nonlocal errors, mixed
         name = f"learner{i}"
-        key, thread = keys[name], f"bench-{i}"
+        key, thread = keys[name], f"bench{round_id}-{i}"  # a fresh thread each round
         asked = [QUESTIONS[i % len(QUESTIONS)], "Can you say more?"]
         try:
             for message in asked:
@@ -177,20 +177,23 @@ def main() -> int:
     print(
         "| part | sessions | llama.cpp slots | aggregate tokens/s | p95 TTFT s | wall s |\n|---|---:|---:|---:|---:|---:|"
     )
-    for n in counts:
-        for slots in (1, args.slots):
+    from llmtutor.backends.llamacpp import EmbeddedLlamaServer
+
+    for slots in (1, args.slots):
+        for n in counts:
             rate, ttft, wall = generation(slots, n, args.max_tokens)
             rows.append(
                 {"part": "generation", "sessions": n, "slots": slots, "tok_s": rate, "ttft_p95": ttft}
             )
             print(f"| generation | {n} | {slots} | {rate:.1f} | {ttft:.2f} | {wall:.1f} |")
+        EmbeddedLlamaServer.shutdown_all()  # one server at a time: two would share the cores
     base, keys = serve(Path(tempfile.mkdtemp(prefix="concurrency-")), args.slots)
     print(
         "\n| server | learners | first token p50 s | first token p95 s | turn p95 s | turns/s | errors "
         "| threads with others' turns |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for n in counts:
-        result = turns(base, keys, n)
+        result = turns(base, keys, n, round_id=str(n))
         rows.append({"part": "server", "sessions": n, **result})
         print(
             f"| /chat/stream | {n} | {result['first_p50']:.2f} | {result['first_p95']:.2f} | "

@@ -68,6 +68,8 @@ class GraphDeps:
     # texts -> unit vectors (the shipped MiniLM) for choosing passage sentences and course topics;
     # None: word overlap alone.
     embed: Callable[[Sequence[str]], Any] | None = None
+    # thread id -> the conversation's cancel event (its tool runs stop when it is set)
+    cancel_event: Callable[[str], Any] | None = None
     # (graded dialogue step, learner id) -> the learner model; None: not kept.
     record_outcome: Callable[[teaching.Outcome, str], None] | None = None
 
@@ -172,13 +174,16 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
     def after_approve(state: TutorState) -> str:
         return "run_tool" if state.get("approved") else "answer"
 
-    def run_tool(state: TutorState) -> dict[str, Any]:
+    def run_tool(state: TutorState, config) -> dict[str, Any]:
         decision = state["route"] or {}
         tool = deps.registry.get(decision["tool"])
         args = decision.get("args", {})
         run: ToolRun = {"tool": tool.name, "args": args}
         ctx = deps.tool_context()
         ctx.learner_id = state.get("learner_id") or "local"
+        thread_id = (config or {}).get("configurable", {}).get("thread_id")
+        if deps.cancel_event is not None and thread_id:
+            ctx.cancel_event = deps.cancel_event(thread_id)
         writer = get_stream_writer()  # progress events reach Tutor.stream as "progress"
         ctx.progress = lambda event: writer({"tool": tool.name, **event.model_dump()})
         try:

@@ -68,7 +68,11 @@ class Tutor:
         self.registry = registry or default_registry()
         self._router = router
         self._checkpointer = checkpointer
-        self._cancel = threading.Event()
+        self._cancel = threading.Event()  # direct tool runs (run_tool): the caller's own
+        # One event per conversation: a learner's Stop (or a closed stream) stops their turn's
+        # tool, never another learner's.
+        self._cancels: dict[str, threading.Event] = {}
+        self._cancels_lock = threading.Lock()
         self._llm_cache: dict[tuple[float, int], Any] = {}
 
     # ----- components (built on first use) -------------------------------
@@ -133,6 +137,7 @@ class Tutor:
             capable=self.writes_answers(),
             embed=make_embed(self.settings.resolved_embed_model()),
             record_outcome=self._record_outcome,
+            cancel_event=self.cancel_event,
         )
 
     def _record_outcome(self, outcome: Any, learner_id: str = "local") -> None:
@@ -274,9 +279,18 @@ class Tutor:
         ctx.progress = progress
         return self.registry.get(name).run({**(args or {}), **kwargs}, ctx)
 
-    def cancel(self) -> None:
-        """Ask the running tool to stop at its next check."""
-        self._cancel.set()
+    def cancel(self, thread_id: str | None = None) -> None:
+        """Ask the running tool to stop at its next check: one conversation's, or every one."""
+        with self._cancels_lock:
+            events = [self._cancels[thread_id]] if thread_id in self._cancels else []
+            if thread_id is None:
+                events = [self._cancel, *self._cancels.values()]
+        for event in events:
+            event.set()
+
+    def cancel_event(self, thread_id: str) -> threading.Event:
+        with self._cancels_lock:
+            return self._cancels.setdefault(thread_id, threading.Event())
 
     def stream(
         self,
@@ -354,7 +368,7 @@ class Tutor:
         from langgraph.types import Command
 
         config = {"configurable": {"thread_id": thread_id}}
-        self._cancel.clear()
+        self.cancel_event(thread_id).clear()
         while True:
             pending = None
             # No "messages" mode: the model's raw tokens are a draft the answer node may cut or

@@ -67,6 +67,10 @@ class NotFoundForLearnerError(LLMTutorError):
     """The thing asked for does not exist for this learner (HTTP 404; another learner's looks the same)."""
 
 
+class OverloadedError(LLMTutorError):
+    """The server is answering as many turns as it allows; try again shortly (HTTP 429)."""
+
+
 class ApprovalRequiredError(LLMTutorError):
     """An expensive tool was called without an approved plan (HTTP 403)."""
 

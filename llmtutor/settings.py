@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     n_ctx: int = Field(
         8192, ge=256, description="Context window of each slot of the embedded llama.cpp server."
     )
+    max_concurrent_turns: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Chat turns the HTTP server runs at once; more answer 429 with Retry-After.",
+    )
     llama_slots: int = Field(
         4,
         ge=1,

@@ -270,3 +270,43 @@ def test_the_web_ui_asks_learners_to_sign_in_and_keeps_them_apart(tmp_path):
         assert "expensive" in refused and calls == []  # no approval-free runs from the Tools tab
     finally:
         server.should_exit = True
+
+
+def test_stopping_one_conversation_leaves_the_others_running(tmp_path):
+    tutor = _tutor(tmp_path, [])
+    ana, bo = tutor.cancel_event("u_ana:t"), tutor.cancel_event("u_bo:t")
+    tutor.cancel("u_ana:t")
+    assert ana.is_set() and not bo.is_set()
+    assert list(tutor.stream("hello", thread_id="u_ana:t"))  # a new turn starts un-cancelled
+    assert not tutor.cancel_event("u_ana:t").is_set()
+    tutor.cancel()  # no thread: everything (the CLI's Ctrl-C)
+    assert bo.is_set()
+
+
+def test_an_overloaded_server_answers_429_with_retry_after(tmp_path):
+    import threading
+
+    tutor = _tutor(tmp_path, [])
+    tutor.settings.max_concurrent_turns = 1
+    client = TestClient(create_app(tutor), raise_server_exceptions=False)
+    started, release = threading.Event(), threading.Event()
+    original = tutor.stream
+
+    def slow_stream(*args, **kwargs):
+        started.set()
+        release.wait(10)
+        yield from original(*args, **kwargs)
+
+    tutor.stream = slow_stream
+    worker = threading.Thread(target=lambda: client.post("/ask", json={"message": "hello"}))
+    worker.start()
+    assert started.wait(10)
+    busy = client.post("/ask", json={"message": "hello again"})
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "5"
+    assert busy.json()["error"]["code"] == "overloaded"
+    release.set()
+    worker.join(10)
+    tutor.stream = original
+    for _ in range(3):  # the place was given back: turns go on, streams included
+        assert client.post("/ask", json={"message": "hello"}).status_code == 200
+        assert client.post("/chat/stream", json={"message": "hello"}).status_code == 200

@@ -19,6 +19,7 @@ from llmtutor.errors import (
     LLMTutorError,
     NotFoundForLearnerError,
     NothingToResumeError,
+    OverloadedError,
     PersonaNotFoundError,
     ToolInputError,
     ToolNotFoundError,
@@ -31,6 +32,7 @@ log = logging.getLogger("llmtutor.http")
 _TYPED: tuple[tuple[type[LLMTutorError], int, str], ...] = (
     (AuthenticationError, 401, "unauthorized"),
     (JobLimitError, 429, "too_many_jobs"),
+    (OverloadedError, 429, "overloaded"),
     (ApprovalRequiredError, 403, "approval_required"),
     (NotFoundForLearnerError, 404, "not_found"),
     (ToolNotFoundError, 404, "not_found"),

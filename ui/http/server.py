@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.errors import LLMTutorError
+from llmtutor.errors import LLMTutorError, OverloadedError
 from llmtutor.ui.http.errors import (
     BadJSONError,
     error_body,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from llmtutor.agents.tutor import Tutor
 
 
+RETRY_AFTER_S = 5  # what an overloaded server tells clients to wait
 ThreadId = Field(None, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
 PersonaName = Field(None, max_length=64)
 
@@ -192,6 +194,15 @@ def create_app(tutor: Tutor | None = None):
     app.add_middleware(BodyGuard, max_bytes=tutor.settings.max_request_bytes)
     users_db = tutor.settings.users_db
     approvals = Approvals()
+    turns = threading.BoundedSemaphore(tutor.settings.max_concurrent_turns)
+
+    def take_turn() -> None:
+        """A place among the turns running now, or 429: a client retries instead of queueing forever."""
+        if not turns.acquire(blocking=False):
+            raise OverloadedError(
+                "the tutor is answering as many learners as it can right now",
+                f"try again in {RETRY_AFTER_S} seconds",
+            )
 
     def learner(authorization: str | None = Header(None)) -> User:
         """The caller: the local learner without users, else the owner of the bearer key (401)."""
@@ -222,6 +233,8 @@ def create_app(tutor: Tutor | None = None):
     async def tutor_error(_: Request, exc: LLMTutorError):
         status, payload = typed_error(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, OverloadedError):
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
         return JSONResponse(payload, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -244,10 +257,11 @@ def create_app(tutor: Tutor | None = None):
             error_body("internal_error", "the server hit an unexpected error", "see the server's log"), 500
         )
 
-    def sse(events, stored: str | None = None, shown: str | None = None):
+    def sse(events, stored: str | None = None, shown: str | None = None, release=None):
         """Server-sent events (sse-starlette): a keep-alive comment every 15 s, and a client that
         goes away closes the turn's event generator, so no further graph step runs for it."""
         from sse_starlette.sse import EventSourceResponse
+        from starlette.background import BackgroundTask
         from starlette.concurrency import run_in_threadpool
 
         done = object()
@@ -263,13 +277,24 @@ def create_app(tutor: Tutor | None = None):
             except LLMTutorError as exc:  # the stream has started: the error becomes its last event
                 yield {"event": "error", "data": json.dumps(typed_error(exc)[1], ensure_ascii=False)}
             finally:
+                give_back()
+                if stored:  # the client left (or the turn ended): stop this conversation's tool
+                    tutor.cancel(stored)
                 close = getattr(iterator, "close", None)
                 # ValueError: still running a step in its thread; it stops after that step
                 if close is not None:
                     with contextlib.suppress(ValueError):
                         await run_in_threadpool(close)
 
-        return EventSourceResponse(body(), ping=15, sep="\n")
+        # The turn's place is given back once: when the stream ends, or after the response if
+        # the body never ran (a client gone before the first byte).
+        once = threading.Lock()
+
+        def give_back() -> None:
+            if release is not None and once.acquire(blocking=False):
+                release()
+
+        return EventSourceResponse(body(), ping=15, sep="\n", background=BackgroundTask(give_back))
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -327,13 +352,17 @@ def create_app(tutor: Tutor | None = None):
     def ask(request: ChatRequest, user: User = Depends(learner)) -> dict[str, Any]:
         check_up_front_approval(user, request.approve)
         shown = request.thread_id or new_thread_id()
-        reply = tutor.ask(
-            request.message,
-            thread_id=owned_thread(user, shown),
-            persona=request.persona,
-            approve=request.approve,
-            learner_id=user.id,
-        )
+        take_turn()
+        try:
+            reply = tutor.ask(
+                request.message,
+                thread_id=owned_thread(user, shown),
+                persona=request.persona,
+                approve=request.approve,
+                learner_id=user.id,
+            )
+        finally:
+            turns.release()
         body = reply.model_dump(mode="json")
         body["thread_id"] = shown
         if body.get("pending_approval"):
@@ -347,6 +376,7 @@ def create_app(tutor: Tutor | None = None):
         stored = owned_thread(user, shown)
         tutor.persona(request.persona)  # fail before the stream starts
         tutor.check_message(request.message)
+        take_turn()
         events = tutor.stream(
             request.message,
             thread_id=stored,
@@ -354,13 +384,14 @@ def create_app(tutor: Tutor | None = None):
             approve=request.approve,
             learner_id=user.id,
         )
-        return sse(events, stored, shown)
+        return sse(events, stored, shown, release=turns.release)
 
     @app.post("/threads/{thread_id}/resume")
     def resume(thread_id: str, request: ResumeRequest, user: User = Depends(learner)):
         stored = own_thread(user, thread_id)  # another learner's thread: 404
         tutor.require_pending(stored)  # a 409 before the stream starts
-        return sse(tutor.resume(stored, request.approved), stored, thread_id)
+        take_turn()
+        return sse(tutor.resume(stored, request.approved), stored, thread_id, release=turns.release)
 
     @app.get("/threads/{thread_id}")
     def thread(thread_id: str, user: User = Depends(learner)) -> dict[str, Any]:

@@ -68,6 +68,8 @@ class GraphDeps:
     # texts -> unit vectors (the shipped MiniLM) for choosing passage sentences and course topics;
     # None: word overlap alone.
     embed: Callable[[Sequence[str]], Any] | None = None
+    # (tool, args) -> raises when this deployment will not run it (the public demo's limits)
+    guard: Callable[[str, dict[str, Any]], None] | None = None
     # thread id -> the conversation's cancel event (its tool runs stop when it is set)
     cancel_event: Callable[[str], Any] | None = None
     # (graded dialogue step, learner id) -> the learner model; None: not kept.
@@ -142,9 +144,11 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
         decision = state["route"] or {}
         tool = deps.registry.get(decision["tool"])
         args = decision.get("args", {})
-        if tool.preview is None:
-            return {"plan": None}
         try:
+            if deps.guard is not None:
+                deps.guard(tool.name, args)
+            if tool.preview is None:
+                return {"plan": None}
             plan = tool.preview(tool.validate(args), deps.tool_context())
         except LLMTutorError as exc:
             run: ToolRun = {"tool": tool.name, "args": args, "error": str(exc), "refused": True}

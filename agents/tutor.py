@@ -138,6 +138,7 @@ class Tutor:
             embed=make_embed(self.settings.resolved_embed_model()),
             record_outcome=self._record_outcome,
             cancel_event=self.cancel_event,
+            guard=self.guard,
         )
 
     def _record_outcome(self, outcome: Any, learner_id: str = "local") -> None:
@@ -275,9 +276,23 @@ class Tutor:
         **kwargs: Any,
     ) -> BaseModel:
         """Run a tool directly (no approval: the caller is the approver)."""
+        self.guard(name, {**(args or {}), **kwargs})
         ctx = self.tool_context(learner_id)
         ctx.progress = progress
         return self.registry.get(name).run({**(args or {}), **kwargs}, ctx)
+
+    def guard(self, tool: str, args: dict[str, Any]) -> None:
+        """In the public demo, refuse what a visitor may not run (before any plan or run)."""
+        if not self.settings.public_demo:
+            return
+        from llmtutor.demo import DEMO_MAX_STEPS, demo_refusal
+        from llmtutor.errors import DemoLimitError
+
+        why = demo_refusal(tool, args, self.registry.get(tool).expensive)
+        if why is not None:
+            raise DemoLimitError(
+                why, f"install llmtutor to run it yourself (`make run`); here: max_steps ≤ {DEMO_MAX_STEPS}"
+            )
 
     def cancel(self, thread_id: str | None = None) -> None:
         """Ask the running tool to stop at its next check: one conversation's, or every one."""

@@ -75,6 +75,10 @@ class ApprovalRequiredError(LLMTutorError):
     """An expensive tool was called without an approved plan (HTTP 403)."""
 
 
+class DemoLimitError(ApprovalRequiredError):
+    """The public demo does not run this (HTTP 403)."""
+
+
 def user_message(exc: BaseException) -> str:
     """The one place where exceptions become text for people."""
     if isinstance(exc, LLMTutorError):

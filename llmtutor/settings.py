@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     n_ctx: int = Field(
         8192, ge=256, description="Context window of each slot of the embedded llama.cpp server."
     )
+    public_demo: bool = Field(
+        False,
+        description="Public demo (a Space): each browser session is its own learner, expensive tools run "
+        "only tiny jobs on the bundled model, outputs expire.",
+    )
     max_concurrent_turns: int = Field(
         16,
         ge=1,

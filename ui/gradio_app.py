@@ -129,6 +129,11 @@ def build_app(tutor: Tutor | None = None):
         from llmtutor.users import LOCAL_USER, get_user, has_users
 
         if not has_users(users_db):
+            if tutor.settings.public_demo:  # each browser session is a visitor of its own
+                from llmtutor.users import User
+
+                session = str(getattr(request, "session_hash", "") or "anonymous")
+                return User(id="demo_" + "".join(c for c in session if c.isalnum())[:24], name="visitor")
             return LOCAL_USER
         name = getattr(request, "username", None)
         if not name:
@@ -208,6 +213,7 @@ def build_app(tutor: Tutor | None = None):
             from llmtutor.tools.registry import output_images, render_markdown
 
             user = learner(request)
+            tutor.guard(name, args)  # the public demo's limits, for admins too
             if tutor.registry.get(name).expensive and user.id != "local" and not user.admin:
                 # A shared server runs expensive tools only through a plan the learner approved.
                 raise ApprovalRequiredError(
@@ -287,6 +293,22 @@ def allowed_paths(tutor: Tutor) -> list[str]:
     return [str(folder)]
 
 
+def _expire_demo_outputs(workspace: Any) -> None:
+    """Now and every hour: visitors' outputs and folders older than a day go."""
+    import threading
+
+    from llmtutor.demo import expire
+
+    def loop() -> None:
+        import time
+
+        while True:
+            expire(workspace)
+            time.sleep(3600)
+
+    threading.Thread(target=loop, daemon=True, name="demo-expiry").start()
+
+
 def login(users_db: Any):
     """Gradio's login check when learners exist: the learner's name and one of their API keys."""
 
@@ -308,6 +330,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> No
     demo = build_app()
     _prepare_course_index(demo.tutor)
     shared = has_users(demo.tutor.settings.users_db)
+    if demo.tutor.settings.public_demo:
+        _expire_demo_outputs(demo.tutor.settings.workspace)
     demo.queue(default_concurrency_limit=8).launch(
         server_name=host,
         server_port=port,

@@ -321,12 +321,13 @@ def ui(
     from llmtutor.users import has_users
 
     if not share:
-        check_bind(host, has_users(Settings().users_db))
+        settings = Settings()
+        check_bind(host, has_users(settings.users_db), settings.public_demo)
 
     launch(host=host, port=port, share=share)
 
 
-def check_bind(host: str, shared: bool) -> None:
+def check_bind(host: str, shared: bool, public_demo: bool = False) -> None:
     """A server other machines can reach needs learners with keys: refuse to open it without."""
     import ipaddress
 
@@ -336,11 +337,12 @@ def check_bind(host: str, shared: bool) -> None:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback and not shared:
+    if not loopback and not shared and not public_demo:
         raise ConfigError(
             f"refusing to listen on {host}: no learners are configured, so anyone who can reach it "
             "could read every conversation and start jobs",
-            "add one with `llmtutor users add NAME` (it prints their API key), or bind 127.0.0.1",
+            "add one with `llmtutor users add NAME` (it prints their API key), bind 127.0.0.1, or "
+            "run the public demo (LLMTUTOR_PUBLIC_DEMO=1: tiny jobs only, outputs expire)",
         )
 
 
@@ -359,7 +361,7 @@ def serve(
 
     tutor = Tutor()
     shared = has_users(tutor.settings.users_db)
-    check_bind(host, shared)
+    check_bind(host, shared)  # the public demo is the web UI only: the API needs learners
     api = create_app(tutor)
     if with_ui:
         import gradio as gr

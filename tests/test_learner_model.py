@@ -142,3 +142,25 @@ def test_a_graded_quiz_answer_updates_the_concepts_it_tests_and_its_review_card(
     assert store.evidence(db, tested[0])[0]["detail"] == question.prompt
     card = store.card_state(db, f"quiz:{question.id}")
     assert card and store.due_cards(db, now=datetime.now(UTC) + timedelta(hours=1))  # a lapse: due again soon
+
+
+def test_no_quiz_question_shows_the_answer_to_another():
+    from llmtutor.knowledge.catalog import _norm
+    from llmtutor.knowledge.quiz.bank import default_bank
+
+    bank = default_bank()
+    checked = 0
+    for topic in ("LoRA", "quantization", "RAG", "scientist", "engineer", "量化", "微调"):
+        for seed in range(4):
+            for language in ("en", "zh"):
+                quiz = bank.select(bank.resolve(topic), 8, "mixed", language, seed=seed)
+                for i, a in enumerate(quiz):
+                    for b in quiz[i + 1 :]:
+                        for first, second in ((a, b), (b, a)):
+                            answer = _norm(second.answer)
+                            assert len(answer) < 3 or answer not in _norm(first.prompt), (
+                                first.prompt,
+                                second.answer,
+                            )
+                        checked += 1
+    assert checked > 500

@@ -310,3 +310,21 @@ def test_an_overloaded_server_answers_429_with_retry_after(tmp_path):
     for _ in range(3):  # the place was given back: turns go on, streams included
         assert client.post("/ask", json={"message": "hello"}).status_code == 200
         assert client.post("/chat/stream", json={"message": "hello"}).status_code == 200
+
+
+def test_a_learner_over_the_disk_quota_starts_no_job(tmp_path, monkeypatch):
+    import job_demo  # noqa: F401 - registers the "demo" job kind
+
+    from llmtutor import jobs as runner
+    from llmtutor.jobs import JobLimitError
+
+    quick = {"steps": 1, "sleep_s": 0.0, "output_dir": str(tmp_path / "out")}
+    job = runner.submit(tmp_path, "demo", quick, learner_id="u_ana")
+    done = runner.wait(tmp_path, job)
+    assert done.status == "succeeded" and runner.learner_usage(tmp_path, "u_ana") > 0
+    monkeypatch.setattr(runner, "LEARNER_QUOTA_BYTES", 1)
+    with pytest.raises(JobLimitError, match="limit on this server"):
+        runner.submit(tmp_path, "demo", quick, learner_id="u_ana")
+    runner.wait(
+        tmp_path, runner.submit(tmp_path, "demo", quick, learner_id="u_bo")
+    )  # others are not held back

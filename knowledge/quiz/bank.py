@@ -98,7 +98,9 @@ class QuestionBank:
         while len(chosen) < n and (mc or short):
             want_short = kind == "short" or (kind == "mixed" and len(chosen) % 2 == 1)
             source = (short or mc) if want_short else (mc or short)
-            chosen.append(source.pop(0))
+            candidate = source.pop(0)
+            if not any(_gives_away(candidate, other) for other in chosen):
+                chosen.append(candidate)
         return chosen
 
     def key_sentences(self, section: NoteSection, limit: int = 3) -> str:
@@ -110,3 +112,20 @@ class QuestionBank:
 def default_bank(notes_dir: str | None = None) -> QuestionBank:
     """The bank over the bundled catalog and notes, built once per process (~0.1 s)."""
     return QuestionBank(load_catalog(), Path(notes_dir) if notes_dir else None)
+
+
+def _gives_away(a: Question, b: Question) -> bool:
+    """Whether one question's text shows the other's answer (two blanks cut from one sentence, or
+    a definition whose term is the next question's answer): such a pair is never asked together."""
+
+    def shows(question: Question, answer: str) -> bool:
+        answer = _norm(answer)
+        return len(answer) >= 3 and answer in _norm(question.prompt)  # an option is only a distractor
+
+    if (
+        a.passage.text == b.passage.text
+        and a.passage.heading == b.passage.heading
+        and a.kind == b.kind == "short"
+    ):
+        return True  # two short answers from one passage share their reference
+    return shows(a, b.answer) or shows(b, a.answer)

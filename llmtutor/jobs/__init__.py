@@ -92,8 +92,19 @@ def _start(workspace: Path, job_id: str, kind_module: str | None) -> None:
 
 
 # A learner of a shared server runs one job at a time (each fine-tune of the default model peaks
-# near 5 GB); the local learner of a single-learner workspace is not limited.
+# near 5 GB) and keeps at most LEARNER_QUOTA_BYTES of outputs; the local learner of a
+# single-learner workspace is not limited.
 MAX_ACTIVE_PER_LEARNER = 1
+LEARNER_QUOTA_BYTES = 20 * 1024**3
+
+
+def learner_usage(workspace: Path, learner_id: str) -> int:
+    """Bytes the learner's finished jobs keep under outputs/."""
+    total = 0
+    for job in store.list_jobs(workspace, 10_000, learner_id):
+        if job.output_dir and Path(job.output_dir).is_dir():
+            total += sum(f.stat().st_size for f in Path(job.output_dir).rglob("*") if f.is_file())
+    return total
 
 
 def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learner_id: str = "local") -> str:
@@ -106,6 +117,13 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learn
     if isinstance(getattr(validated, "name", None), str):  # outputs/<name> must stay inside outputs/
         check_name(validated.name, "output name")
     if learner_id != "local":
+        used = learner_usage(workspace, learner_id)
+        if used >= LEARNER_QUOTA_BYTES:
+            raise JobLimitError(
+                f"your outputs take {used / 1024**3:.1f} GB, the limit on this server is "
+                f"{LEARNER_QUOTA_BYTES / 1024**3:.0f} GB",
+                "ask the server's admin to remove models you no longer need",
+            )
         active = [j for j in list_jobs(workspace, 50, learner_id) if j.status in ("queued", "running")]
         if len(active) >= MAX_ACTIVE_PER_LEARNER:
             raise JobLimitError(

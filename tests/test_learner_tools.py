@@ -167,3 +167,17 @@ def test_a_study_plan_orders_prerequisites_fits_the_days_and_follows_progress(ct
     assert tight.unscheduled > 0 and tight.extra_days > 0  # says what does not fit
     with pytest.raises(Exception, match="no course concept"):
         run("study_plan", {"goal": "learn to bake sourdough bread in two weeks"}, ctx)
+
+
+def test_quiz_me_without_a_topic_targets_the_weakest_concept(ctx):
+    from llmtutor.tools.quiz import TOOL as QUIZ
+
+    first = run("quiz", {"action": "start", "n": 1}, ctx)  # nothing known yet: the whole course
+    assert first.session_id
+    run("quiz", {"action": "stop", "session_id": first.session_id}, ctx)
+    db = ctx.workspace / "course.sqlite"
+    store.record_evidence(db, ["rag_pipeline"], 0.0, "quiz_mc")  # a wrong answer on RAG
+    store.record_evidence(db, ["lora"], 1.0, "quiz_mc")
+    targeted = QUIZ.run({"action": "start", "n": 2}, ctx)
+    session = load_session(ctx.workspace, targeted.session_id)
+    assert session.module_ids == ["engineer.rag"]

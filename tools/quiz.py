@@ -190,7 +190,7 @@ def run_quiz(
     if cfg.action == "start":
         return start_quiz(
             ctx.workspace,
-            topic=cfg.topic,
+            topic=cfg.topic or focus_topic(ctx),
             n=cfg.n,
             kind=cfg.kind,
             language=cfg.language,
@@ -206,6 +206,30 @@ def run_quiz(
     if cfg.action == "stop":
         return stop_quiz(ctx.workspace, cfg.session_id, ctx.learner_id)
     return quiz_status(ctx.workspace, cfg.session_id, ctx.learner_id)
+
+
+def focus_topic(ctx: ToolContext) -> str | None:
+    """ "Quiz me" without a topic: the module of the learner's weakest traced concept, else of their
+    next step; None (the whole course) for a learner the tutor knows nothing about yet. Asking
+    where the estimate is low or uncertain is what moves it (the learner model's evidence)."""
+    from llmtutor.knowledge.learner import store
+    from llmtutor.knowledge.learner.graph import load_concept_graph
+    from llmtutor.knowledge.learner.progress import MASTERED, next_step
+
+    db = ctx.workspace / "course.sqlite"
+    states = store.concept_states(db, ctx.learner_id)
+    if not any(s.events for s in states.values()):
+        return None
+    graph = load_concept_graph()
+    weak = [
+        s
+        for s in states.values()
+        if s.source == "traced" and s.p_known < MASTERED and s.concept_id in graph.concepts
+    ]
+    if weak:
+        return graph.concept(min(weak, key=lambda s: s.p_known).concept_id).module
+    step = next_step(db, learner_id=ctx.learner_id)
+    return step.module_id
 
 
 def make_tool(llm: Callable[[], Any] | None = None, recorder: AttemptRecorder | None = None) -> ToolSpec:

@@ -115,17 +115,11 @@ def default_bank(notes_dir: str | None = None) -> QuestionBank:
 
 
 def _gives_away(a: Question, b: Question) -> bool:
-    """Whether one question's text shows the other's answer (two blanks cut from one sentence, or
+    """Whether one question's prompt shows the other's answer (two blanks cut from one sentence, or
     a definition whose term is the next question's answer): such a pair is never asked together."""
 
     def shows(question: Question, answer: str) -> bool:
         answer = _norm(answer)
         return len(answer) >= 3 and answer in _norm(question.prompt)  # an option is only a distractor
 
-    if (
-        a.passage.text == b.passage.text
-        and a.passage.heading == b.passage.heading
-        and a.kind == b.kind == "short"
-    ):
-        return True  # two short answers from one passage share their reference
     return shows(a, b.answer) or shows(b, a.answer)

@@ -99,7 +99,7 @@ class QuestionBank:
             want_short = kind == "short" or (kind == "mixed" and len(chosen) % 2 == 1)
             source = (short or mc) if want_short else (mc or short)
             candidate = source.pop(0)
-            if not any(_gives_away(candidate, other) for other in chosen):
+            if not any(_gives_away(earlier, candidate) for earlier in chosen):
                 chosen.append(candidate)
         return chosen
 
@@ -114,12 +114,9 @@ def default_bank(notes_dir: str | None = None) -> QuestionBank:
     return QuestionBank(load_catalog(), Path(notes_dir) if notes_dir else None)
 
 
-def _gives_away(a: Question, b: Question) -> bool:
-    """Whether one question's prompt shows the other's answer (two blanks cut from one sentence, or
-    a definition whose term is the next question's answer): such a pair is never asked together."""
-
-    def shows(question: Question, answer: str) -> bool:
-        answer = _norm(answer)
-        return len(answer) >= 3 and answer in _norm(question.prompt)  # an option is only a distractor
-
-    return shows(a, b.answer) or shows(b, a.answer)
+def _gives_away(earlier: Question, later: Question) -> bool:
+    """Whether a question asked earlier shows a later one's answer in its prompt (two blanks cut
+    from one sentence, a definition whose term is the next answer): the later one is skipped.
+    The other way round is harmless: the earlier question is answered before the later is shown."""
+    answer = _norm(later.answer)
+    return len(answer) >= 3 and answer in _norm(earlier.prompt)  # an option is only a distractor

@@ -124,8 +124,9 @@ def test_fsrs_intervals_grow_when_remembered_and_shrink_on_a_lapse(tmp_path):
 
 
 def test_a_graded_quiz_answer_updates_the_concepts_it_tests_and_its_review_card(tmp_path):
+    from llmtutor.knowledge.learner.evidence import concepts_tested
     from llmtutor.knowledge.learner.graph import load_concept_graph
-    from llmtutor.knowledge.quiz.flow import answer_quiz, concepts_tested, start_quiz
+    from llmtutor.knowledge.quiz.flow import answer_quiz, start_quiz
     from llmtutor.knowledge.quiz.session import load as load_session
 
     started = start_quiz(tmp_path, topic="quantization", n=2, kind="mc", language="en", seed=3)

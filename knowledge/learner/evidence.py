@@ -1,7 +1,7 @@
 """Graded dialogue steps as learner-model evidence: the tutor's check questions and the quiz
 master's question first (multiple choice, from the quiz bank) and the Socratic coach's verdicts
-(the learner's own words, judged against the passage). Quiz answers are recorded by the quiz
-flow itself (knowledge/quiz/flow.py)."""
+(the learner's own words, judged against the passage); the quiz flow records quiz answers
+through `record_question` too."""
 
 from __future__ import annotations
 
@@ -11,6 +11,43 @@ from llmtutor.knowledge.catalog.learner import LOCAL_LEARNER
 from llmtutor.knowledge.learner import store
 from llmtutor.knowledge.learner.graph import load_concept_graph
 from llmtutor.knowledge.quiz.questions import Question
+
+
+def concepts_tested(question: Question) -> list[str]:
+    """The concepts of the question's module that it names (its focus terms, prompt and answer);
+    none named: the module's first concept, so every graded answer is evidence somewhere."""
+    graph = load_concept_graph()
+    own = {c.id for c in graph.of_module(question.module_id)}
+    text = " ".join([*question.focus, question.prompt, question.answer])
+    named = [c.id for c in graph.find(text) if c.id in own]
+    return named[:3] or [c.id for c in graph.of_module(question.module_id)[:1]]
+
+
+def record_question(
+    db_path: Path,
+    question: Question,
+    score: float,
+    correct: bool,
+    kind: str,
+    *,
+    learner_id: str = LOCAL_LEARNER,
+) -> list[store.ConceptUpdate]:
+    """A graded bank question: BKT on the concepts it tests, and its review card graded
+    (FSRS: right → good, partly → hard, wrong → again)."""
+    concepts = concepts_tested(question)
+    updates = store.record_evidence(
+        db_path,
+        concepts,
+        score,
+        kind,
+        learner_id=learner_id,
+        module_id=question.module_id,
+        detail=question.prompt,
+    )
+    card, first = f"quiz:{question.id}", concepts[0] if concepts else None
+    store.ensure_card(db_path, card, concept_id=first, question_id=question.id, learner_id=learner_id)
+    store.review(db_path, card, 3 if correct else 2 if score >= 0.5 else 1, learner_id=learner_id)
+    return updates
 
 
 def record_outcome(
@@ -24,23 +61,8 @@ def record_outcome(
 ) -> list[store.ConceptUpdate]:
     """Update the concepts the step tests: the bank question's concepts (and its review card),
     or the concepts named by what the dialogue is about. Nothing named: nothing recorded."""
-    if question is not None:
-        from llmtutor.knowledge.quiz.flow import concepts_tested
-
-        concepts = concepts_tested(question)
-        updates = store.record_evidence(
-            db_path,
-            concepts,
-            score,
-            kind,
-            learner_id=learner_id,
-            module_id=question.module_id,
-            detail=question.prompt,
-        )
-        card, first = f"quiz:{question.id}", concepts[0] if concepts else None
-        store.ensure_card(db_path, card, concept_id=first, question_id=question.id, learner_id=learner_id)
-        store.review(db_path, card, 3 if score >= 1.0 else 2 if score >= 0.5 else 1, learner_id=learner_id)
-        return updates
+    if question is not None:  # multiple choice: right means a full score
+        return record_question(db_path, question, score, score >= 1.0, kind, learner_id=learner_id)
     concepts = [c.id for c in load_concept_graph().find(about)][:2]
     if not concepts:
         return []

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from llmtutor.errors import LLMTutorError, ToolInputError
+from llmtutor.knowledge.learner.evidence import record_question
 from llmtutor.knowledge.quiz import session as store
 from llmtutor.knowledge.quiz.bank import default_bank
 from llmtutor.knowledge.quiz.grading import CORRECT_AT, LETTERS, PARTIAL_AT, grade, is_skip
@@ -146,38 +147,10 @@ def record_in_course_db(
     return learner.update_mastery(db_path, question.module_id, learner_id=session.learner_id).mastery
 
 
-def concepts_tested(question: Question) -> list[str]:
-    """The concepts of the question's module that it names (its focus terms, prompt and answer);
-    none named: the module's first concept, so every graded answer is evidence somewhere."""
-    from llmtutor.knowledge.learner.graph import load_concept_graph
-
-    graph = load_concept_graph()
-    own = {c.id for c in graph.of_module(question.module_id)}
-    text = " ".join([*question.focus, question.prompt, question.answer])
-    named = [c.id for c in graph.find(text) if c.id in own]
-    return named[:3] or [c.id for c in graph.of_module(question.module_id)[:1]]
-
-
 def trace_answer(db_path: Path, question: Question, record: AnswerRecord, learner_id: str = "local") -> None:
-    """The answer as learner-model evidence: BKT on the concepts it tests, and the item's review
-    card graded (FSRS: right → good, partly → hard, wrong → again)."""
-    from llmtutor.knowledge.learner import store
-
-    concepts = concepts_tested(question)
+    """The answer as learner-model evidence (its concepts and its review card)."""
     kind = "quiz_mc" if question.kind == "mc" else "quiz_short"
-    store.record_evidence(
-        db_path,
-        concepts,
-        record.grade.score,
-        kind,
-        learner_id=learner_id,
-        module_id=question.module_id,
-        detail=question.prompt,
-    )
-    card, first = f"quiz:{question.id}", concepts[0] if concepts else None
-    store.ensure_card(db_path, card, concept_id=first, question_id=question.id, learner_id=learner_id)
-    rating = 3 if record.grade.correct else 2 if record.grade.score >= 0.5 else 1
-    store.review(db_path, card, rating, learner_id=learner_id)
+    record_question(db_path, question, record.grade.score, record.grade.correct, kind, learner_id=learner_id)
 
 
 # ----- actions ----------------------------------------------------------------------

@@ -179,23 +179,56 @@ def test_jobs_belong_to_their_learner_and_one_runs_at_a_time(tmp_path):
     slow = {"steps": 50, "sleep_s": 0.2, "output_dir": str(tmp_path / "out")}
     job = runner.submit(tmp_path, "demo", slow, learner_id="u_ana")
     try:
-        with pytest.raises(JobLimitError):
-            runner.submit(tmp_path, "demo", slow, learner_id="u_ana")  # one at a time on a shared server
+        # One runs at a time on a shared server; the next ones wait in the learner's line.
+        line = [
+            runner.submit(tmp_path, "demo", slow, learner_id="u_ana")
+            for _ in range(runner.MAX_WAITING_PER_LEARNER)
+        ]
+        assert [runner.get(tmp_path, j).status for j in line] == ["waiting"] * len(line)
+        assert [runner.place_in_line(tmp_path, j) for j in line] == list(range(1, len(line) + 1))
+        with pytest.raises(JobLimitError, match="waiting"):
+            runner.submit(tmp_path, "demo", slow, learner_id="u_ana")  # the line is bounded
+        assert (
+            runner.get(tmp_path, runner.submit(tmp_path, "demo", slow, learner_id="u_bo")).status != "waiting"
+        )
+        runner.cancel(tmp_path, line[-1])  # a waiting job cancels without ever starting
+        assert runner.get(tmp_path, line[-1]).status == "cancelled"
+        assert runner.get(tmp_path, line[-1]).started_at is None
+        for other in line[:-1]:
+            runner.cancel(tmp_path, other)
         ana, bo = (
             ToolContext(workspace=tmp_path, learner_id="u_ana"),
             ToolContext(workspace=tmp_path, learner_id="u_bo"),
         )
-        assert [j["id"] for j in STATUS.run({"action": "list"}, ana).jobs] == [job]
-        assert STATUS.run({"action": "list"}, bo).jobs == []
+        assert job in [j["id"] for j in STATUS.run({"action": "list"}, ana).jobs]
+        assert all(j["id"] != job for j in STATUS.run({"action": "list"}, bo).jobs)
         for action in ("status", "cancel", "logs"):
             with pytest.raises(JobError, match="no job"):
                 STATUS.run({"action": action, "job_id": job}, bo)
         assert runner.get(tmp_path, job).status in ("queued", "running")  # bo's cancel did nothing
         local = ToolContext(workspace=tmp_path)  # the workspace's own (local) view sees every job
-        assert [j["id"] for j in STATUS.run({"action": "list"}, local).jobs] == [job]
+        assert job in [j["id"] for j in STATUS.run({"action": "list"}, local).jobs]
     finally:
-        runner.cancel(tmp_path, job)
+        for left in runner.list_jobs(tmp_path, 50):
+            if left.status not in runner.store.FINAL:
+                runner.cancel(tmp_path, left.id)
     assert runner.get(tmp_path, job).learner_id == "u_ana"
+
+
+def test_a_learners_waiting_job_starts_when_the_running_one_ends(tmp_path):
+    import job_demo  # noqa: F401 - registers the "demo" job kind
+
+    from llmtutor import jobs as runner
+
+    quick = {"steps": 2, "sleep_s": 0.05}
+    first = runner.submit(tmp_path, "demo", {**quick, "name": "one"}, learner_id="u_ana")
+    second = runner.submit(tmp_path, "demo", {**quick, "name": "two"}, learner_id="u_ana")
+    assert runner.get(tmp_path, second).status == "waiting"
+    # The first job's worker hands over to the second when it ends: nobody else starts it.
+    done = runner.wait(tmp_path, second, timeout=120)
+    assert done.status == "succeeded", runner.tail_log(tmp_path, second)
+    one, two = runner.get(tmp_path, first), runner.get(tmp_path, second)
+    assert one.status == "succeeded" and two.started_at >= one.finished_at
 
 
 def test_quizzes_and_their_records_belong_to_their_learner(shared):

@@ -17,6 +17,7 @@ KINDS = {
 }
 STATUS = {
     "en": {
+        "waiting": "is waiting in line behind your running job",
         "queued": "is queued",
         "running": "is running",
         "succeeded": "succeeded",
@@ -25,6 +26,7 @@ STATUS = {
         "interrupted": "was interrupted",
     },
     "zh": {
+        "waiting": "在你正在运行的任务之后排队等候",
         "queued": "正在排队",
         "running": "正在运行",
         "succeeded": "已完成",
@@ -111,11 +113,13 @@ def explain_job_status(output: dict[str, Any], args: dict[str, Any], language: s
     shown = (
         jobs
         if output.get("action") != "list"
-        else [jobs[0]] + [j for j in jobs[1:] if j.get("status") in ("running", "queued")]
+        else [jobs[0]] + [j for j in jobs[1:] if j.get("status") in ("running", "queued", "waiting")]
     )
     for job in shown:
         said.append(_state(job, language))
-    if output.get("action") == "list" and not any(j.get("status") in ("running", "queued") for j in jobs):
+    if output.get("action") == "list" and not any(
+        j.get("status") in ("running", "queued", "waiting") for j in jobs
+    ):
         said.append("现在没有正在运行的任务。" if zh else "Nothing is running now.")
     if output.get("action") == "logs" and output.get("log_tail"):
         said.append("最后几行日志在上面。" if zh else "The last lines of its log are above.")

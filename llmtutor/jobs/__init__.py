@@ -45,6 +45,8 @@ __all__ = [
     "cancel",
     "recover",
     "resume",
+    "start_next",
+    "place_in_line",
     "tail_log",
     "resolve_user_path",
     "check_fits",
@@ -92,19 +94,25 @@ def _start(workspace: Path, job_id: str, kind_module: str | None) -> None:
 
 
 # A learner of a shared server runs one job at a time (each fine-tune of the default model peaks
-# near 5 GB) and keeps at most LEARNER_QUOTA_BYTES of outputs; the local learner of a
+# near 5 GB); up to MAX_WAITING_PER_LEARNER more wait in their line and start, oldest first, when
+# the running one ends. Outputs are capped at LEARNER_QUOTA_BYTES. The local learner of a
 # single-learner workspace is not limited.
-MAX_ACTIVE_PER_LEARNER = 1
+MAX_WAITING_PER_LEARNER = 3
 LEARNER_QUOTA_BYTES = 20 * 1024**3
 
 
 def learner_usage(workspace: Path, learner_id: str) -> int:
-    """Bytes the learner's finished jobs keep under outputs/."""
-    total = 0
-    for job in store.list_jobs(workspace, 10_000, learner_id):
-        if job.output_dir and Path(job.output_dir).is_dir():
-            total += sum(f.stat().st_size for f in Path(job.output_dir).rglob("*") if f.is_file())
-    return total
+    """Bytes the learner keeps: their space (models, outputs, files) and the outputs of jobs
+    that finished outside it (before outputs moved into learner spaces)."""
+    from llmtutor.paths import learner_space
+
+    space = learner_space(workspace, learner_id).resolve()
+    folders = [space] + [
+        Path(job.output_dir)
+        for job in store.list_jobs(workspace, 10_000, learner_id)
+        if job.output_dir and not Path(job.output_dir).resolve().is_relative_to(space)
+    ]
+    return sum(f.stat().st_size for d in folders if d.is_dir() for f in d.rglob("*") if f.is_file())
 
 
 def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learner_id: str = "local") -> str:
@@ -124,11 +132,12 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learn
                 f"{LEARNER_QUOTA_BYTES / 1024**3:.0f} GB",
                 "ask the server's admin to remove models you no longer need",
             )
-        active = [j for j in list_jobs(workspace, 50, learner_id) if j.status in ("queued", "running")]
-        if len(active) >= MAX_ACTIVE_PER_LEARNER:
+        waiting = [j for j in list_jobs(workspace, 50, learner_id) if j.status == "waiting"]
+        if len(waiting) >= MAX_WAITING_PER_LEARNER:
             raise JobLimitError(
-                f"you already have a job running ({active[0].id}, {active[0].kind})",
-                f"wait for it to finish, or cancel it (`job_status` with action cancel, job {active[0].id})",
+                f"you already have {len(waiting)} jobs waiting behind your running one, the most "
+                "this server keeps in line",
+                f"wait for one to start, or cancel one (`job_status` with action cancel, job {waiting[-1].id})",
             )
     job_id = uuid.uuid4().hex[:10]
     log = job_dir(workspace, job_id) / "job.log"
@@ -139,15 +148,33 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learn
             kind=kind,
             kind_module=job_kind.module,
             config=validated.model_dump(mode="json"),
-            status="queued",
+            # A shared server's job joins its learner's line and starts when it is first in it.
+            status="queued" if learner_id == "local" else "waiting",
             created_at=store.now(),
             log_file=str(log),
             attempts=1,
             learner_id=learner_id,
         ),
     )
-    _start(workspace, job_id, job_kind.module)
+    if learner_id == "local":
+        _start(workspace, job_id, job_kind.module)
+    else:
+        start_next(workspace, learner_id)
     return job_id
+
+
+def start_next(workspace: Path, learner_id: str) -> str | None:
+    """Start the learner's next waiting job if none of theirs is queued or running."""
+    job_id = store.promote_next(workspace, learner_id)
+    if job_id is not None:
+        _start(workspace, job_id, store.get(workspace, job_id).kind_module)
+    return job_id
+
+
+def place_in_line(workspace: Path, job_id: str) -> int | None:
+    """1 for the next job to start, 2 after it, ...; None when the job is not waiting."""
+    job = _require(workspace, job_id)
+    return store.waiting_ahead(workspace, job) + 1 if job.status == "waiting" else None
 
 
 def get(workspace: Path, job_id: str) -> Job:
@@ -193,6 +220,9 @@ def recover(workspace: Path) -> list[str]:
             if fresh and fresh.status in ("running", "queued") and not _alive(fresh.pid):
                 store.update(workspace, job.id, status="interrupted", finished_at=store.now(), pid=None)
                 lost.append(job.id)
+    # After a restart (or a worker killed before it could hand over), the lines move on.
+    for learner_id in {j.learner_id for j in store.list_jobs(workspace, limit=200) if j.status == "waiting"}:
+        start_next(workspace, learner_id)
     return lost
 
 
@@ -263,6 +293,8 @@ def cancel(workspace: Path, job_id: str, grace_s: float = 10.0) -> Job:
     shutil.rmtree(job_dir(workspace, job_id) / "staging", ignore_errors=True)
     if _require(workspace, job_id).status not in FINAL:
         store.update(workspace, job_id, status="cancelled", finished_at=store.now(), pid=None)
+    if job.learner_id != "local":
+        start_next(workspace, job.learner_id)
     return _require(workspace, job_id)
 
 
@@ -278,13 +310,16 @@ def resume(workspace: Path, job_id: str) -> str:
     store.update(
         workspace,
         job_id,
-        status="queued",
+        status="queued" if job.learner_id == "local" else "waiting",
         config=config,
         attempts=job.attempts + 1,
         error=None,
         finished_at=None,
     )
-    _start(workspace, job_id, job.kind_module)
+    if job.learner_id == "local":
+        _start(workspace, job_id, job.kind_module)
+    else:
+        start_next(workspace, job.learner_id)
     return job_id
 
 

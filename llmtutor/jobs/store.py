@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.sqlite import migrate
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+# "waiting": in the learner's line behind their running job, not started (no worker yet);
+# "queued": its worker has been started and is loading.
+Status = Literal["waiting", "queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled", "interrupted")
 DB_FILE = "jobs.sqlite"
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -169,3 +171,28 @@ def events_after(workspace: Path, job_id: str, seq: int) -> list[tuple[int, dict
             "SELECT seq, event FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, seq)
         ).fetchall()
     return [(s, json.loads(e)) for s, e in rows]
+
+
+def promote_next(workspace: Path, learner_id: str) -> str | None:
+    """The learner's oldest waiting job becomes queued when none of theirs is queued or running.
+
+    One statement, so two processes finishing or submitting at once never start two jobs."""
+    with connect(workspace) as con:
+        row = con.execute(
+            "UPDATE jobs SET status = 'queued' WHERE id = (SELECT id FROM jobs WHERE learner_id = ?1 AND "
+            "status = 'waiting' ORDER BY created_at, rowid LIMIT 1) AND NOT EXISTS (SELECT 1 FROM jobs "
+            "WHERE learner_id = ?1 AND status IN ('queued', 'running')) RETURNING id",
+            (learner_id,),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def waiting_ahead(workspace: Path, job: Job) -> int:
+    """How many of the learner's jobs wait in line before this one."""
+    with connect(workspace) as con:
+        (count,) = con.execute(
+            "SELECT COUNT(*) FROM jobs WHERE learner_id = ? AND status = 'waiting' AND "
+            "(created_at, rowid) < (SELECT created_at, rowid FROM jobs WHERE id = ?)",
+            (job.learner_id, job.id),
+        ).fetchone()
+    return int(count)

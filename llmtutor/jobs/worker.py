@@ -1,9 +1,10 @@
 """A job's own process: `python -m llmtutor.jobs.worker WORKSPACE JOB_ID`.
 
 Runs the kind's recipe with output_dir set to a staging folder (and checkpoint_dir to a folder
-that survives failures, for `resume`); on success the staging folder is moved into outputs/ in
-one rename and the produced model is registered; on failure or cancel, staging is deleted so
-nothing that looks finished is left behind. SIGTERM sets the recipe's cancel event.
+that survives failures, for `resume`); on success the staging folder is moved into the job's
+learner's outputs/ in one rename and the produced model is registered in that learner's models/
+(`llmtutor.paths.learner_space`: the workspace itself for the local learner); on failure or
+cancel, staging is deleted so nothing that looks finished is left behind. SIGTERM sets the recipe's cancel event.
 """
 
 from __future__ import annotations
@@ -19,29 +20,39 @@ from typing import Any
 
 from llmtutor.jobs import store
 from llmtutor.jobs.kinds import get_kind
-from llmtutor.paths import output_dir
+from llmtutor.paths import LOCAL_LEARNER, learner_space, output_dir
 
 
 def job_dir(workspace: Path, job_id: str) -> Path:
     return Path(workspace) / "jobs" / job_id
 
 
-def _final_dir(workspace: Path, name: str) -> Path:
-    base = output_dir(workspace, name)
+def _final_dir(space: Path, name: str) -> Path:
+    base = output_dir(space, name)
     target, n = base, 2
     while target.exists():  # never overwrite an earlier result
         target, n = base.with_name(f"{base.name}-{n}"), n + 1
     return target
 
 
-def _register(workspace: Path, job_id: str, config: Any, result: Any, final: Path) -> str | None:
+def _models_dir(workspace: Path, learner_id: str, config: Any) -> Path:
+    """The registry a job's models join: on a shared server always the learner's own, whatever
+    the config says; the local learner's config may name another (scripts, tests)."""
+    if learner_id != LOCAL_LEARNER:
+        return learner_space(workspace, learner_id) / "models"
+    return Path(getattr(config, "models_dir", Path(workspace) / "models"))
+
+
+def _register(
+    workspace: Path, job_id: str, config: Any, result: Any, final: Path, learner_id: str = LOCAL_LEARNER
+) -> str | None:
     """Register the job's model(s); returns the first name (a quantization may produce several)."""
     registrations = list(getattr(result, "registrations", None) or [])
     if not registrations and getattr(result, "registration", None):
         registrations = [result.registration]
     from llmtutor.model_registry import RegisteredModel, find_model, register_model
 
-    models_dir = Path(getattr(config, "models_dir", Path(workspace) / "models"))
+    models_dir = _models_dir(workspace, learner_id, config)
     names = []
     for registration in registrations:
         name, n = registration["name"], 2
@@ -74,6 +85,9 @@ def main(workspace: Path, job_id: str) -> int:
     kind = get_kind(job.kind, job.kind_module)
     config_cls, run = kind.config, kind.run
     raw = dict(job.config, output_dir=str(staging))
+    if job.learner_id != LOCAL_LEARNER and "models_dir" in config_cls.model_fields:
+        # names resolve in the learner's own registry, whatever the stored config says
+        raw["models_dir"] = str(_models_dir(workspace, job.learner_id, None))
     if "checkpoint_dir" in config_cls.model_fields:
         raw["checkpoint_dir"] = str(folder / "checkpoints")
     config = config_cls.model_validate(raw)
@@ -127,17 +141,19 @@ def main(workspace: Path, job_id: str) -> int:
 
 
 def _finalize(workspace: Path, job: Any, config: Any, result: Any, staging: Path, folder: Path) -> None:
-    """Move staging into outputs/ in one rename, register the model(s), record the result."""
+    """Move staging into the learner's outputs/ in one rename, register the model(s) in their
+    registry, record the result."""
     name = (
         (getattr(result, "registration", None) or {}).get("name")
         or getattr(config, "name", None)
         or f"{job.kind}-{job.id}"
     )
-    final = _final_dir(workspace, str(name))
+    learner_id = getattr(job, "learner_id", LOCAL_LEARNER)
+    final = _final_dir(learner_space(workspace, learner_id), str(name))
     final.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(final)  # one rename: the folder is either absent or complete
     try:
-        model_name = _register(workspace, job.id, config, result, final)
+        model_name = _register(workspace, job.id, config, result, final, learner_id)
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)  # an unregistered folder must not look finished
         raise
@@ -167,5 +183,18 @@ def os_pid() -> int:
     return os.getpid()
 
 
+def hand_over(workspace: Path, job_id: str) -> None:
+    """The job ended: its learner's next waiting job (shared servers) starts now."""
+    job = store.get(workspace, job_id)
+    if job is not None and job.learner_id != "local":
+        from llmtutor.jobs import start_next
+
+        start_next(workspace, job.learner_id)
+
+
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), sys.argv[2]))
+    try:
+        code = main(Path(sys.argv[1]), sys.argv[2])
+    finally:
+        hand_over(Path(sys.argv[1]), sys.argv[2])
+    sys.exit(code)

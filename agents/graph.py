@@ -29,7 +29,7 @@ from langgraph.types import interrupt
 from llmtutor.agents import answering, teaching
 from llmtutor.agents.personas import Persona, get_persona
 from llmtutor.agents.state import ToolRun, TutorState
-from llmtutor.errors import LLMTutorError
+from llmtutor.errors import CancelledError, LLMTutorError
 from llmtutor.text import detect_language
 from llmtutor.tools.registry import (
     ToolContext,
@@ -74,6 +74,8 @@ class GraphDeps:
     cancel_event: Callable[[str], Any] | None = None
     # (graded dialogue step, learner id) -> the learner model; None: not kept.
     record_outcome: Callable[[teaching.Outcome, str], None] | None = None
+    # A tool run that finished (tool, the learner's request, args, learner): lab evidence.
+    record_lab: Callable[[str, str, dict[str, Any], str], None] | None = None
 
 
 def last_human_text(messages: list[AnyMessage]) -> str:
@@ -116,6 +118,25 @@ def conversation_for_model(messages: list[AnyMessage], budget_chars: int) -> lis
     return list(reversed(kept))
 
 
+def generate(model: BaseChatModel, messages: list[AnyMessage], config: Any, cancel: Any = None) -> AIMessage:
+    """The model's reply, read as a stream so that a cancelled turn (a closed SSE stream, Stop)
+    stops the generation itself: backends stop generating when their stream is closed."""
+    if cancel is None:
+        return model.invoke(messages, config)
+    reply = None
+    stream = model.stream(messages, config)
+    try:
+        for chunk in stream:
+            if cancel.is_set():
+                break
+            reply = chunk if reply is None else reply + chunk
+    finally:
+        stream.close()
+    if cancel.is_set():
+        raise CancelledError("cancelled by the user", "send the message again for a new answer")
+    return reply if reply is not None else AIMessage(content="")
+
+
 def build_graph(deps: GraphDeps, checkpointer: Any = None):
     def persona_of(state: TutorState) -> Persona:
         return get_persona(deps.personas, state.get("persona") or deps.default_persona)
@@ -149,7 +170,10 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
                 deps.guard(tool.name, args)
             if tool.preview is None:
                 return {"plan": None}
-            plan = tool.preview(tool.validate(args), deps.tool_context())
+            ctx = deps.tool_context()
+            # the plan resolves models and paths in the learner's own space, as the run will
+            ctx.learner_id = state.get("learner_id") or "local"
+            plan = tool.preview(tool.validate(args), ctx)
         except LLMTutorError as exc:
             run: ToolRun = {"tool": tool.name, "args": args, "error": str(exc), "refused": True}
             return {"plan": None, "tool_run": run}
@@ -202,6 +226,10 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
                 run["found"] = False
             if output_is_final(output):
                 run["final"] = True
+            # A lab counts once it has finished (a job that failed or was cancelled does not).
+            if deps.record_lab is not None and getattr(output, "status", "succeeded") == "succeeded":
+                request = last_human_text(state["messages"])
+                deps.record_lab(tool.name, request, dict(args), ctx.learner_id)
         except LLMTutorError as exc:
             run["error"] = str(exc)
         call_id = f"call_{uuid.uuid4().hex[:12]}"
@@ -231,8 +259,13 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None):
             system = persona.system_message(language) + answering.system_addition(run, declined)
             history = conversation_for_model(state["messages"], deps.history_chars)
             budget = deps.explanation_tokens if run and not answering.is_cited(run) else None
-            response = deps.llm(persona.temperature, budget).invoke(
-                [SystemMessage(content=system), *history], config
+            thread_id = (config or {}).get("configurable", {}).get("thread_id")
+            cancel = deps.cancel_event(thread_id) if deps.cancel_event is not None and thread_id else None
+            response = generate(
+                deps.llm(persona.temperature, budget),
+                [SystemMessage(content=system), *history],
+                config,
+                cancel,
             )
             model_text = response.content if isinstance(response.content, str) else str(response.content)
             metadata = dict(response.response_metadata)

@@ -137,6 +137,7 @@ class Tutor:
             capable=self.writes_answers(),
             embed=make_embed(self.settings.resolved_embed_model()),
             record_outcome=self._record_outcome,
+            record_lab=self._record_lab,
             cancel_event=self.cancel_event,
             guard=self.guard,
         )
@@ -157,6 +158,15 @@ class Tutor:
             )
         except Exception as exc:  # noqa: BLE001 - statistics, not the answer
             logging.getLogger(__name__).warning("could not record the learner's progress: %s", exc)
+
+    def _record_lab(self, tool: str, request: str, args: dict[str, Any], learner_id: str = "local") -> None:
+        """A lab run to completion as learner-model evidence (never at the cost of the answer)."""
+        from llmtutor.knowledge.learner.evidence import record_lab
+
+        try:
+            record_lab(self.settings.catalog_db, tool, request, args, learner_id=learner_id)
+        except Exception as exc:  # noqa: BLE001 - statistics, not the answer
+            logging.getLogger(__name__).warning("could not record the learner's lab: %s", exc)
 
     def _llm(self, temperature: float, max_tokens: int | None = None):
         temp = self.settings.temperature if self.settings.temperature is not None else temperature
@@ -279,7 +289,10 @@ class Tutor:
         self.guard(name, {**(args or {}), **kwargs})
         ctx = self.tool_context(learner_id)
         ctx.progress = progress
-        return self.registry.get(name).run({**(args or {}), **kwargs}, ctx)
+        output = self.registry.get(name).run({**(args or {}), **kwargs}, ctx)
+        if getattr(output, "status", "succeeded") == "succeeded":
+            self._record_lab(name, "", {**(args or {}), **kwargs}, learner_id)
+        return output
 
     def guard(self, tool: str, args: dict[str, Any]) -> None:
         """In the public demo, refuse what a visitor may not run (before any plan or run)."""

@@ -181,3 +181,35 @@ def test_quiz_me_without_a_topic_targets_the_weakest_concept(ctx):
     targeted = QUIZ.run({"action": "start", "n": 2}, ctx)
     session = load_session(ctx.workspace, targeted.session_id)
     assert session.module_ids == ["engineer.rag"]
+
+
+def test_a_finished_lab_is_weak_evidence_on_the_concepts_it_practises(tmp_path):
+    from llmtutor.knowledge.learner.evidence import record_lab
+    from llmtutor.knowledge.learner.tracing import DEFAULT
+
+    db = tmp_path / "course.sqlite"
+    lab = record_lab(db, "estimate_memory", "Estimate the GPU memory to fine-tune Llama-3-8B with QLoRA", {})
+    assert "qlora" in [u.concept_id for u in lab]
+    quiz = store.record_evidence(tmp_path / "other.sqlite", ["qlora"], 1.0, "quiz_mc")[0]
+    gained = next(u for u in lab if u.concept_id == "qlora")
+    assert DEFAULT.prior < gained.p_after < quiz.p_after  # practice counts, less than a right answer
+    assert store.evidence(db, "qlora")[0]["kind"] == "lab"
+    # a tool that is no lab, and a lab of several modules that names none of them: nothing recorded
+    assert record_lab(db, "search_course", "What is LoRA?", {}) == []
+    assert record_lab(db, "estimate_memory", "How much memory do I need?", {}) == []
+    assert [u.concept_id for u in record_lab(db, "merge_models", "merge my models", {})] == ["model_merging"]
+
+
+def test_a_lab_run_from_chat_is_recorded_for_its_learner(tmp_path):
+    from fakes import FakeBackend
+
+    from llmtutor import Tutor
+    from llmtutor.settings import Settings
+
+    settings = Settings(workspace=tmp_path)
+    tutor = Tutor(settings, backend=FakeBackend([]))
+    reply = tutor.ask("Estimate the GPU memory to fine-tune Llama-3-8B with QLoRA", thread_id="t")
+    assert [c["tool"] for c in reply.tool_calls] == ["estimate_memory"]
+    log = store.evidence(settings.catalog_db, "qlora")
+    assert [e["kind"] for e in log] == ["lab"] and log[0]["score"] == 1.0
+    assert "qlora" not in store.concept_states(settings.catalog_db, learner_id="u_other")

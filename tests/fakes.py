@@ -1,11 +1,17 @@
-"""Scripted stand-ins for graph tests: a fake chat backend, a scripted router,
-and two counting tools (one cheap, one expensive) that record their runs."""
+"""Scripted stand-ins for graph tests: a fake chat backend, a slow streaming one, a scripted
+router, and two counting tools (one cheap, one expensive) that record their runs."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from typing import Any
+
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, ConfigDict
 
 from llmtutor.agents.routing.router import RouteDecision
@@ -105,6 +111,50 @@ class FakeBackend:
 
     def describe(self):
         return {"backend": "fake"}
+
+    def close(self):
+        pass
+
+
+class SlowChatModel(BaseChatModel):
+    """Streams `backend.words` words, one every `backend.delay_s` seconds, recording when each is
+    pulled (a generation the reader stopped stops being pulled)."""
+
+    backend: Any
+
+    @property
+    def _llm_type(self) -> str:
+        return "slow-fake"
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
+        for i in range(self.backend.words):
+            time.sleep(self.backend.delay_s)
+            self.backend.pulls.append(time.monotonic())
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=f"word{i} "))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        text = "".join(chunk.text for chunk in self._stream(messages, stop, run_manager))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+
+class SlowBackend:
+    """A capable backend (native tools) whose models generate slowly."""
+
+    name = "slow-fake"
+    supports_native_tools = True
+
+    def __init__(self, words: int = 200, delay_s: float = 0.05):
+        self.words, self.delay_s = words, delay_s
+        self.pulls: list[float] = []
+
+    def chat_model(self, temperature=None, max_tokens=None):
+        return SlowChatModel(backend=self)
+
+    def describe(self):
+        return {"backend": self.name}
 
     def close(self):
         pass

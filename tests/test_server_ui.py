@@ -105,3 +105,144 @@ def test_gradio_and_sse_show_the_streamed_text_they_keep(tmp_path, tutor):
 def test_gradio_app_builds(tutor):
     demo = build_app(tutor)
     assert demo.tutor is tutor
+
+
+# ----- the Gradio Tools tab: expensive tools go through plan → approve -------------------------
+
+
+def _tools_tab(tmp_path, calls: list[str]):
+    """A Tools tab over the counting tools and the real evaluate/merge tools (their plans are
+    cheap; their runs would start jobs): the tab's event handlers by their api_name."""
+    from llmtutor.tools.evaluate_model import TOOL as EVALUATE
+    from llmtutor.tools.merge_models import TOOL as MERGE
+    from llmtutor.tools.registry import ToolRegistry
+
+    tutor = Tutor(
+        Settings(workspace=tmp_path),
+        backend=FakeBackend([]),
+        registry=ToolRegistry([*make_registry(calls), EVALUATE, MERGE]),
+        router=ScriptedRouter(),
+        checkpointer=InMemorySaver(),
+    )
+    fns = {f.api_name: f.fn for f in build_app(tutor).fns.values()}
+    return tutor, fns["run_tool"], fns["approve_tool"], fns["cancel_tool"]
+
+
+def _as(name: str | None = None, session: str = "s1"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(username=name, session_hash=session)
+
+
+def _no_jobs(tutor: Tutor) -> bool:
+    from llmtutor import jobs
+
+    return jobs.list_jobs(tutor.settings.workspace) == []
+
+
+def test_tools_tab_runs_an_expensive_tool_only_once_its_learner_approved_its_plan(tmp_path):
+    from llmtutor.ui.gradio_tools import CHANGED
+    from llmtutor.users import add_user
+
+    calls: list[str] = []
+    tutor, run, approve, _ = _tools_tab(tmp_path, calls)
+    for name, admin in (("ana", False), ("bo", False), ("root", True)):
+        add_user(tutor.settings.users_db, name, admin=admin)
+    ana, bo, root = _as("ana"), _as("bo", "s2"), _as("root", "s3")
+
+    text, _, state, row = run("cheap_count", '{"n": 5}', None, request=ana)  # cheap: runs at once
+    assert text == "counter total = 5" and state is None and row["visible"] is False and calls == ["cheap"]
+
+    text, _, plan, row = run("big_count", '{"n": 2}', None, request=ana)
+    assert "big_count** is an expensive tool" in text and '`{"n": 2}`' in text and row["visible"] is True
+    assert plan["tool"] == "big_count" and calls == ["cheap"] and _no_jobs(tutor)  # nothing started
+
+    text, _, theirs, _ = approve("big_count", '{"n": 2}', plan, request=bo)  # another learner
+    assert text.startswith(CHANGED) and theirs["approval_id"] != plan["approval_id"] and calls == ["cheap"]
+    text, _, changed, row = approve("big_count", '{"n": 9}', plan, request=ana)  # other arguments
+    assert text.startswith(CHANGED) and '`{"n": 9}`' in text and row["visible"] is True
+    assert changed["approval_id"] != plan["approval_id"] and calls == ["cheap"]
+    # The plan on screen is now the one for n=9: the first plan no longer runs anything.
+    assert approve("big_count", '{"n": 2}', plan, request=ana)[0].startswith(CHANGED) and calls == ["cheap"]
+
+    text, _, state, row = approve("big_count", ' {"n":9} ', changed, request=ana)  # same arguments
+    assert text == "counter total = 900" and state is None and row["visible"] is False
+    assert calls == ["cheap", "expensive"]
+    again = approve("big_count", '{"n": 9}', changed, request=ana)  # a used approval
+    assert again[0].startswith(CHANGED) and calls == ["cheap", "expensive"]
+    assert approve("big_count", '{"n": 9}', None, request=ana)[0].startswith("Nothing to approve")
+
+    text, _, plan, _ = run("big_count", '{"n": 1}', None, request=root)  # admins approve like others
+    assert "expensive tool" in text and calls == ["cheap", "expensive"]
+    assert approve("big_count", '{"n": 1}', plan, request=root)[0] == "counter total = 100"
+    assert calls == ["cheap", "expensive", "expensive"]
+
+
+def test_tools_tab_plans_for_the_local_learner_too_and_shows_refusals(tmp_path):
+    calls: list[str] = []
+    tutor, run, approve, cancel = _tools_tab(tmp_path, calls)
+    local = _as()
+
+    # A real expensive tool: its plan, and no job row until it is approved.
+    args = '{"models": ["smollm2"], "metrics": ["perplexity"]}'
+    text, _, plan, row = run("evaluate_model", args, None, request=local)
+    assert text.startswith("**Plan: evaluate 1 model(s) on perplexity**") and row["visible"] is True
+    assert _no_jobs(tutor)
+    text, state, row = cancel(plan, request=local)
+    assert text == "Cancelled: nothing was run." and state is None and row["visible"] is False
+    text, _, fresh, _ = approve("evaluate_model", args, plan, request=local)  # a cancelled plan
+    assert "Plan: evaluate" in text and fresh["approval_id"] != plan["approval_id"] and _no_jobs(tutor)
+
+    # A plan that cannot work is the typed error's text: nothing to approve.
+    text, _, state, row = run("merge_models", "{}", None, request=local)
+    assert text.startswith("Error: there is no model of yours to merge yet") and state is None
+    assert row["visible"] is False and _no_jobs(tutor)
+    assert run("big_count", '{"n": "many"}', None, request=local)[0].startswith("Error: invalid arguments")
+    assert run("big_count", "{oops", None, request=local)[0].startswith("Error: arguments are not valid JSON")
+
+    _, _, plan, _ = run("big_count", "{}", None, request=local)
+    assert calls == []
+    assert approve("big_count", "{}", plan, request=local)[0] == "counter total = 100" and calls == [
+        "expensive"
+    ]
+
+
+def test_tools_tab_approval_over_the_web_stays_in_its_browser_session(tmp_path):
+    import socket
+    import threading
+    import time
+
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+    from gradio_client import Client
+
+    from llmtutor.ui.gradio_app import allowed_paths
+
+    calls: list[str] = []
+    tutor, *_ = _tools_tab(tmp_path, calls)
+    app = gr.mount_gradio_app(FastAPI(), build_app(tutor), path="/ui", allowed_paths=allowed_paths(tutor))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    try:
+        url = f"http://127.0.0.1:{port}/ui/"
+        mine, other = Client(url, verbose=False), Client(url, verbose=False)
+        assert "expensive tool" in mine.predict("big_count", '{"n": 1}', api_name="/run_tool")[0]
+        assert other.predict("big_count", '{"n": 1}', api_name="/approve_tool")[0].startswith(
+            "Nothing to approve"
+        )
+        assert calls == []
+        assert mine.predict("big_count", '{"n": 1}', api_name="/approve_tool")[0] == "counter total = 100"
+        assert mine.predict("big_count", '{"n": 1}', api_name="/approve_tool")[0].startswith(
+            "Nothing to approve"
+        )
+        assert calls == ["expensive"]
+    finally:
+        server.should_exit = True

@@ -1,6 +1,6 @@
 """The Gradio chat app: streaming chat, persona picker, tool steps as
 collapsible messages, approval buttons for expensive tools, plots, and a
-generic "Tools" tab built from the registry."""
+generic "Tools" tab built from the registry (ui/gradio_tools.py)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,7 @@ def build_app(tutor: Tutor | None = None):
     import gradio as gr
 
     from llmtutor.agents.tutor import Tutor, new_thread_id
+    from llmtutor.ui.gradio_tools import tools_tab
 
     tutor = tutor or Tutor()
     persona_names = sorted(tutor.personas)
@@ -203,38 +204,6 @@ def build_app(tutor: Tutor | None = None):
         p = tutor.persona(persona)
         return f"**{p.title}** — {p.description}"
 
-    @with_request
-    def run_tool(name: str, args_json: str, request=None):
-        try:
-            args = json.loads(args_json or "{}")
-            if not isinstance(args, dict):
-                raise LLMTutorError("arguments must be a JSON object", 'e.g. {"model": "7B"}')
-            from llmtutor.errors import ApprovalRequiredError
-            from llmtutor.tools.registry import output_images, render_markdown
-
-            user = learner(request)
-            tutor.guard(name, args)  # the public demo's limits, for admins too
-            if tutor.registry.get(name).expensive and user.id != "local" and not user.admin:
-                # A shared server runs expensive tools only through a plan the learner approved.
-                raise ApprovalRequiredError(
-                    f"{name} is an expensive tool", "ask for it in the chat: it shows the plan to approve"
-                )
-            output = tutor.run_tool(name, args, learner_id=user.id)
-            shown = [for_display(image, tutor.settings.workspace) for image in output_images(output)]
-            shown = [str(path) for path in shown if path is not None]
-            return render_markdown(output), shown[0] if shown else None
-        except json.JSONDecodeError as exc:
-            return f"Error: arguments are not valid JSON ({exc})", None
-        except LLMTutorError as exc:
-            return user_message(exc), None
-
-    def tool_template(name: str):
-        tool = tutor.registry.get(name)
-        example = tool.extract_args(tool.examples[0]) if tool.extract_args and tool.examples else {}
-        return json.dumps(
-            example, ensure_ascii=False, indent=2
-        ), f"{tool.description}\n\nFields: " + ", ".join(tool.input_schema().get("properties", {}))
-
     with gr.Blocks(title="llmtutor") as demo:
         thread_state = gr.State(new_thread_id)
         pending_state = gr.State(None)
@@ -258,13 +227,7 @@ def build_app(tutor: Tutor | None = None):
                     new_btn = gr.Button("New conversation")
                     plot = gr.Image(label="Latest plot", type="filepath", interactive=False)
         with gr.Tab("Tools"):
-            names = tutor.registry.names()
-            tool_name = gr.Dropdown(names, value=names[0] if names else None, label="Tool")
-            tool_help = gr.Markdown()
-            tool_args = gr.Code(language="json", label="Arguments (JSON)")
-            run_btn = gr.Button("Run", variant="primary")
-            tool_out = gr.Markdown()
-            tool_plot = gr.Image(label="Plot", type="filepath", interactive=False)
+            tools_tab(demo, tutor, learner, with_request)  # ui/gradio_tools.py: plan → approve
 
         outputs = [chatbot, pending_state, plot, thread_state, approval_row, box]
         box.submit(respond, [box, chatbot, persona, thread_state], outputs)
@@ -278,9 +241,6 @@ def build_app(tutor: Tutor | None = None):
         )
         new_btn.click(new_conversation, None, [chatbot, pending_state, thread_state, approval_row])
         persona.change(greet, persona, persona_info)
-        tool_name.change(tool_template, tool_name, [tool_args, tool_help])
-        demo.load(tool_template, tool_name, [tool_args, tool_help])
-        run_btn.click(run_tool, [tool_name, tool_args], [tool_out, tool_plot])
     demo.tutor = tutor  # for tests and embedding in the app server
     return demo
 

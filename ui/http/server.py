@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtutor.errors import LLMTutorError, OverloadedError
+from llmtutor.ui.approvals import Approvals, tool_plan
 from llmtutor.ui.http.errors import (
     BadJSONError,
     error_body,
@@ -54,46 +55,6 @@ class ChatRequest(BaseModel):
     approve: bool | None = Field(
         None, description="Approve (true) or decline (false) expensive tools up front."
     )
-
-
-class Approvals:
-    """Plans shown to a learner, waiting for their approval id (in memory: one server process)."""
-
-    TTL_SECONDS = 3600
-
-    def __init__(self) -> None:
-        import threading
-
-        self._pending: dict[str, tuple[str, str, str, float]] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _key(args: dict[str, Any]) -> str:
-        return json.dumps(args, sort_keys=True, ensure_ascii=False)
-
-    def issue(self, learner_id: str, tool: str, args: dict[str, Any]) -> str:
-        import secrets
-        import time
-
-        approval_id = secrets.token_urlsafe(16)
-        with self._lock:
-            now = time.monotonic()
-            self._pending = {k: v for k, v in self._pending.items() if v[3] > now}
-            self._pending[approval_id] = (learner_id, tool, self._key(args), now + self.TTL_SECONDS)
-        return approval_id
-
-    def redeem(self, approval_id: str, learner_id: str, tool: str, args: dict[str, Any]) -> bool:
-        """True once, for the learner, tool and arguments the plan was shown for."""
-        import time
-
-        with self._lock:
-            entry = self._pending.get(approval_id)
-            if entry is None or entry[3] < time.monotonic():
-                return False
-            if entry[:3] != (learner_id, tool, self._key(args)):
-                return False
-            del self._pending[approval_id]
-            return True
 
 
 class ResumeRequest(BaseModel):
@@ -258,18 +219,36 @@ def create_app(tutor: Tutor | None = None):
         )
 
     def sse(events, stored: str | None = None, shown: str | None = None, release=None):
-        """Server-sent events (sse-starlette): a keep-alive comment every 15 s, and a client that
-        goes away closes the turn's event generator, so no further graph step runs for it."""
+        """Server-sent events (sse-starlette): a keep-alive comment every 15 s. A client that goes
+        away cancels the turn at once: its conversation's cancel event stops the model's generation
+        (and a tool at its next check), and the turn's event generator is closed, so no further
+        graph step runs for it."""
+        import anyio
         from sse_starlette.sse import EventSourceResponse
         from starlette.background import BackgroundTask
-        from starlette.concurrency import run_in_threadpool
 
         done = object()
 
         async def body():
             iterator = iter(events)
+            left = threading.Event()  # the stream ended (or its client left)
+
+            def close() -> None:
+                # ValueError: a step is still running in another thread; `step` closes after it
+                with contextlib.suppress(ValueError):
+                    getattr(iterator, "close", lambda: None)()
+
+            def step() -> Any:
+                try:
+                    return next(iterator, done)
+                finally:
+                    if left.is_set():  # the client left while this step ran
+                        close()
+
             try:
-                while (event := await run_in_threadpool(next, iterator, done)) is not done:
+                # abandon_on_cancel: a client that leaves ends this body now, not after the running
+                # step (which the cancel below cuts short)
+                while (event := await anyio.to_thread.run_sync(step, abandon_on_cancel=True)) is not done:
                     payload = event.data
                     if stored and isinstance(payload, dict) and payload.get("thread_id") == stored:
                         payload = {**payload, "thread_id": shown}  # the learner's own id, not the stored one
@@ -277,14 +256,14 @@ def create_app(tutor: Tutor | None = None):
             except LLMTutorError as exc:  # the stream has started: the error becomes its last event
                 yield {"event": "error", "data": json.dumps(typed_error(exc)[1], ensure_ascii=False)}
             finally:
+                left.set()
                 give_back()
-                if stored:  # the client left (or the turn ended): stop this conversation's tool
+                if stored:  # the client left (or the turn ended): stop this conversation's turn
                     tutor.cancel(stored)
-                close = getattr(iterator, "close", None)
-                # ValueError: still running a step in its thread; it stops after that step
-                if close is not None:
-                    with contextlib.suppress(ValueError):
-                        await run_in_threadpool(close)
+                # Shielded: after a disconnect this scope is cancelled, and the close must still run
+                # (in a thread: it waits for the graph's running node, which the cancel ends).
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(close)
 
         # The turn's place is given back once: when the stream ends, or after the response if
         # the body never ran (a client gone before the first byte).
@@ -326,13 +305,10 @@ def create_app(tutor: Tutor | None = None):
                         "that approval id is unknown, expired, used, or for another request",
                         f"POST /tools/{name} without it to get a new plan",
                     )
-                validated = tool.validate(args)
-                ctx = tutor.tool_context(user.id)
-                plan = tool.preview(validated, ctx) if tool.preview is not None else ""
                 body = {
                     "status": "needs_approval",
                     "tool": name,
-                    "plan": plan,
+                    "plan": tool_plan(tutor, name, args, user.id),
                     "approval_id": approvals.issue(user.id, name, args),
                     "hint": f"send the same request to POST /tools/{name}?approval_id=… to run it",
                 }

@@ -333,3 +333,23 @@ def test_every_visible_sentence_is_backed_on_the_embedded_model(tutor):
         f"{reply.answer}\n\n{invented}", reply, "What is LoRA?", course, fixed, catalog_numbers
     )
     assert len(flagged) == 1 and "QQLMX" in flagged[0]
+
+
+def test_the_openai_client_gets_cited_answers_from_the_real_model(tutor):
+    import openai
+    from fastapi.testclient import TestClient
+
+    from llmtutor.ui.http.server import create_app
+
+    http = TestClient(create_app(tutor))
+    client = openai.OpenAI(base_url="http://testserver/v1", api_key="local", http_client=http, max_retries=0)
+    asked = [{"role": "user", "content": "What is LoRA?"}]
+    whole = client.chat.completions.create(model="llmtutor-tutor", messages=asked).choices[0].message.content
+    assert "**Sources**" in whole and "lora" in whole.lower()
+    parts = client.chat.completions.create(model="llmtutor-tutor", messages=asked, stream=True)
+    streamed = "".join(c.choices[0].delta.content or "" for c in parts if c.choices)
+    assert "**Sources**" in streamed and "lora" in streamed.lower()
+    zh = client.chat.completions.create(
+        model="llmtutor", messages=[{"role": "user", "content": "什么是 LoRA？"}]
+    )
+    assert "**来源**" in zh.choices[0].message.content

@@ -25,6 +25,7 @@ from llmtutor.errors import (
     ToolNotFoundError,
 )
 from llmtutor.jobs import JobLimitError
+from llmtutor.ui.http.openai_api import UnknownModelError
 
 log = logging.getLogger("llmtutor.http")
 
@@ -35,6 +36,7 @@ _TYPED: tuple[tuple[type[LLMTutorError], int, str], ...] = (
     (OverloadedError, 429, "overloaded"),
     (ApprovalRequiredError, 403, "approval_required"),
     (NotFoundForLearnerError, 404, "not_found"),
+    (UnknownModelError, 404, "model_not_found"),  # OpenAI's code for it
     (ToolNotFoundError, 404, "not_found"),
     (PersonaNotFoundError, 404, "not_found"),
     (NothingToResumeError, 409, "nothing_to_resume"),

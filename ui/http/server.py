@@ -19,7 +19,6 @@ approval id, and runs when the same learner sends the id back (`?approval_id=…
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,8 @@ from llmtutor.ui.http.errors import (
     typed_error,
     validation_message,
 )
+from llmtutor.ui.http.openai_api import add_routes as add_openai_routes
+from llmtutor.ui.http.streaming import sse_response
 from llmtutor.users import User
 
 if TYPE_CHECKING:
@@ -219,61 +220,40 @@ def create_app(tutor: Tutor | None = None):
         )
 
     def sse(events, stored: str | None = None, shown: str | None = None, release=None):
-        """Server-sent events (sse-starlette): a keep-alive comment every 15 s. A client that goes
-        away cancels the turn at once: its conversation's cancel event stops the model's generation
-        (and a tool at its next check), and the turn's event generator is closed, so no further
-        graph step runs for it."""
-        import anyio
-        from sse_starlette.sse import EventSourceResponse
-        from starlette.background import BackgroundTask
+        """The tutor's events as SSE (ui/http/streaming.py: keep-alive, a disconnect cancels)."""
 
-        done = object()
+        def render(event: Any) -> dict[str, Any]:
+            payload = event.data
+            if stored and isinstance(payload, dict) and payload.get("thread_id") == stored:
+                payload = {**payload, "thread_id": shown}  # the learner's own id, not the stored one
+            return {"event": event.type, "data": json.dumps(payload, ensure_ascii=False, default=str)}
 
-        async def body():
-            iterator = iter(events)
-            left = threading.Event()  # the stream ended (or its client left)
+        def on_error(exc: LLMTutorError) -> list[dict[str, Any]]:
+            return [{"event": "error", "data": json.dumps(typed_error(exc)[1], ensure_ascii=False)}]
 
-            def close() -> None:
-                # ValueError: a step is still running in another thread; `step` closes after it
-                with contextlib.suppress(ValueError):
-                    getattr(iterator, "close", lambda: None)()
+        return sse_response(tutor, events, render, on_error, stored=stored, release=release)
 
-            def step() -> Any:
-                try:
-                    return next(iterator, done)
-                finally:
-                    if left.is_set():  # the client left while this step ran
-                        close()
+    def openai_stream(chunks, stored: str, release) -> Any:
+        """OpenAI chunks as `data:` lines, `[DONE]` last (an error: its body, then `[DONE]`)."""
+        done = {"data": "[DONE]"}
 
-            try:
-                # abandon_on_cancel: a client that leaves ends this body now, not after the running
-                # step (which the cancel below cuts short)
-                while (event := await anyio.to_thread.run_sync(step, abandon_on_cancel=True)) is not done:
-                    payload = event.data
-                    if stored and isinstance(payload, dict) and payload.get("thread_id") == stored:
-                        payload = {**payload, "thread_id": shown}  # the learner's own id, not the stored one
-                    yield {"event": event.type, "data": json.dumps(payload, ensure_ascii=False, default=str)}
-            except LLMTutorError as exc:  # the stream has started: the error becomes its last event
-                yield {"event": "error", "data": json.dumps(typed_error(exc)[1], ensure_ascii=False)}
-            finally:
-                left.set()
-                give_back()
-                if stored:  # the client left (or the turn ended): stop this conversation's turn
-                    tutor.cancel(stored)
-                # Shielded: after a disconnect this scope is cancelled, and the close must still run
-                # (in a thread: it waits for the graph's running node, which the cancel ends).
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(close)
+        def render(chunk: dict[str, Any]) -> dict[str, Any]:
+            return {"data": json.dumps(chunk, ensure_ascii=False)}
 
-        # The turn's place is given back once: when the stream ends, or after the response if
-        # the body never ran (a client gone before the first byte).
-        once = threading.Lock()
+        def on_error(exc: LLMTutorError) -> list[dict[str, Any]]:
+            return [{"data": json.dumps(typed_error(exc)[1], ensure_ascii=False)}, done]
 
-        def give_back() -> None:
-            if release is not None and once.acquire(blocking=False):
-                release()
+        return sse_response(tutor, chunks, render, on_error, stored=stored, release=release, closing=[done])
 
-        return EventSourceResponse(body(), ping=15, sep="\n", background=BackgroundTask(give_back))
+    add_openai_routes(
+        app,
+        tutor,
+        learner=learner,
+        owned_thread=owned_thread,
+        take_turn=take_turn,
+        release=turns.release,
+        stream_response=openai_stream,
+    )
 
     @app.get("/health")
     def health() -> dict[str, Any]:

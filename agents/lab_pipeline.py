@@ -182,7 +182,7 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run the recipe's steps in order; stop at the first failure (earlier results stay)."""
     started = time.perf_counter()
-    state_file = _state_path(ctx.workspace, recipe)
+    state_file = _state_path(ctx.space, recipe)  # a learner's lab runs are their own
     state = {} if force else _load_state(state_file)
     produced: dict[str, str] = {}
     records: list[StepRecord] = []

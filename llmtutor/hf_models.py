@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llmtutor.errors import ModelNotFoundError
-from llmtutor.paths import HUB_ID, looks_like_path
+from llmtutor.paths import HUB_ID, looks_like_path, shared_models_dir
 
 DEFAULT_MODEL_NAMES = ("", "smollm2", "default")
 DEFAULT_HF_FOLDER = "SmolLM2-135M-Instruct"
@@ -64,8 +64,9 @@ def is_default_model(name: str | None) -> bool:
 
 
 def default_hf_dir(models_dir: Path) -> Path:
-    """Where the bundled SmolLM2 GGUF is converted to (may not exist yet)."""
-    return Path(models_dir) / DEFAULT_HF_FOLDER
+    """Where the bundled SmolLM2 GGUF is converted to (may not exist yet); one conversion per
+    workspace, shared by its learners (`shared_models_dir`)."""
+    return shared_models_dir(models_dir) / DEFAULT_HF_FOLDER
 
 
 def _is_hf_folder(path: Path) -> bool:

@@ -3,8 +3,11 @@
 - Output names (a fine-tune's, a merge's, an export's) are plain names: letters, digits, '.',
   '_' and '-', at most 80 characters, no separators, so `outputs/NAME` can never leave outputs/.
 - Input paths (datasets, models, configs, evaluation text) must resolve, symlinks followed,
-  inside the workspace or a folder in LLMTUTOR_ALLOWED_DIRS. A refusal never says whether
+  inside the learner's space or a folder in LLMTUTOR_ALLOWED_DIRS. A refusal never says whether
   the path exists, nor where the allowed folders are on the server.
+- A learner's space: the workspace itself for the local learner (a single-user workspace); on a
+  shared server `<workspace>/learners/<id>/`, holding their models/ (own registry.json),
+  outputs/, quizzes and files, so one learner never reads, lists or names another's.
 """
 
 from __future__ import annotations
@@ -34,8 +37,41 @@ def check_name(name: str, what: str = "name") -> str:
 
 
 def output_dir(workspace: Path, name: str) -> Path:
-    """`<workspace>/outputs/<name>` for a checked plain name."""
+    """`<workspace>/outputs/<name>` for a checked plain name (`workspace`: a learner's space)."""
     return Path(workspace) / "outputs" / check_name(name, "output name")
+
+
+LOCAL_LEARNER = "local"
+LEARNERS_DIR = "learners"
+_LEARNER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def learner_space(workspace: Path, learner_id: str = LOCAL_LEARNER) -> Path:
+    """Where a learner's models, outputs, quizzes and files live: the workspace itself for the
+    local learner, `<workspace>/learners/<id>` on a shared server."""
+    if learner_id == LOCAL_LEARNER:
+        return Path(workspace)
+    if not isinstance(learner_id, str) or not _LEARNER_ID.match(learner_id):
+        raise ToolInputError(f"invalid learner id {learner_id!r}", "learner ids come from `llmtutor users`")
+    return Path(workspace) / LEARNERS_DIR / learner_id
+
+
+def shared_models_dir(models_dir: Path) -> Path:
+    """The workspace's models/ for a learner's `<workspace>/learners/<id>/models`, else itself.
+    Only the bundled model's conversion is shared (540 MB, the same for everyone): converting it
+    once per learner would fill the disk and their quota with copies."""
+    folder = Path(models_dir)
+    learner, learners = folder.parent, folder.parent.parent
+    # exactly the layout learner_space makes, in a workspace with users (not a folder that merely
+    # happens to be called learners/)
+    if (
+        folder.name == "models"
+        and learners.name == LEARNERS_DIR
+        and _LEARNER_ID.match(learner.name)
+        and (learners.parent / "users.sqlite").is_file()
+    ):
+        return learners.parent / "models"
+    return folder
 
 
 def _outside(value: str | Path) -> PathNotAllowedError:

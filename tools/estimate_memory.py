@@ -255,8 +255,8 @@ def extract_memory_args(text: str) -> dict[str, Any]:
 
 
 def _estimate(cfg: MemoryEstimateConfig, ctx: ToolContext) -> MemoryEstimate:
-    if cfg.config_path:  # read only inside the workspace or an allowed folder
-        path = resolve_user_path(cfg.config_path, ctx.workspace, ctx.allowed_dirs)
+    if cfg.config_path:  # read only inside the learner's space or an allowed folder
+        path = resolve_user_path(cfg.config_path, ctx.space, ctx.allowed_dirs)
         cfg = cfg.model_copy(update={"config_path": str(path)})
     return run(cfg)
 

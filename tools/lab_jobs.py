@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.errors import LLMTutorError, ToolExecutionError
+from llmtutor.errors import LLMTutorError, ToolExecutionError, ToolInputError
 from llmtutor.tools.registry import ToolContext
 
 
@@ -62,23 +62,30 @@ class JobOutput(BaseModel):
 
 
 def resolve_input_path(value: str, ctx: ToolContext) -> Path:
-    """A dataset/model path the learner gave, inside the workspace or an allowed folder."""
+    """A dataset/model path the learner gave, inside their space or an allowed folder."""
     from llmtutor.jobs import resolve_user_path
 
-    return resolve_user_path(
-        value, ctx.workspace, allowed=(*ctx.allowed_dirs, _bundled_dir()), must_exist=True
-    )
+    return resolve_user_path(value, ctx.space, allowed=(*ctx.allowed_dirs, _bundled_dir()), must_exist=True)
 
 
 def check_model_ref(ref: str, ctx: ToolContext, aliases: tuple[str, ...] = ()) -> str:
-    """A model reference checked by the path policy: registered names, the bundled model, hub ids
-    and `aliases` pass; paths must lie inside the workspace or an allowed folder."""
+    """A model reference checked by the path policy: the learner's registered names, the bundled
+    model, hub ids and `aliases` pass; paths must lie inside the learner's space or an allowed
+    folder, and exist. Another learner's model name is a path in this learner's space that does
+    not exist: the same refusal as any unknown name, so nothing tells whether it is taken."""
     from llmtutor.hf_models import DEFAULT_MODEL_NAMES
     from llmtutor.model_registry import list_models
     from llmtutor.paths import model_ref
 
     names = {*DEFAULT_MODEL_NAMES, *aliases, *(m.name for m in list_models(ctx.models_dir))}
-    return model_ref(ref, ctx.workspace, ctx.allowed_dirs, names=names)
+    checked = model_ref(ref, ctx.space, ctx.allowed_dirs, names=names)
+    if checked not in names and Path(checked).is_absolute() and not Path(checked).exists():
+        raise ToolInputError(
+            f"{ref.strip()[:120]!r} is not a registered model, a local folder or a .gguf file",
+            "use the name a finished job registered (see `job_status`), 'base', or a model folder "
+            "or .gguf file in your workspace",
+        )
+    return checked
 
 
 def _bundled_dir() -> Path:

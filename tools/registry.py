@@ -28,6 +28,7 @@ from llmtutor.errors import (
     ToolInputError,
     ToolNotFoundError,
 )
+from llmtutor.paths import learner_space
 from llmtutor.text import clean_display_text
 
 # Fixed tool names (see the foundation issue). Only tools that really work are
@@ -72,16 +73,23 @@ class ToolContext:
     llm_factory: Callable[[], Any] | None = None
     # Folders outside the workspace the learner allowed tools to read (LLMTUTOR_ALLOWED_DIRS).
     allowed_dirs: tuple[Path, ...] = ()
-    # Whose data the tool reads and writes (learner model rows); "local" without users.
+    # Whose data the tool reads and writes (learner model rows, models, outputs, files);
+    # "local" without users.
     learner_id: str = "local"
 
     @property
+    def space(self) -> Path:
+        """The learner's own folder: their models, outputs and files; paths they give resolve and
+        stay here (the workspace itself for the local learner)."""
+        return learner_space(self.workspace, self.learner_id)
+
+    @property
     def outputs_dir(self) -> Path:
-        return self.workspace / "outputs"
+        return self.space / "outputs"
 
     @property
     def models_dir(self) -> Path:
-        return self.workspace / "models"
+        return self.space / "models"
 
     def report(
         self, stage: str, step: int | None = None, total: int | None = None, message: str = ""

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from llmtutor.errors import ToolInputError
 from llmtutor.knowledge.quiz.grading import Grade, is_skip, parse_choice
 from llmtutor.knowledge.quiz.questions import Question
+from llmtutor.paths import learner_space
 
 Status = Literal["asking", "finished", "stopped"]
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -77,16 +78,6 @@ def now_text() -> str:
 
 def new_session_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def learner_space(workspace: Path, learner_id: str = "local") -> Path:
-    """Where a learner's quiz sessions live: the workspace itself for the local learner, a folder
-    of their own on a shared server (another learner's quiz is never found, continued or shown)."""
-    if learner_id == "local":
-        return Path(workspace)
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", learner_id):
-        raise ToolInputError(f"invalid learner id {learner_id!r}", "learner ids come from `llmtutor users`")
-    return Path(workspace) / "learners" / learner_id
 
 
 def quizzes_dir(workspace: Path) -> Path:

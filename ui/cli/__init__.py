@@ -380,9 +380,9 @@ def serve(
 
 def _mount_subcommands() -> None:
     # Each lives in its own module and imports only typer at load time.
-    from llmtutor.ui.cli import jobs, knowledge, lab, learner, models, quiz, sql, users
+    from llmtutor.ui.cli import jobs, knowledge, lab, learner, mcp, models, quiz, sql, users
 
-    for group in (jobs, knowledge, lab, learner, models, quiz, sql, users):
+    for group in (jobs, knowledge, lab, learner, mcp, models, quiz, sql, users):
         group.register(app)
 
 

@@ -245,6 +245,9 @@ def create_app(tutor: Tutor | None = None):
 
         return sse_response(tutor, chunks, render, on_error, stored=stored, release=release, closing=[done])
 
+    from llmtutor.ui import mcp_server
+
+    mcp_server.mount(app, tutor, approvals)  # /mcp: every tool over MCP (streamable HTTP)
     add_openai_routes(
         app,
         tutor,

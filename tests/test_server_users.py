@@ -72,6 +72,13 @@ ROUTES = [
     ("post", "/chat/stream", {"message": "hello"}),
     ("post", "/threads/t1/resume", {"approved": True}),
     ("get", "/threads/t1", None),
+    ("get", "/v1/models", None),
+    (
+        "post",
+        "/v1/chat/completions",
+        {"model": "llmtutor", "messages": [{"role": "user", "content": "cheap"}]},
+    ),
+    ("post", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "cheap_count"}}),
 ]
 
 

@@ -68,6 +68,7 @@ class Tutor:
         self.registry = registry or default_registry()
         self._router = router
         self._checkpointer = checkpointer
+        self._own_checkpointer: Any = None  # one this tutor opened, closed by close()
         self._cancel = threading.Event()  # direct tool runs (run_tool): the caller's own
         # One event per conversation: a learner's Stop (or a closed stream) stops their turn's
         # tool, never another learner's.
@@ -106,13 +107,10 @@ class Tutor:
 
     @cached_property
     def graph(self):
-        if self._checkpointer is None:
-            import sqlite3
+        if self._checkpointer is None:  # threads.sqlite, or Postgres (LLMTUTOR_DATABASE_URL)
+            from llmtutor.agents.checkpointer import make_checkpointer
 
-            from langgraph.checkpoint.sqlite import SqliteSaver
-
-            conn = sqlite3.connect(self.settings.checkpoint_db, check_same_thread=False)
-            self._checkpointer = SqliteSaver(conn)
+            self._checkpointer = self._own_checkpointer = make_checkpointer(self.settings)
         return build_graph(self.graph_deps(), checkpointer=self._checkpointer)
 
     def writes_answers(self) -> bool:
@@ -149,7 +147,7 @@ class Tutor:
 
         try:
             record_outcome(
-                self.settings.catalog_db,
+                self.settings.database,
                 outcome.kind,
                 outcome.score,
                 outcome.question,
@@ -164,7 +162,7 @@ class Tutor:
         from llmtutor.knowledge.learner.evidence import record_lab
 
         try:
-            record_lab(self.settings.catalog_db, tool, request, args, learner_id=learner_id)
+            record_lab(self.settings.database, tool, request, args, learner_id=learner_id)
         except Exception as exc:  # noqa: BLE001 - statistics, not the answer
             logging.getLogger(__name__).warning("could not record the learner's lab: %s", exc)
 
@@ -221,6 +219,7 @@ class Tutor:
             llm_factory=self._tool_llm if self.uses_native_routing() else None,
             allowed_dirs=tuple(self.settings.allowed_dirs),
             learner_id=learner_id,
+            database_url=self.settings.database_url,
         )
 
     def _tool_llm(self):
@@ -453,6 +452,10 @@ class Tutor:
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
+        if self._own_checkpointer is not None:
+            from llmtutor.agents.checkpointer import close_checkpointer
+
+            close_checkpointer(self._own_checkpointer)
 
 
 def new_thread_id() -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmtutor.assets import default_embed_path
+
+if TYPE_CHECKING:
+    from llmtutor.database import Database
 
 RouterMode = Literal["auto", "classifier", "native"]
 
@@ -92,6 +95,24 @@ class Settings(BaseSettings):
         "comma-separated); everything else outside the workspace is refused.",
     )
 
+    database_url: str | None = Field(
+        None,
+        description="postgresql://USER:PASSWORD@HOST:PORT/DB: threads, learners, progress, jobs and "
+        "conversation keys live in this Postgres database (shared by several `serve` processes) "
+        "instead of the workspace's SQLite files. Unset = SQLite.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        from llmtutor.database import is_postgres_url
+
+        if not value or not value.strip():
+            return None  # LLMTUTOR_DATABASE_URL= (empty) keeps SQLite
+        if not is_postgres_url(value.strip()):
+            raise ValueError("database_url must start with postgresql:// (unset it for SQLite)")
+        return value.strip()
+
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
@@ -136,6 +157,13 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.workspace / "index"
+
+    @property
+    def database(self) -> Database:
+        """Where the shared tables live (SQLite files here, or Postgres): what stores are given."""
+        from llmtutor.database import Database
+
+        return Database(workspace=self.workspace, url=self.database_url)
 
     @property
     def users_db(self) -> Path:

@@ -1,4 +1,5 @@
-"""Learners and their API keys, for a server many learners share (`users.sqlite` in the workspace).
+"""Learners and their API keys, for a server many learners share (`users.sqlite` in the workspace,
+or the `users` schema of the Postgres database of `LLMTUTOR_DATABASE_URL`: llmtutor/database.py).
 
 A key is shown once, when it is made (`llmtutor users add NAME`), and stored only as its
 SHA-256: keys are 256 random bits, so a fast hash is enough (no password stretching needed)
@@ -14,16 +15,18 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from llmtutor.database import Connection, Database, connect, location_of
 from llmtutor.errors import AuthenticationError, ConfigError
-from llmtutor.sqlite import migrate
 
 LOCAL = "local"  # the learner of a workspace without users
+DB_FILE = "users.sqlite"
 KEY_PREFIX = "llt_"
 MIGRATIONS = (
     (
@@ -60,14 +63,21 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _open(db_path: Path) -> sqlite3.Connection:
-    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(db_path, timeout=10.0, isolation_level=None)
-    migrate(con, MIGRATIONS, "the users database")
-    return con
+@contextmanager
+def _open(db_path: Path | Database) -> Iterator[Connection]:
+    """`db_path`: the SQLite file (as before), or the workspace's Database (SQLite or Postgres)."""
+    with connect(location_of(db_path, DB_FILE), MIGRATIONS, schema="users", name="the users database") as con:
+        yield con
 
 
-def add_user(db_path: Path, name: str, admin: bool = False) -> tuple[User, str]:
+def _exists(db_path: Path | Database) -> bool:
+    """Whether there can be users at all (a missing SQLite file has none, and is not created)."""
+    if isinstance(db_path, Database) and db_path.url is not None:
+        return True
+    return Path(location_of(db_path, DB_FILE)).exists()
+
+
+def add_user(db_path: Path | Database, name: str, admin: bool = False) -> tuple[User, str]:
     """A new learner and their first API key (returned once, never stored in clear)."""
     if not _NAME.fullmatch(name) or name == LOCAL:
         raise ConfigError(
@@ -75,95 +85,73 @@ def add_user(db_path: Path, name: str, admin: bool = False) -> tuple[User, str]:
         )
     user = User(id=f"u_{secrets.token_hex(6)}", name=name, admin=admin, created_at=_now())
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    con = _open(db_path)
-    try:
-        con.execute("BEGIN IMMEDIATE")
+    with _open(db_path) as con, con.transaction(lock=f"users:{name}"):
         if con.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-            con.execute("ROLLBACK")
             raise ConfigError(f"a learner named {name!r} exists", "choose another name, or `users key NAME`")
         con.execute(
             "INSERT INTO users VALUES (?, ?, ?, ?, NULL)", (user.id, name, int(admin), user.created_at)
         )
         con.execute("INSERT INTO api_keys VALUES (?, ?, ?, NULL)", (_hash(key), user.id, user.created_at))
-        con.execute("COMMIT")
-    finally:
-        con.close()
     return user, key
 
 
-def new_key(db_path: Path, name: str) -> str:
+def new_key(db_path: Path | Database, name: str) -> str:
     """Another key for an existing learner (their old keys keep working until revoked)."""
     user = get_user(db_path, name)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    con = _open(db_path)
-    try:
+    with _open(db_path) as con:
         con.execute("INSERT INTO api_keys VALUES (?, ?, ?, NULL)", (_hash(key), user.id, _now()))
-    finally:
-        con.close()
     return key
 
 
-def get_user(db_path: Path, name: str) -> User:
-    con = _open(db_path)
-    try:
+def get_user(db_path: Path | Database, name: str) -> User:
+    with _open(db_path) as con:
         row = con.execute(
             "SELECT id, name, admin, created_at, revoked_at FROM users WHERE name = ?", (name,)
         ).fetchone()
-    finally:
-        con.close()
     if row is None:
         raise ConfigError(f"no learner named {name!r}", "see `llmtutor users list`")
     return User(id=row[0], name=row[1], admin=bool(row[2]), created_at=row[3], revoked=row[4] is not None)
 
 
-def list_users(db_path: Path) -> list[User]:
-    if not Path(db_path).exists():
+def list_users(db_path: Path | Database) -> list[User]:
+    if not _exists(db_path):
         return []
-    con = _open(db_path)
-    try:
+    with _open(db_path) as con:
         rows = con.execute(
             "SELECT id, name, admin, created_at, revoked_at FROM users ORDER BY created_at, name"
-        )
-        return [
-            User(id=r[0], name=r[1], admin=bool(r[2]), created_at=r[3], revoked=r[4] is not None)
-            for r in rows
-        ]
-    finally:
-        con.close()
+        ).fetchall()
+    return [
+        User(id=r[0], name=r[1], admin=bool(r[2]), created_at=r[3], revoked=r[4] is not None) for r in rows
+    ]
 
 
-def revoke(db_path: Path, name: str) -> User:
+def revoke(db_path: Path | Database, name: str) -> User:
     """The learner can no longer sign in (all keys); their data stays."""
     user = get_user(db_path, name)
-    con = _open(db_path)
-    try:
-        now = _now()
+    now = _now()
+    with _open(db_path) as con, con.transaction():
         con.execute("UPDATE users SET revoked_at = ? WHERE id = ?", (now, user.id))
         con.execute(
             "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", (now, user.id)
         )
-    finally:
-        con.close()
     return user.model_copy(update={"revoked": True})
 
 
-def has_users(db_path: Path) -> bool:
+def has_users(db_path: Path | Database) -> bool:
     return any(not u.revoked for u in list_users(db_path))
 
 
-def authenticate(db_path: Path, key: str | None) -> User:
+def authenticate(db_path: Path | Database, key: str | None) -> User:
     """The learner a key belongs to; AuthenticationError for a missing, unknown or revoked key."""
     if not key:
         raise AuthenticationError("this server needs an API key", "send `Authorization: Bearer YOUR_KEY`")
-    con = _open(db_path)
-    try:
+    with _open(db_path) as con:
         row = con.execute(
             "SELECT u.id, u.name, u.admin, u.created_at FROM api_keys k JOIN users u ON u.id = k.user_id "
             "WHERE k.key_hash = ? AND k.revoked_at IS NULL AND u.revoked_at IS NULL",
             (_hash(key),),
         ).fetchone()
-    finally:
-        con.close()
     if row is None:
         raise AuthenticationError(
             "the API key is not valid", "ask the server's admin for a key (`users add`)"

@@ -604,7 +604,7 @@ def test_qlora_on_cuda(smollm2_dir: Path, models_dir: Path, tmp_path: Path) -> N
 
 
 def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path: Path) -> None:
-    from llmtutor.training.finetune.runner import _prepare_checkpoints
+    from llmtutor.training.finetune.checkpoints import prepare_checkpoints
 
     ckpt = tmp_path / "ckpt"
     for step, complete in ((2, True), (4, False)):  # the worker was killed while writing checkpoint-4
@@ -613,7 +613,7 @@ def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path: Path) -> None:
             (ckpt / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     config = FinetuneConfig(output_dir=tmp_path / "out", checkpoint_dir=ckpt, resume=True)
     notes: list[str] = []
-    assert _prepare_checkpoints(config, notes) == str(ckpt / "checkpoint-2") and "checkpoint-2" in notes[0]
+    assert prepare_checkpoints(config, notes) == str(ckpt / "checkpoint-2") and "checkpoint-2" in notes[0]
 
 
 def test_a_registered_method_is_valid_in_the_config_listed_by_the_tool_and_trains(

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmtutor.paths import check_name
 from llmtutor.tools.lab_jobs import JobOutput, check_memory, check_model_ref, resolve_input_path, run_lab_job
@@ -50,6 +50,18 @@ class FinetuneRequest(BaseModel):
     grad_accum: int = Field(1, ge=1, le=512)
     max_seq_len: int = Field(256, ge=16, le=32_768)
     gradient_checkpointing: bool = False
+    num_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Devices to train on together (data parallel): one process per GPU, or CPU "
+        "processes; batch_size is per device, so the global batch grows with it.",
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="With several processes: ddp (a model copy per GPU) or fsdp (weights sharded "
+        "over the GPUs, for models too large for one; CUDA only).",
+    )
     merge: bool = Field(True, description="Also write the merged model (chat-ready).")
     name: str | None = Field(None, description="Name to register the result under.")
 
@@ -57,6 +69,12 @@ class FinetuneRequest(BaseModel):
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value, "output name")
+
+    @model_validator(mode="after")
+    def _qlora_with_ddp(self) -> FinetuneRequest:
+        if self.adapter == "qlora" and self.distributed == "fsdp" and self.num_processes > 1:
+            raise ValueError("QLoRA trains with distributed='ddp' (one 4-bit copy per GPU), not fsdp")
+        return self
 
     seed: int = 42
     evaluate: bool = Field(
@@ -93,6 +111,8 @@ def build_config(req: FinetuneRequest, ctx: ToolContext, output_dir: Path) -> An
         learning_rate=req.learning_rate,
         max_seq_len=req.max_seq_len,
         gradient_checkpointing=req.gradient_checkpointing,
+        num_processes=req.num_processes,
+        distributed=req.distributed,
         merge=req.merge,
         name=name[:80],
         seed=req.seed,
@@ -149,11 +169,14 @@ def preview(req: FinetuneRequest, ctx: ToolContext) -> str:
             "pick the matching method or dataset",
         )
     need, device = _training_bytes(req, ctx)
-    free = check_memory(need, device, f"{req.method} {req.adapter} fine-tuning")
+    sharing = req.num_processes if device == "cpu" else 1  # CPU processes share the RAM; GPUs have their own
+    free = check_memory(need * sharing, device, f"{req.method} {req.adapter} fine-tuning")
     cfg = build_config(req, ctx, ctx.outputs_dir / "preview")
-    steps = req.max_steps or max(
-        1, int(len(report.rows) * (1 - 0.1) * req.epochs / (req.batch_size * req.grad_accum))
-    )
+    if cfg.num_processes > 1:
+        from llmtutor.training.finetune.launch import launch_device
+
+        launch_device(cfg)  # enough GPUs, FSDP not on the CPU: refused before approval
+    steps = req.max_steps or max(1, int(len(report.rows) * (1 - 0.1) * req.epochs / cfg.global_batch_size))
     notes = []
     if req.adapter == "qlora" and device == "cpu":
         notes.append(
@@ -171,11 +194,24 @@ def preview(req: FinetuneRequest, ctx: ToolContext) -> str:
         else "| weights | all trained |",
         f"| schedule | {req.epochs:g} epoch(s), ~{steps} steps, batch {req.batch_size}×{req.grad_accum}, "
         f"lr {cfg.learning_rate or 'auto'}, max {req.max_seq_len} tokens |",
-        f"| memory | ~{need / 2**30:.2f} GiB needed, {free / 2**30:.1f} GiB free on {device} |",
+        f"| processes | {_processes(cfg, device)} |",
+        f"| memory | ~{need / 2**30:.2f} GiB needed{' per process' if cfg.num_processes > 1 else ''}, "
+        f"{free / 2**30:.1f} GiB free on {device}{' (shared)' if sharing > 1 else ''} |",
         f"| output | adapter{', merged model' if req.merge else ''}, loss curve, metrics, model card"
         f"{'; then an eval card: base vs fine-tuned' if req.evaluate else ''} |",
     ]
     return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _processes(cfg: Any, device: str) -> str:
+    """The plan's line on devices and batch sizes."""
+    n = cfg.num_processes
+    per_device = f"batch {cfg.batch_size}×{cfg.grad_accum} per device, global batch {cfg.global_batch_size} rows per step"
+    if n == 1:
+        return f"1 ({device}), {per_device}"
+    where = f"{n} GPUs, NCCL" if device.startswith("cuda") else f"{n} CPU processes, gloo"
+    launcher = "accelerate launch" if device.startswith("cuda") else "torchrun"
+    return f"{n} × {cfg.distributed.upper()} ({where}, {launcher}), {per_device}"
 
 
 def run_finetune(req: FinetuneRequest, ctx: ToolContext) -> JobOutput:
@@ -252,6 +288,9 @@ _SEQ = re.compile(
     r"(?:max[ _-]?(?:seq(?:uence)?[ _-]?len(?:gth)?|length)|序列长度|最大长度)\s*(?:of|=|:|为)?\s*(\d{2,6})",
     re.I,
 )
+_PROCESSES = re.compile(
+    r"(\d{1,2})\s*(?:GPUs|devices|processes|(?:张|块|个)\s*(?:GPU|显卡|卡)|个进程)" + _Z, re.I
+)
 _BASE = re.compile(
     r"(?:fine-?tune|train|微调|训练)\s+([A-Za-z0-9][\w./-]{1,79})\s+(?:on|with|using|在|用)", re.I
 )
@@ -289,6 +328,10 @@ def extract_finetune_args(text: str) -> dict[str, Any]:
         args["batch_size"] = int(match.group(1))
     if match := _SEQ.search(text):
         args["max_seq_len"] = int(match.group(1))
+    if match := _PROCESSES.search(text):
+        args["num_processes"] = int(match.group(1))
+    if re.search(_A + r"fsdp" + _Z, text, re.I):
+        args["distributed"] = "fsdp"
     if (match := _BASE.search(text)) and match.group(1).lower() not in _NOT_A_MODEL:
         args["base_model"] = match.group(1)
     if match := _NAME.search(text):

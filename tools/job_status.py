@@ -83,7 +83,7 @@ def run_status(cfg: JobStatusInput, ctx: ToolContext) -> JobStatusOutput:
     )
     # A shared server's learner sees and cancels only their own jobs; the local learner, all.
     mine = None if ctx.learner_id == "local" else ctx.learner_id
-    jobs = runner.list_jobs(ctx.workspace, limit=20, learner_id=mine)
+    jobs = runner.list_jobs(ctx.database, limit=20, learner_id=mine)
     if cfg.action == "list":
         return JobStatusOutput(action="list", jobs=[j.model_dump(include=set(fields)) for j in jobs])
     job_id = cfg.job_id or (jobs[0].id if jobs else None)
@@ -91,11 +91,11 @@ def run_status(cfg: JobStatusInput, ctx: ToolContext) -> JobStatusOutput:
         return JobStatusOutput(action=cfg.action, jobs=[])
     if cfg.action == "cancel":
         active = cfg.job_id or next((j.id for j in jobs if j.status in ("running", "queued")), job_id)
-        runner.owned(ctx.workspace, active, ctx.learner_id)
-        job = runner.cancel(ctx.workspace, active)
+        runner.owned(ctx.database, active, ctx.learner_id)
+        job = runner.cancel(ctx.database, active)
     else:
-        job = runner.owned(ctx.workspace, job_id, ctx.learner_id)
-    tail = runner.tail_log(ctx.workspace, job.id, 15 if cfg.action == "logs" else 5)
+        job = runner.owned(ctx.database, job_id, ctx.learner_id)
+    tail = runner.tail_log(ctx.database, job.id, 15 if cfg.action == "logs" else 5)
     return JobStatusOutput(action=cfg.action, jobs=[job.model_dump(include=set(fields))], log_tail=tail)
 
 

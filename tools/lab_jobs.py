@@ -105,7 +105,7 @@ def run_lab_job(kind: str, build: Callable[[Path], BaseModel], ctx: ToolContext)
     from llmtutor import jobs
 
     config = build(ctx.outputs_dir / "pending")  # the worker replaces output_dir with its staging folder
-    job_id = jobs.submit(ctx.workspace, kind, config, learner_id=ctx.learner_id)
+    job_id = jobs.submit(ctx.database, kind, config, learner_id=ctx.learner_id)
     ctx.report("job", message=f"job {job_id} started ({kind}); `llmtutor jobs show {job_id}` follows it")
 
     def forward(event: Any) -> None:
@@ -125,7 +125,7 @@ def run_lab_job(kind: str, build: Callable[[Path], BaseModel], ctx: ToolContext)
         )
 
     try:
-        job = jobs.wait(ctx.workspace, job_id, on_event=forward, cancel=ctx.cancel_event)
+        job = jobs.wait(ctx.database, job_id, on_event=forward, cancel=ctx.cancel_event)
     except LLMTutorError:
         raise
     except Exception as exc:  # the runner itself failed: say which job to look at

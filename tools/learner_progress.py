@@ -139,7 +139,7 @@ def draw_chart(p: Progress, path) -> None:
 
 def run_progress(cfg: ProgressInput, ctx: ToolContext) -> ProgressOutput:
     language = cfg.language if cfg.language != "auto" else "en"
-    report = progress(ctx.workspace / "course.sqlite", language, learner_id=ctx.learner_id)
+    report = progress(ctx.database, language, learner_id=ctx.learner_id)
     chart = None
     if cfg.chart and report.events:
         folder = ctx.outputs_dir / "progress"

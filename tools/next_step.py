@@ -100,7 +100,7 @@ class NextStepOutput(BaseModel):
 def run_next_step(cfg: NextStepInput, ctx: ToolContext) -> NextStepOutput:
     language = cfg.language if cfg.language != "auto" else detect_language(cfg.goal or "") or "en"
     language = "zh" if language == "zh" else "en"
-    step = next_step(ctx.workspace / "course.sqlite", cfg.goal, language, learner_id=ctx.learner_id)
+    step = next_step(ctx.database, cfg.goal, language, learner_id=ctx.learner_id)
     return NextStepOutput(step=step, language=language)
 
 

@@ -25,6 +25,7 @@ from llmtutor.knowledge.quiz.flow import (
     QuizOutput,
     answer_quiz,
     quiz_status,
+    records_in,
     start_quiz,
     stop_quiz,
 )
@@ -200,6 +201,8 @@ def run_quiz(
             learner_id=ctx.learner_id,
         )
     if cfg.action == "answer":
+        # Sessions are files in the workspace; the graded answer goes where the learner rows live.
+        recorder = recorder or records_in(ctx.database)
         return answer_quiz(
             ctx.workspace, cfg.session_id, cfg.answer, llm=llm, recorder=recorder, learner_id=ctx.learner_id
         )
@@ -216,7 +219,7 @@ def focus_topic(ctx: ToolContext) -> str | None:
     from llmtutor.knowledge.learner.graph import load_concept_graph
     from llmtutor.knowledge.learner.progress import MASTERED, next_step
 
-    db = ctx.workspace / "course.sqlite"
+    db = ctx.database
     states = store.concept_states(db, ctx.learner_id)
     if not any(s.events for s in states.values()):
         return None

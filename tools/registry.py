@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from llmtutor.database import Database
 from llmtutor.errors import (
     CancelledError,
     LLMTutorError,
@@ -76,6 +77,13 @@ class ToolContext:
     # Whose data the tool reads and writes (learner model rows, models, outputs, files);
     # "local" without users.
     learner_id: str = "local"
+    # postgresql://… when learner rows and jobs live in Postgres (LLMTUTOR_DATABASE_URL); None: SQLite.
+    database_url: str | None = None
+
+    @property
+    def database(self) -> Database:
+        """Where the learner model, plans and jobs live: what the stores are given."""
+        return Database(workspace=self.workspace, url=self.database_url)
 
     @property
     def space(self) -> Path:

@@ -91,7 +91,7 @@ def _span(days: float, language: str) -> str:
 
 def run_review(cfg: ReviewInput, ctx: ToolContext) -> ReviewOutput:
     language = "zh" if cfg.language == "zh" else "en"
-    db = ctx.workspace / "course.sqlite"
+    db = ctx.database
     due = store.due_cards(db, learner_id=ctx.learner_id, limit=cfg.n)
     graph = load_concept_graph()
     pairs = [

@@ -142,7 +142,7 @@ def _module_titles(language: str) -> dict[str, str]:
 def run_plan(cfg: StudyPlanInput, ctx: ToolContext) -> StudyPlanOutput:
     language = cfg.language if cfg.language != "auto" else detect_language(cfg.goal or "")
     language = "zh" if language == "zh" else "en"
-    db = ctx.workspace / "course.sqlite"
+    db = ctx.database
     if cfg.action == "show":
         plan = latest_plan(db, ctx.learner_id)
         return StudyPlanOutput(plan=refresh(db, plan) if plan else None, language=language)

@@ -93,9 +93,7 @@ def run_update(cfg: UpdateProgressInput, ctx: ToolContext) -> UpdateProgressOutp
             f"no course concept or module found in {cfg.topic!r}",
             "name a concept or module, e.g. “I already know Python” or “reset my progress on RAG”",
         )
-    store.set_known(
-        ctx.workspace / "course.sqlite", ids, known=cfg.action == "known", learner_id=ctx.learner_id
-    )
+    store.set_known(ctx.database, ids, known=cfg.action == "known", learner_id=ctx.learner_id)
     return UpdateProgressOutput(
         action=cfg.action, concepts=ids, names=[graph.name(i, language) for i in ids], language=language
     )

@@ -122,7 +122,7 @@ def build_app(tutor: Tutor | None = None):
 
     tutor = tutor or Tutor()
     persona_names = sorted(tutor.personas)
-    users_db = tutor.settings.users_db
+    users_db = tutor.settings.database  # users.sqlite, or Postgres
 
     def learner(request: Any):
         """The signed-in learner (the app asks for a login when learners exist), else the local one."""
@@ -289,7 +289,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> No
 
     demo = build_app()
     _prepare_course_index(demo.tutor)
-    shared = has_users(demo.tutor.settings.users_db)
+    shared = has_users(demo.tutor.settings.database)
     if demo.tutor.settings.public_demo:
         _expire_demo_outputs(demo.tutor.settings.workspace)
     demo.queue(default_concurrency_limit=8).launch(
@@ -298,5 +298,5 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> No
         share=share,
         allowed_paths=allowed_paths(demo.tutor),
         css=CSS,
-        auth=login(demo.tutor.settings.users_db) if shared else None,
+        auth=login(demo.tutor.settings.database) if shared else None,
     )

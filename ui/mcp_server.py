@@ -164,7 +164,7 @@ class HttpEndpoint:
     def __init__(self, tutor: Tutor, approvals: Approvals):
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-        self.users_db = tutor.settings.users_db
+        self.users_db = tutor.settings.database  # users.sqlite, or Postgres
         server = build_server(tutor, approvals, self._user)
         self.manager = StreamableHTTPSessionManager(app=server, stateless=True)
 

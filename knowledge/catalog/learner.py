@@ -5,20 +5,21 @@ module's row of `module_mastery`; `update_mastery` recomputes (or sets) a module
 Mastery is a recency-weighted mean of the scores (`MASTERY_DECAY`), so what the learner knows
 now counts more than their first tries. Both build the catalog tables first when the database
 is new (`course_db.ensure_course_db`), check `module_id` against them, and write in one
-`BEGIN IMMEDIATE` transaction; catalog rebuilds never touch these rows, and text-to-SQL only
-reads them.
+transaction; catalog rebuilds never touch these rows, and text-to-SQL only reads them. The rows
+are in the course database, or in Postgres when given a `Database` with a URL (learner_db.py).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from llmtutor.database import Connection, Database
 from llmtutor.errors import ConfigError
-from llmtutor.knowledge.catalog.course_db import ensure_course_db, open_writer, utc_now_text
+from llmtutor.knowledge.catalog.course_db import utc_now_text
+from llmtutor.knowledge.catalog.learner_db import check_module, open_learner_tables, writer_lock
 
 MASTERY_DECAY = 0.7  # weight of an answer relative to the next, more recent one
 LOCAL_LEARNER = "local"  # the one learner of a workspace without users
@@ -34,7 +35,7 @@ class MasteryRow(BaseModel):
 
 
 def record_quiz_attempt(
-    db_path: Path,
+    db_path: Path | Database,
     *,
     question: str,
     answer: str,
@@ -57,15 +58,13 @@ def record_quiz_attempt(
         raise ConfigError(
             f"quiz score must be between 0 and 1, got {score}", "pass score=correct answers/total"
         )
-    ensure_course_db(db_path)
     when = _utc_text(taken_at) if taken_at else utc_now_text()
-    with open_writer(Path(db_path)) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            _check_module(con, module_id)
-            cur = con.execute(
+    with open_learner_tables(db_path) as con:
+        check_module(db_path, module_id)
+        with con.transaction(lock=writer_lock(learner_id)):
+            (attempt_id,) = con.execute(
                 "INSERT INTO quiz_attempts (taken_at, module_id, topic, question, answer, expected, correct, "
-                "score, learner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "score, learner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     when,
                     module_id,
@@ -77,18 +76,14 @@ def record_quiz_attempt(
                     float(score),
                     learner_id,
                 ),
-            )
+            ).fetchone()
             if module_id is not None:
                 _refresh_mastery(con, module_id, None, learner_id)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return int(cur.lastrowid or 0)
+    return int(attempt_id)
 
 
 def update_mastery(
-    db_path: Path, module_id: str, mastery: float | None = None, learner_id: str = LOCAL_LEARNER
+    db_path: Path | Database, module_id: str, mastery: float | None = None, learner_id: str = LOCAL_LEARNER
 ) -> MasteryRow:
     """Recompute a module's mastery from its quiz attempts, or set it (0-1) explicitly.
 
@@ -98,30 +93,14 @@ def update_mastery(
     """
     if mastery is not None and not 0.0 <= mastery <= 1.0:
         raise ConfigError(f"mastery must be between 0 and 1, got {mastery}", "pass a fraction such as 0.75")
-    ensure_course_db(db_path)
-    with open_writer(Path(db_path)) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            _check_module(con, module_id)
-            row = _refresh_mastery(con, module_id, mastery, learner_id)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return row
-
-
-def _check_module(con: sqlite3.Connection, module_id: str | None) -> None:
-    if (
-        module_id is not None
-        and con.execute("SELECT 1 FROM modules WHERE id = ?", (module_id,)).fetchone() is None
-    ):
-        known = ", ".join(r[0] for r in con.execute("SELECT id FROM modules ORDER BY id"))
-        raise ConfigError(f"unknown course module {module_id!r}", f"use one of: {known}")
+    with open_learner_tables(db_path) as con:
+        check_module(db_path, module_id)
+        with con.transaction(lock=writer_lock(learner_id)):
+            return _refresh_mastery(con, module_id, mastery, learner_id)
 
 
 def _refresh_mastery(
-    con: sqlite3.Connection, module_id: str, explicit: float | None, learner_id: str = LOCAL_LEARNER
+    con: Connection, module_id: str, explicit: float | None, learner_id: str = LOCAL_LEARNER
 ) -> MasteryRow:
     scores = con.execute(
         "SELECT score, correct, taken_at FROM quiz_attempts WHERE module_id = ? AND learner_id = ? "
@@ -144,8 +123,10 @@ def _refresh_mastery(
         last_attempt_at=scores[0][2] if scores else None,
     )
     con.execute(
-        "INSERT OR REPLACE INTO module_mastery (learner_id, module_id, attempts, correct, mastery, "
-        "last_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO module_mastery (learner_id, module_id, attempts, correct, mastery, last_attempt_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (learner_id, module_id) DO UPDATE SET "
+        "attempts = excluded.attempts, correct = excluded.correct, mastery = excluded.mastery, "
+        "last_attempt_at = excluded.last_attempt_at, updated_at = excluded.updated_at",
         (
             learner_id,
             row.module_id,

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmtutor.database import Database
 from llmtutor.knowledge.catalog.learner import LOCAL_LEARNER
 from llmtutor.knowledge.learner import store
 from llmtutor.knowledge.learner.graph import load_concept_graph
@@ -27,7 +28,7 @@ def concepts_tested(question: Question) -> list[str]:
 
 
 def record_question(
-    db_path: Path,
+    db_path: Path | Database,
     question: Question,
     score: float,
     correct: bool,
@@ -54,7 +55,7 @@ def record_question(
 
 
 def record_outcome(
-    db_path: Path,
+    db_path: Path | Database,
     kind: str,
     score: float,
     question: Question | None = None,
@@ -82,7 +83,7 @@ PRACTISED_BY = {
 
 
 def record_lab(
-    db_path: Path,
+    db_path: Path | Database,
     tool: str,
     request: str,
     args: dict[str, Any],

@@ -24,8 +24,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.knowledge.catalog.course_db import ensure_course_db, open_writer
+from llmtutor.database import Database
 from llmtutor.knowledge.catalog.learner import LOCAL_LEARNER
+from llmtutor.knowledge.catalog.learner_db import open_learner_tables
 from llmtutor.knowledge.learner import store
 from llmtutor.knowledge.learner.graph import ConceptGraph, load_concept_graph
 from llmtutor.knowledge.learner.labs import labs
@@ -103,7 +104,7 @@ def lay_out(plan: StudyPlan, start: date) -> StudyPlan:
 
 
 def make_plan(
-    db_path: Path,
+    db_path: Path | Database,
     goal: str,
     days: int,
     minutes_per_day: int = 45,
@@ -133,7 +134,7 @@ def make_plan(
     return lay_out(plan, today)
 
 
-def refresh(db_path: Path, plan: StudyPlan, today: date | None = None) -> StudyPlan:
+def refresh(db_path: Path | Database, plan: StudyPlan, today: date | None = None) -> StudyPlan:
     """Sessions whose concept (read) or module (quiz, lab: all its planned concepts) is mastered
     now are done; the rest is laid out again from today."""
     graph = load_concept_graph()
@@ -150,20 +151,18 @@ def refresh(db_path: Path, plan: StudyPlan, today: date | None = None) -> StudyP
     return lay_out(plan.model_copy(update={"sessions": sessions}), max(today, plan.created))
 
 
-def save_plan(db_path: Path, plan: StudyPlan) -> StudyPlan:
-    ensure_course_db(db_path)
+def save_plan(db_path: Path | Database, plan: StudyPlan) -> StudyPlan:
     body = plan.model_dump_json(exclude={"id", "schedule", "unscheduled", "extra_days"})
-    with open_writer(Path(db_path)) as con:
-        cur = con.execute(
-            "INSERT INTO study_plans (learner_id, created_at, goal, plan) VALUES (?, ?, ?, ?)",
+    with open_learner_tables(db_path) as con:
+        (plan_id,) = con.execute(
+            "INSERT INTO study_plans (learner_id, created_at, goal, plan) VALUES (?, ?, ?, ?) RETURNING id",
             (plan.learner_id, plan.created.isoformat(), plan.goal, body),
-        )
-    return plan.model_copy(update={"id": int(cur.lastrowid or 0)})
+        ).fetchone()
+    return plan.model_copy(update={"id": int(plan_id)})
 
 
-def latest_plan(db_path: Path, learner_id: str = LOCAL_LEARNER) -> StudyPlan | None:
-    ensure_course_db(db_path)
-    with open_writer(Path(db_path)) as con:
+def latest_plan(db_path: Path | Database, learner_id: str = LOCAL_LEARNER) -> StudyPlan | None:
+    with open_learner_tables(db_path) as con:
         row = con.execute(
             "SELECT id, plan FROM study_plans WHERE learner_id = ? ORDER BY id DESC LIMIT 1", (learner_id,)
         ).fetchone()

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmtutor.database import Database
 from llmtutor.knowledge.catalog.learner import LOCAL_LEARNER
 from llmtutor.knowledge.learner import store, tracing
 from llmtutor.knowledge.learner.graph import ConceptGraph, load_concept_graph
@@ -84,7 +85,7 @@ def p_known_all(graph: ConceptGraph, states: dict[str, store.ConceptState]) -> d
 
 
 def progress(
-    db_path: Path,
+    db_path: Path | Database,
     language: Literal["en", "zh"] = "en",
     *,
     learner_id: str = LOCAL_LEARNER,
@@ -138,7 +139,7 @@ def progress(
 
 
 def next_step(
-    db_path: Path,
+    db_path: Path | Database,
     goal: str = "",
     language: Literal["en", "zh"] = "en",
     *,

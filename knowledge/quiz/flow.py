@@ -9,7 +9,6 @@ fall back to the rubric. Each graded answer goes to the learner tables through `
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from llmtutor.database import Database, database_errors
 from llmtutor.errors import LLMTutorError, ToolInputError
 from llmtutor.knowledge.learner.evidence import record_question
 from llmtutor.knowledge.quiz import session as store
@@ -123,12 +123,13 @@ class AttemptRecorder(Protocol):
 
 
 def record_in_course_db(
-    workspace: Path, session: QuizSession, question: Question, record: AnswerRecord
+    workspace: Path | Database, session: QuizSession, question: Question, record: AnswerRecord
 ) -> float | None:
-    """The default recorder: `learner.record_quiz_attempt` (which refreshes the module's mastery)."""
+    """The default recorder: `learner.record_quiz_attempt` (which refreshes the module's mastery).
+    `workspace`: the folder (its course.sqlite), or the workspace's Database (rows maybe in Postgres)."""
     from llmtutor.knowledge.catalog import learner
 
-    db_path = Path(workspace) / "course.sqlite"  # Settings.catalog_db
+    db_path = workspace if isinstance(workspace, Database) else Path(workspace) / "course.sqlite"
     expected = (
         question.options[question.answer_index] if question.answer_index is not None else question.answer
     )
@@ -147,7 +148,17 @@ def record_in_course_db(
     return learner.update_mastery(db_path, question.module_id, learner_id=session.learner_id).mastery
 
 
-def trace_answer(db_path: Path, question: Question, record: AnswerRecord, learner_id: str = "local") -> None:
+def records_in(database: Database) -> AttemptRecorder:
+    """The default recorder, writing where `database` keeps the learner rows (whatever folder
+    the quiz session itself is in)."""
+    return lambda _workspace, session, question, record: record_in_course_db(
+        database, session, question, record
+    )
+
+
+def trace_answer(
+    db_path: Path | Database, question: Question, record: AnswerRecord, learner_id: str = "local"
+) -> None:
     """The answer as learner-model evidence (its concepts and its review card)."""
     kind = "quiz_mc" if question.kind == "mc" else "quiz_short"
     record_question(db_path, question, record.grade.score, record.grade.correct, kind, learner_id=learner_id)
@@ -288,7 +299,12 @@ def answer_quiz(
     try:
         record.mastery = recorder(workspace, session, question, record)
         record.recorded = True
-    except (LLMTutorError, OSError, ValueError, sqlite3.Error) as exc:  # the quiz goes on; the grade stays
+    except (
+        LLMTutorError,
+        OSError,
+        ValueError,
+        *database_errors(),
+    ) as exc:  # the quiz goes on; the grade stays
         notes.append(f"could not record the attempt: {exc}")
     session.answers.append(record)
     session.current += 1

@@ -4,7 +4,9 @@
     job = wait(workspace, job_id, on_event=print, cancel=event)   # or iter_events(..., follow=True)
     cancel(workspace, job_id); recover(workspace); resume(workspace, job_id)
 
-Jobs are rows in `<workspace>/jobs.sqlite` (status, progress, events, artifacts, errors); each
+`workspace` is the workspace folder, or its `Database` (llmtutor/database.py) when the rows live
+in Postgres. Jobs are rows in `<workspace>/jobs.sqlite` or the database's `jobs` schema (status,
+progress, events, artifacts, errors); each
 runs in a worker subprocess (its own session, log in `<workspace>/jobs/<id>/job.log`), so a crash
 or OOM of a job cannot take the tutor down. See worker.py for staging and finalizing.
 """
@@ -29,7 +31,7 @@ from llmtutor.errors import LLMTutorError
 from llmtutor.jobs import store
 from llmtutor.jobs.kinds import get_kind, import_root, register_kind
 from llmtutor.jobs.resources import check_fits, free_memory
-from llmtutor.jobs.store import FINAL, Job
+from llmtutor.jobs.store import FINAL, Job, Where
 from llmtutor.paths import check_name, resolve_user_path
 
 __all__ = [
@@ -63,25 +65,30 @@ class JobLimitError(LLMTutorError):
     """The learner already has as many jobs running as a shared server allows (HTTP 429)."""
 
 
-def _require(workspace: Path, job_id: str) -> Job:
+def _require(workspace: Where, job_id: str) -> Job:
     job = store.get(workspace, job_id)
     if job is None:
         raise JobError(f"no job {job_id!r}", "see `llmtutor jobs list`")
     return job
 
 
-def _start(workspace: Path, job_id: str, kind_module: str | None) -> None:
+def _start(workspace: Where, job_id: str, kind_module: str | None) -> None:
+    from llmtutor.database import Database
     from llmtutor.jobs.worker import job_dir
 
     folder = job_dir(workspace, job_id)
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The worker finds its row where this process keeps it, whatever this process's own environment says.
+    env.pop("LLMTUTOR_DATABASE_URL", None)
+    if isinstance(workspace, Database) and workspace.url:
+        env["LLMTUTOR_DATABASE_URL"] = workspace.url
     root = import_root(kind_module) if kind_module else None
     if root:  # a kind defined outside the package: the worker imports it from the same folder
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     with open(folder / "job.log", "ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own module, our own interpreter
-            [sys.executable, "-m", "llmtutor.jobs.worker", str(workspace), job_id],
+            [sys.executable, "-m", "llmtutor.jobs.worker", str(store.folder(workspace)), job_id],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -101,12 +108,12 @@ MAX_WAITING_PER_LEARNER = 3
 LEARNER_QUOTA_BYTES = 20 * 1024**3
 
 
-def learner_usage(workspace: Path, learner_id: str) -> int:
+def learner_usage(workspace: Where, learner_id: str) -> int:
     """Bytes the learner keeps: their space (models, outputs, files) and the outputs of jobs
     that finished outside it (before outputs moved into learner spaces)."""
     from llmtutor.paths import learner_space
 
-    space = learner_space(workspace, learner_id).resolve()
+    space = learner_space(store.folder(workspace), learner_id).resolve()
     folders = [space] + [
         Path(job.output_dir)
         for job in store.list_jobs(workspace, 10_000, learner_id)
@@ -115,7 +122,7 @@ def learner_usage(workspace: Path, learner_id: str) -> int:
     return sum(f.stat().st_size for d in folders if d.is_dir() for f in d.rglob("*") if f.is_file())
 
 
-def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learner_id: str = "local") -> str:
+def submit(workspace: Where, kind: str, config: BaseModel | dict[str, Any], learner_id: str = "local") -> str:
     from llmtutor.jobs.worker import job_dir
 
     job_kind = get_kind(kind)
@@ -163,7 +170,7 @@ def submit(workspace: Path, kind: str, config: BaseModel | dict[str, Any], learn
     return job_id
 
 
-def start_next(workspace: Path, learner_id: str) -> str | None:
+def start_next(workspace: Where, learner_id: str) -> str | None:
     """Start the learner's next waiting job if none of theirs is queued or running."""
     job_id = store.promote_next(workspace, learner_id)
     if job_id is not None:
@@ -171,22 +178,22 @@ def start_next(workspace: Path, learner_id: str) -> str | None:
     return job_id
 
 
-def place_in_line(workspace: Path, job_id: str) -> int | None:
+def place_in_line(workspace: Where, job_id: str) -> int | None:
     """1 for the next job to start, 2 after it, ...; None when the job is not waiting."""
     job = _require(workspace, job_id)
     return store.waiting_ahead(workspace, job) + 1 if job.status == "waiting" else None
 
 
-def get(workspace: Path, job_id: str) -> Job:
+def get(workspace: Where, job_id: str) -> Job:
     return _require(workspace, job_id)
 
 
-def list_jobs(workspace: Path, limit: int = 20, learner_id: str | None = None) -> list[Job]:
+def list_jobs(workspace: Where, limit: int = 20, learner_id: str | None = None) -> list[Job]:
     recover(workspace)
     return store.list_jobs(workspace, limit, learner_id)
 
 
-def owned(workspace: Path, job_id: str, learner_id: str) -> Job:
+def owned(workspace: Where, job_id: str, learner_id: str) -> Job:
     """The learner's job; another learner's looks exactly like a missing one."""
     job = store.get(workspace, job_id)
     if job is None or (learner_id != "local" and job.learner_id != learner_id):
@@ -210,7 +217,7 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
-def recover(workspace: Path) -> list[str]:
+def recover(workspace: Where) -> list[str]:
     """Mark running/queued jobs whose worker is gone as interrupted (after a crash or restart)."""
     lost = []
     for job in store.list_jobs(workspace, limit=200):
@@ -227,7 +234,7 @@ def recover(workspace: Path) -> list[str]:
 
 
 def iter_events(
-    workspace: Path, job_id: str, follow: bool = False, poll_s: float = 0.5
+    workspace: Where, job_id: str, follow: bool = False, poll_s: float = 0.5
 ) -> Iterator[dict[str, Any]]:
     seq = 0
     while True:
@@ -245,7 +252,7 @@ def iter_events(
 
 
 def wait(
-    workspace: Path,
+    workspace: Where,
     job_id: str,
     timeout: float | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -272,7 +279,7 @@ def wait(
         time.sleep(poll_s)
 
 
-def cancel(workspace: Path, job_id: str, grace_s: float = 10.0) -> Job:
+def cancel(workspace: Where, job_id: str, grace_s: float = 10.0) -> Job:
     """SIGTERM the job's process group (the recipe stops cleanly), SIGKILL after `grace_s`."""
     job = _require(workspace, job_id)
     if job.status in FINAL:
@@ -298,7 +305,7 @@ def cancel(workspace: Path, job_id: str, grace_s: float = 10.0) -> Job:
     return _require(workspace, job_id)
 
 
-def resume(workspace: Path, job_id: str) -> str:
+def resume(workspace: Where, job_id: str) -> str:
     """Run an interrupted/failed/cancelled job again from its checkpoints (same id)."""
     recover(workspace)
     job = _require(workspace, job_id)
@@ -323,7 +330,7 @@ def resume(workspace: Path, job_id: str) -> str:
     return job_id
 
 
-def tail_log(workspace: Path, job_id: str, n: int = 20) -> list[str]:
+def tail_log(workspace: Where, job_id: str, n: int = 20) -> list[str]:
     path = Path(_require(workspace, job_id).log_file)
     if not path.is_file():
         return []

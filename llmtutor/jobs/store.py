@@ -1,5 +1,7 @@
-"""The job table: SQLite in the workspace, shared by the tutor process and job workers.
+"""The job table, shared by the tutor processes and job workers: SQLite in the workspace, or the
+`jobs` schema of the Postgres database of `LLMTUTOR_DATABASE_URL` (llmtutor/database.py).
 
+`where` is the workspace folder (jobs.sqlite in it) or the workspace's `Database`. On SQLite,
 WAL mode and a busy timeout let a worker append progress while the server reads it.
 Migrations are append-only (`schema_version`), like the course database.
 """
@@ -7,7 +9,6 @@ Migrations are append-only (`schema_version`), like the course database.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmtutor.sqlite import migrate
+from llmtutor.database import Connection, Database, location_of
+from llmtutor.database import connect as connect_to
 
 # "waiting": in the learner's line behind their running job, not started (no worker yet);
 # "queued": its worker has been started and is loading.
@@ -57,7 +59,16 @@ ALTER TABLE jobs ADD COLUMN learner_id TEXT NOT NULL DEFAULT 'local';
 CREATE INDEX jobs_by_learner ON jobs (learner_id, created_at);
 """,
     ),
+    (
+        4,
+        "submission order (SQLite has it as rowid)",
+        {
+            "sqlite": "",  # nothing to add: rowid
+            "postgres": "ALTER TABLE jobs ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY",
+        },
+    ),
 )
+Where = Path | Database
 
 
 class Job(BaseModel):
@@ -87,32 +98,35 @@ def now() -> str:
     return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
+def folder(where: Where) -> Path:
+    """The workspace folder (job logs, staging and outputs live there with either database)."""
+    return Path(where.workspace if isinstance(where, Database) else where)
+
+
 @contextmanager
-def connect(workspace: Path) -> Iterator[sqlite3.Connection]:
-    path = Path(workspace) / DB_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA busy_timeout=30000")
-        migrate(con, MIGRATIONS, name=str(path))
+def connect(where: Where) -> Iterator[Connection]:
+    location = location_of(where, DB_FILE) if isinstance(where, Database) else folder(where) / DB_FILE
+    with connect_to(location, MIGRATIONS, schema="jobs", name=str(location), wal=True) as con:
         yield con
-    finally:
-        con.close()
 
 
 _JSON = ("config", "progress", "artifacts", "result")
+_COLUMNS = ", ".join(Job.model_fields)
 
 
-def _row(con: sqlite3.Connection, row: tuple) -> Job:
-    names = [d[0] for d in con.execute("SELECT * FROM jobs LIMIT 0").description]
-    data = dict(zip(names, row, strict=True))
+def _order(con: Connection) -> str:
+    """The column that keeps submission order within a second (created_at's resolution)."""
+    return "rowid" if con.dialect == "sqlite" else "seq"
+
+
+def _row(row: tuple) -> Job:
+    data = dict(zip(Job.model_fields, row, strict=True))
     for key in _JSON:
         data[key] = json.loads(data[key]) if data[key] else ({} if key == "artifacts" else None)
     return Job.model_validate(data)
 
 
-def insert(workspace: Path, job: Job) -> None:
+def insert(workspace: Where, job: Job) -> None:
     with connect(workspace) as con:
         con.execute(
             "INSERT INTO jobs (id, kind, kind_module, config, status, created_at, log_file, attempts, learner_id)"
@@ -131,7 +145,7 @@ def insert(workspace: Path, job: Job) -> None:
         )
 
 
-def update(workspace: Path, job_id: str, **fields: Any) -> None:
+def update(workspace: Where, job_id: str, **fields: Any) -> None:
     values = {k: json.dumps(v) if k in _JSON and v is not None else v for k, v in fields.items()}
     with connect(workspace) as con:
         con.execute(
@@ -140,23 +154,24 @@ def update(workspace: Path, job_id: str, **fields: Any) -> None:
         )
 
 
-def get(workspace: Path, job_id: str) -> Job | None:
+def get(workspace: Where, job_id: str) -> Job | None:
     with connect(workspace) as con:
-        row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _row(con, row) if row else None
+        row = con.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return _row(row) if row else None
 
 
-def list_jobs(workspace: Path, limit: int = 20, learner_id: str | None = None) -> list[Job]:
+def list_jobs(workspace: Where, limit: int = 20, learner_id: str | None = None) -> list[Job]:
     """The newest jobs: all of them, or one learner's."""
     where, params = ("WHERE learner_id = ? ", (learner_id,)) if learner_id is not None else ("", ())
     with connect(workspace) as con:
         rows = con.execute(
-            f"SELECT * FROM jobs {where}ORDER BY created_at DESC, rowid DESC LIMIT ?", (*params, limit)
+            f"SELECT {_COLUMNS} FROM jobs {where}ORDER BY created_at DESC, {_order(con)} DESC LIMIT ?",
+            (*params, limit),
         ).fetchall()
-        return [_row(con, r) for r in rows]
+    return [_row(r) for r in rows]
 
 
-def add_event(workspace: Path, job_id: str, event: dict[str, Any]) -> None:
+def add_event(workspace: Where, job_id: str, event: dict[str, Any]) -> None:
     with connect(workspace) as con:
         seq = con.execute(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?", (job_id,)
@@ -165,7 +180,7 @@ def add_event(workspace: Path, job_id: str, event: dict[str, Any]) -> None:
         con.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(event), job_id))
 
 
-def events_after(workspace: Path, job_id: str, seq: int) -> list[tuple[int, dict[str, Any]]]:
+def events_after(workspace: Where, job_id: str, seq: int) -> list[tuple[int, dict[str, Any]]]:
     with connect(workspace) as con:
         rows = con.execute(
             "SELECT seq, event FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, seq)
@@ -173,26 +188,28 @@ def events_after(workspace: Path, job_id: str, seq: int) -> list[tuple[int, dict
     return [(s, json.loads(e)) for s, e in rows]
 
 
-def promote_next(workspace: Path, learner_id: str) -> str | None:
+def promote_next(workspace: Where, learner_id: str) -> str | None:
     """The learner's oldest waiting job becomes queued when none of theirs is queued or running.
 
-    One statement, so two processes finishing or submitting at once never start two jobs."""
-    with connect(workspace) as con:
+    One statement under the learner's lock (SQLite's write lock; an advisory lock on Postgres,
+    whose concurrent UPDATEs would otherwise each see the other's row still waiting), so two
+    processes finishing or submitting at once never start two jobs."""
+    with connect(workspace) as con, con.transaction(lock=f"jobs:{learner_id}"):
         row = con.execute(
-            "UPDATE jobs SET status = 'queued' WHERE id = (SELECT id FROM jobs WHERE learner_id = ?1 AND "
-            "status = 'waiting' ORDER BY created_at, rowid LIMIT 1) AND NOT EXISTS (SELECT 1 FROM jobs "
-            "WHERE learner_id = ?1 AND status IN ('queued', 'running')) RETURNING id",
-            (learner_id,),
+            "UPDATE jobs SET status = 'queued' WHERE status = 'waiting' AND id = (SELECT id FROM jobs WHERE "
+            f"learner_id = ? AND status = 'waiting' ORDER BY created_at, {_order(con)} LIMIT 1) AND NOT "
+            "EXISTS (SELECT 1 FROM jobs WHERE learner_id = ? AND status IN ('queued', 'running')) RETURNING id",
+            (learner_id, learner_id),
         ).fetchone()
     return row[0] if row else None
 
 
-def waiting_ahead(workspace: Path, job: Job) -> int:
+def waiting_ahead(workspace: Where, job: Job) -> int:
     """How many of the learner's jobs wait in line before this one."""
     with connect(workspace) as con:
         (count,) = con.execute(
             "SELECT COUNT(*) FROM jobs WHERE learner_id = ? AND status = 'waiting' AND "
-            "(created_at, rowid) < (SELECT created_at, rowid FROM jobs WHERE id = ?)",
+            f"(created_at, {_order(con)}) < (SELECT created_at, {_order(con)} FROM jobs WHERE id = ?)",
             (job.learner_id, job.id),
         ).fetchone()
     return int(count)

@@ -1,5 +1,9 @@
 """A job's own process: `python -m llmtutor.jobs.worker WORKSPACE JOB_ID`.
 
+Its job row is in the workspace's jobs.sqlite, or in the Postgres database named by the
+LLMTUTOR_DATABASE_URL its parent set (an environment variable, not an argument: the URL may
+hold a password, and arguments are visible to every user in `ps`).
+
 Runs the kind's recipe with output_dir set to a staging folder (and checkpoint_dir to a folder
 that survives failures, for `resume`); on success the staging folder is moved into the job's
 learner's outputs/ in one rename and the produced model is registered in that learner's models/
@@ -9,6 +13,7 @@ cancel, staging is deleted so nothing that looks finished is left behind. SIGTER
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -18,13 +23,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from llmtutor.database import Database
 from llmtutor.jobs import store
 from llmtutor.jobs.kinds import get_kind
+from llmtutor.jobs.store import Where
 from llmtutor.paths import LOCAL_LEARNER, learner_space, output_dir
 
 
-def job_dir(workspace: Path, job_id: str) -> Path:
-    return Path(workspace) / "jobs" / job_id
+def job_dir(workspace: Where, job_id: str) -> Path:
+    return store.folder(workspace) / "jobs" / job_id
 
 
 def _final_dir(space: Path, name: str) -> Path:
@@ -35,16 +42,16 @@ def _final_dir(space: Path, name: str) -> Path:
     return target
 
 
-def _models_dir(workspace: Path, learner_id: str, config: Any) -> Path:
+def _models_dir(workspace: Where, learner_id: str, config: Any) -> Path:
     """The registry a job's models join: on a shared server always the learner's own, whatever
     the config says; the local learner's config may name another (scripts, tests)."""
     if learner_id != LOCAL_LEARNER:
-        return learner_space(workspace, learner_id) / "models"
-    return Path(getattr(config, "models_dir", Path(workspace) / "models"))
+        return learner_space(store.folder(workspace), learner_id) / "models"
+    return Path(getattr(config, "models_dir", store.folder(workspace) / "models"))
 
 
 def _register(
-    workspace: Path, job_id: str, config: Any, result: Any, final: Path, learner_id: str = LOCAL_LEARNER
+    workspace: Where, job_id: str, config: Any, result: Any, final: Path, learner_id: str = LOCAL_LEARNER
 ) -> str | None:
     """Register the job's model(s); returns the first name (a quantization may produce several)."""
     registrations = list(getattr(result, "registrations", None) or [])
@@ -73,7 +80,7 @@ def _register(
     return names[0] if names else None
 
 
-def main(workspace: Path, job_id: str) -> int:
+def main(workspace: Where, job_id: str) -> int:
     job = store.get(workspace, job_id)
     if job is None:
         return 2
@@ -140,7 +147,7 @@ def main(workspace: Path, job_id: str) -> int:
     return 0
 
 
-def _finalize(workspace: Path, job: Any, config: Any, result: Any, staging: Path, folder: Path) -> None:
+def _finalize(workspace: Where, job: Any, config: Any, result: Any, staging: Path, folder: Path) -> None:
     """Move staging into the learner's outputs/ in one rename, register the model(s) in their
     registry, record the result."""
     name = (
@@ -149,7 +156,7 @@ def _finalize(workspace: Path, job: Any, config: Any, result: Any, staging: Path
         or f"{job.kind}-{job.id}"
     )
     learner_id = getattr(job, "learner_id", LOCAL_LEARNER)
-    final = _final_dir(learner_space(workspace, learner_id), str(name))
+    final = _final_dir(learner_space(store.folder(workspace), learner_id), str(name))
     final.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(final)  # one rename: the folder is either absent or complete
     try:
@@ -178,12 +185,10 @@ def _finalize(workspace: Path, job: Any, config: Any, result: Any, staging: Path
 
 
 def os_pid() -> int:
-    import os
-
     return os.getpid()
 
 
-def hand_over(workspace: Path, job_id: str) -> None:
+def hand_over(workspace: Where, job_id: str) -> None:
     """The job ended: its learner's next waiting job (shared servers) starts now."""
     job = store.get(workspace, job_id)
     if job is not None and job.learner_id != "local":
@@ -193,8 +198,9 @@ def hand_over(workspace: Path, job_id: str) -> None:
 
 
 if __name__ == "__main__":
+    where = Database(Path(sys.argv[1]), os.environ.get("LLMTUTOR_DATABASE_URL") or None)
     try:
-        code = main(Path(sys.argv[1]), sys.argv[2])
+        code = main(where, sys.argv[2])
     finally:
-        hand_over(Path(sys.argv[1]), sys.argv[2])
+        hand_over(where, sys.argv[2])
     sys.exit(code)

@@ -89,6 +89,10 @@ def model_card(
         "max steps": config.max_steps,
         "batch size": config.batch_size,
         "gradient accumulation": config.grad_accum,
+        "processes (devices)": f"{config.num_processes} ({config.distributed.upper()})"
+        if config.num_processes > 1
+        else 1,
+        "global batch size": config.global_batch_size,
         "max sequence length": config.max_seq_len,
         "packing": config.packing,
         "warmup ratio": config.warmup_ratio,

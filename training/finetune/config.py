@@ -76,6 +76,18 @@ class FinetuneConfig(BaseModel):
     seed: int = 42
     merge: bool = Field(True, description="Also write merged/ (base + adapter as one plain model).")
     device: str = "auto"
+    num_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes training together (data parallel): one per GPU on CUDA (NCCL), CPU "
+        "processes (gloo) otherwise; > 1 runs the recipe under accelerate launch / torchrun.",
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="With num_processes > 1: ddp keeps a full copy of the model per device; fsdp "
+        "shards weights, gradients and optimizer state (models too large for one GPU; CUDA only).",
+    )
     name: str | None = Field(
         None, description="Model name for the card and registry; None = derived from base and method."
     )
@@ -108,7 +120,15 @@ class FinetuneConfig(BaseModel):
             )
         if not preference and self.dataset_format == "preference":
             raise ValueError(f"preference data trains with method={choices('preference')}, not {self.method}")
+        if self.distributed == "fsdp" and self.adapter == "qlora" and self.num_processes > 1:
+            # sharding 4-bit weights needs bitsandbytes' quant_storage setup, which we do not make
+            raise ValueError("QLoRA trains with distributed='ddp' (one 4-bit copy per GPU), not fsdp")
         return self
+
+    @property
+    def global_batch_size(self) -> int:
+        """Rows per optimizer step over all processes (per-device batch × accumulation × processes)."""
+        return self.batch_size * self.grad_accum * self.num_processes
 
     # ----- resolved values ---------------------------------------------------------------
     @property

@@ -52,6 +52,7 @@ def load_model(path: Path | str, config: FinetuneConfig, adapter: str, device: s
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": torch.float32}  # master weights in fp32; autocast does bf16 on GPU
+    sharded = config.num_processes > 1 and config.distributed == "fsdp"
     if adapter == "qlora":
         from transformers import BitsAndBytesConfig
 
@@ -66,8 +67,9 @@ def load_model(path: Path | str, config: FinetuneConfig, adapter: str, device: s
             "dtype": compute,
             "device_map": {"": device},
         }
-    elif adapter == "lora" and device.startswith("cuda"):
+    elif adapter == "lora" and device.startswith("cuda") and not sharded:
         # Frozen base weights can live in half precision; the adapters stay fp32 (peft autocasts them).
+        # Not under FSDP, which shards a block's parameters together and wants one dtype for them.
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     try:
         with quiet_transformers():
@@ -135,11 +137,12 @@ def merge_adapter(base_path: Path | str, adapter_dir: Path, out_dir: Path, token
         save_model(merged, tokenizer, out_dir)
 
 
-def save_model(model: Any, tokenizer: Any, out_dir: Path) -> None:
-    """A plain HF folder ready for chat: KV cache back on, pad token set for generate()."""
+def save_model(model: Any, tokenizer: Any, out_dir: Path, state_dict: dict[str, Any] | None = None) -> None:
+    """A plain HF folder ready for chat: KV cache back on, pad token set for generate().
+    `state_dict`: the full weights gathered from FSDP shards (None: the model's own)."""
     model.config.use_cache = True
     if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     with quiet_transformers():
-        model.save_pretrained(str(out_dir))
+        model.save_pretrained(str(out_dir), state_dict=state_dict)
         tokenizer.save_pretrained(str(out_dir))

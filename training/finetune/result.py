@@ -45,6 +45,8 @@ class FinetuneResult(BaseModel):
         def fmt(value: Any, spec: str = ".4f") -> str:
             return "–" if value is None else format(value, spec) if isinstance(value, float) else str(value)
 
+        world = m.get("world_size") or 1
+        processes = f" × {world} processes (global batch {m.get('global_batch_size')})" if world > 1 else ""
         rows = [
             ("model", f"`{self.name}` ({self.registration.get('kind')})"),
             ("base", self.base_model),
@@ -55,7 +57,8 @@ class FinetuneResult(BaseModel):
             ("trained tokens", f"{m.get('trained_tokens')} ({fmt(m.get('tokens_per_s'), '.0f')} tokens/s)"),
             (
                 "runtime",
-                f"{fmt(m.get('runtime_s'), '.1f')} s on {m.get('device')}, peak RSS {fmt(m.get('peak_rss_mb'), '.0f')} MB",
+                f"{fmt(m.get('runtime_s'), '.1f')} s on {m.get('device')}{processes}, "
+                f"peak RSS {fmt(m.get('peak_rss_mb'), '.0f')} MB",
             ),
             ("output", f"`{self.output_dir}`"),
         ]

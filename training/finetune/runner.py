@@ -4,22 +4,24 @@ Order: validate data and config (cheap, fails fast) → load model → train (ch
 checkpoint_dir, resumable) → write artifacts into a staging folder → move them into output_dir.
 A cancel stops the loop after saving a checkpoint and raises `CancelledError`; nothing in
 output_dir then looks finished (no model card, metrics, merged/ or model/).
+With `num_processes > 1`, `run` launches the same `train` in one process per device
+(launch.py, rank.py); rank 0 reports progress and writes the artifacts.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtutor.errors import ToolExecutionError, ToolInputError
 from llmtutor.training.finetune import artifacts
+from llmtutor.training.finetune.checkpoints import prepare_checkpoints, remove_checkpoints
 from llmtutor.training.finetune.config import FinetuneConfig
 from llmtutor.training.finetune.data import DatasetError, LoadedDataset, load_dataset_rows
 from llmtutor.training.finetune.methods import choices, get_method
@@ -37,7 +39,9 @@ from llmtutor.training.finetune.result import (
 from llmtutor.training.finetune.templating import PLAIN_FORMAT, has_chat_template
 from llmtutor.training.progress import ProgressCallback, check_cancelled, emit
 
-_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+if TYPE_CHECKING:
+    from llmtutor.training.finetune.rank import Group
+
 DEFAULT_BASE_NAME = "SmolLM2-135M-Instruct"  # lineage name of the bundled model
 
 
@@ -52,7 +56,7 @@ def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
     return [r for i, r in enumerate(rows) if i not in eval_idx], [rows[i] for i in sorted(eval_idx)]
 
 
-def _check_output_dir(config: FinetuneConfig) -> None:
+def check_output_dir(config: FinetuneConfig) -> None:
     out = Path(config.output_dir)
     finished = [name for name in FINISHED_MARKERS if (out / name).exists()]
     if finished:
@@ -62,31 +66,7 @@ def _check_output_dir(config: FinetuneConfig) -> None:
         )
 
 
-def _prepare_checkpoints(config: FinetuneConfig, notes: list[str]) -> str | None:
-    """The checkpoint to resume from (None: start fresh, clearing stale checkpoints)."""
-    ckpt_dir = config.checkpoints
-    found = (
-        sorted(
-            (p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.match(p.name)),
-            key=lambda p: int(p.name.split("-")[1]),
-        )
-        if ckpt_dir.is_dir()
-        else []
-    )
-    if config.resume:
-        # a worker killed while saving leaves a checkpoint without trainer_state.json (the
-        # Trainer writes it last): resume from the newest complete one
-        complete = [p for p in found if (p / "trainer_state.json").is_file()]
-        if complete:
-            notes.append(f"resumed from {complete[-1].name}")
-            return str(complete[-1])
-        notes.append(f"resume requested but {ckpt_dir} has no checkpoint; started from scratch")
-    for stale in found:  # a fresh run must not leave old checkpoints for a later resume to pick up
-        shutil.rmtree(stale, ignore_errors=True)
-    return None
-
-
-def _check_method(config: FinetuneConfig, data: LoadedDataset) -> None:
+def check_method(config: FinetuneConfig, data: LoadedDataset) -> None:
     """The data must be what the method trains on (`FinetuneMethod.data`)."""
     wants = get_method(config.method).data
     if wants == "preference" and data.format != "preference":
@@ -112,31 +92,53 @@ def run(
     config: FinetuneConfig, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
 ) -> FinetuneResult:
     """Fine-tune `config.base_model` on `config.dataset`; see the package docstring."""
+    if config.num_processes > 1:
+        from llmtutor.training.finetune.launch import launch
+
+        return launch(config, progress, cancel)
+    result = train(config, progress, cancel)
+    assert result is not None  # only ranks other than 0 of a distributed run return None
+    return result
+
+
+def train(
+    config: FinetuneConfig,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    group: Group | None = None,
+) -> FinetuneResult | None:
+    """The training itself, in this process. `group`: this process is one rank of a distributed
+    run; the launcher already resolved the base model and the checkpoint to resume from."""
     from llmtutor.hf_models import pick_device, resolve_hf_model
     from llmtutor.training.finetune.model_setup import load_tokenizer, resolve_adapter
 
     started = time.perf_counter()
+    if group:  # runtime_s counts from the launch, as the caller waited for it
+        started -= max(0.0, time.time() - group.launched_at)
     notes: list[str] = []
-    _check_output_dir(config)
+    check_output_dir(config)
     name = config.model_name()
-    device = pick_device(config.device)
+    device = group.device if group else pick_device(config.device)
     adapter, adapter_notes = resolve_adapter(config, device)
     notes += adapter_notes
 
     emit(progress, "data", f"reading {config.dataset_path.name}")
     data = load_dataset_rows(config.dataset_path, config.dataset_format)
-    _check_method(config, data)
+    check_method(config, data)
     notes += data.notes
     check_cancelled(cancel)
 
-    emit(progress, "load", "resolving the base model")
-    base_path = resolve_hf_model(
-        config.base_model,
-        config.models_dir,
-        lambda stage, step=None, total=None, message="": emit(
-            progress, "load", message, step=step, total=total
-        ),
-    )
+    if group:  # resolved (a GGUF converted) once by the launcher
+        base_path: Path | str = group.base_path
+    else:
+        emit(progress, "load", "resolving the base model")
+        base_path = resolve_hf_model(
+            config.base_model,
+            config.models_dir,
+            lambda stage, step=None, total=None, message="": emit(
+                progress, "load", message, step=step, total=total
+            ),
+        )
     tokenizer = load_tokenizer(base_path)
     chat = has_chat_template(tokenizer)
     if not chat:
@@ -162,9 +164,11 @@ def run(
     trainer, bridge, model = _build(
         config, base_path, tokenizer, train_rows, eval_rows, adapter, device, progress, cancel
     )
+    if group:
+        group.attach(trainer, bridge)
     stats["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     stats["total_params"] = sum(p.numel() for p in model.parameters())
-    resume_from = _prepare_checkpoints(config, notes)
+    resume_from = group.checkpoint(notes) if group else prepare_checkpoints(config, notes)
     emit(progress, "train", "training", step=0, total=trainer.state.max_steps or None)
     train_started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_from)
@@ -194,8 +198,10 @@ def run(
         "padding_fraction": bridge.padding_fraction(),
         "tokens_per_s": seen / train_seconds if train_seconds > 0 else None,
         "train_runtime_s": train_seconds,
-        "peak_rss_mb": artifacts.peak_rss_mb(),
-        "device": device,
+        "peak_rss_mb": artifacts.peak_rss_mb(),  # of this process (rank 0 of a distributed run)
+        "device": device.split(":")[0] if group else device,  # a rank trains on cuda:<local rank>
+        "world_size": group.world_size if group else 1,
+        "global_batch_size": config.global_batch_size,
         "method": config.method,
         "adapter": adapter,
         "learning_rate": config.lr,
@@ -204,20 +210,13 @@ def run(
         **stats,
         "versions": artifacts.versions(),
     }
+    weights = group.gather_weights(trainer) if group else None  # FSDP: every rank takes part
+    if group and not group.is_main:
+        return None
+    model = trainer.accelerator.unwrap_model(trainer.model) if group else trainer.model
     return _finish(
-        config, name, adapter, base_path, tokenizer, trainer, bridge, metrics, notes, started, progress
+        config, name, adapter, base_path, tokenizer, model, weights, bridge, metrics, notes, started, progress
     )
-
-
-def _remove_checkpoints(config: FinetuneConfig) -> None:
-    """After success: the default checkpoint folder goes entirely; a custom one keeps all but checkpoint-N."""
-    ckpt_dir = config.checkpoints
-    if config.checkpoint_dir is None:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        return
-    for ckpt in ckpt_dir.glob("checkpoint-*"):
-        if _CHECKPOINT.match(ckpt.name):
-            shutil.rmtree(ckpt, ignore_errors=True)
 
 
 @contextmanager
@@ -280,7 +279,8 @@ def _finish(
     adapter: str,
     base_path: Path | str,
     tokenizer: Any,
-    trainer: Any,
+    model: Any,
+    weights: dict[str, Any] | None,
     bridge: Any,
     metrics: dict[str, Any],
     notes: list[str],
@@ -294,16 +294,15 @@ def _finish(
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    model = trainer.model
     try:
         emit(progress, "save", "saving the trained weights")
         written: list[str] = []
         if adapter == "full":
-            save_model(model, tokenizer, staging / FULL_DIR)
+            save_model(model, tokenizer, staging / FULL_DIR, weights)
             model_dir, adapter_dir, kind = FULL_DIR, None, "full"
             written.append(FULL_DIR)
         else:
-            model.save_pretrained(str(staging / ADAPTER_DIR))
+            model.save_pretrained(str(staging / ADAPTER_DIR), state_dict=weights)
             tokenizer.save_pretrained(str(staging / ADAPTER_DIR))
             adapter_dir, model_dir, kind = ADAPTER_DIR, None, "adapter"
             written.append(ADAPTER_DIR)
@@ -341,7 +340,7 @@ def _finish(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not config.keep_checkpoints:
-        _remove_checkpoints(config)
+        remove_checkpoints(config)
     lineage = {
         "parents": [base],
         "method": f"{config.method}-{adapter}",

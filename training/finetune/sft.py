@@ -102,6 +102,8 @@ def common_args(config: FinetuneConfig, device: str, has_eval: bool) -> dict[str
         gradient_checkpointing=config.gradient_checkpointing,  # TRL's configs default it on; not on CPU
         gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         dataloader_num_workers=0,
+        # every trainable parameter gets a gradient each step: DDP need not search for unused ones
+        ddp_find_unused_parameters=False,
         **mixed_precision(device),
     )
 

@@ -232,7 +232,9 @@ def tools_run(
 
     settings = Settings()
     console = _console()
-    ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
+    ctx = ToolContext(
+        workspace=settings.ensure_workspace(), device=settings.device, database_url=settings.database_url
+    )
     if not as_json:
         ctx.progress = lambda e: console.print(
             f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"
@@ -322,7 +324,7 @@ def ui(
 
     if not share:
         settings = Settings()
-        check_bind(host, has_users(settings.users_db), settings.public_demo)
+        check_bind(host, has_users(settings.database), settings.public_demo)
 
     launch(host=host, port=port, share=share)
 
@@ -360,7 +362,7 @@ def serve(
     from llmtutor.users import has_users
 
     tutor = Tutor()
-    shared = has_users(tutor.settings.users_db)
+    shared = has_users(tutor.settings.database)
     check_bind(host, shared)  # the public demo is the web UI only: the API needs learners
     api = create_app(tutor)
     if with_ui:
@@ -373,7 +375,7 @@ def serve(
             build_app(tutor),
             path="/ui",
             allowed_paths=allowed_paths(tutor),
-            auth=login(tutor.settings.users_db) if shared else None,  # learners sign in with their key
+            auth=login(tutor.settings.database) if shared else None,  # learners sign in with their key
         )
     uvicorn.run(api, host=host, port=port)
 

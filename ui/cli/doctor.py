@@ -77,6 +77,7 @@ def _check_embedder(settings) -> dict[str, Any]:
 
 def run_doctor(settings=None) -> dict[str, Any]:
     from llmtutor.agents.personas import load_personas
+    from llmtutor.database import redact
     from llmtutor.settings import Settings
     from llmtutor.tools.registry import default_registry
 
@@ -87,7 +88,9 @@ def run_doctor(settings=None) -> dict[str, Any]:
     except LLMTutorError as exc:
         personas = [f"error: {exc}"]
     return {
-        "settings": settings.model_dump(mode="json"),
+        # the database URL may hold a password
+        "settings": settings.model_dump(mode="json")
+        | {"database_url": redact(settings.database_url) if settings.database_url else None},
         "paths": {
             "workspace": str(settings.workspace),
             "threads_db": str(settings.checkpoint_db),

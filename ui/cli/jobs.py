@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmtutor.ui.cli.typed_errors import Group
+
+if TYPE_CHECKING:
+    from llmtutor.database import Database
 
 jobs_app = typer.Typer(
     help="Long jobs (fine-tuning, evaluation, merging): list, follow, cancel, resume.",
@@ -28,10 +31,13 @@ jobs_app = typer.Typer(
 JobId = Annotated[str, typer.Argument(help="Job id (see `llmtutor jobs list`).")]
 
 
-def _workspace() -> Path:
+def _workspace() -> Database:
+    """The workspace and where its job rows live (jobs.sqlite, or LLMTUTOR_DATABASE_URL)."""
     from llmtutor.settings import Settings
 
-    return Settings().ensure_workspace()
+    settings = Settings()
+    settings.ensure_workspace()
+    return settings.database
 
 
 @jobs_app.command("list")
@@ -71,7 +77,7 @@ def show_command(job_id: JobId, as_json: Annotated[bool, typer.Option("--json")]
         typer.echo("\n" + job.summary)
 
 
-def follow(workspace: Path, job_id: str) -> str:
+def follow(workspace: Path | Database, job_id: str) -> str:
     """A rich progress bar until the job ends; returns the final status."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

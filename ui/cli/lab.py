@@ -46,6 +46,7 @@ def run_command(
         workspace=settings.ensure_workspace(),
         device=settings.device,
         allowed_dirs=tuple(settings.allowed_dirs),
+        database_url=settings.database_url,
     )
     ctx.progress = lambda e: console.print(
         f"[dim]… {e.stage} {e.step or ''}/{e.total or ''} {e.message}[/dim]"

@@ -22,7 +22,9 @@ def _run(tool: str, args: dict, as_json: bool) -> object:
     from llmtutor.tools.registry import ToolContext, default_registry
 
     settings = Settings()
-    ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
+    ctx = ToolContext(
+        workspace=settings.ensure_workspace(), device=settings.device, database_url=settings.database_url
+    )
     out = default_registry().get(tool).run(args, ctx)
     if as_json:
         typer.echo(out.model_dump_json(indent=2))
@@ -69,7 +71,9 @@ def review(
     if quiz is None:
         return
     console, settings = Console(), Settings()
-    ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
+    ctx = ToolContext(
+        workspace=settings.ensure_workspace(), device=settings.device, database_url=settings.database_url
+    )
     tool = make_tool()
     while quiz.status == "asking":
         try:

@@ -82,7 +82,9 @@ def quiz(
 
     console = Console()
     settings = Settings()
-    ctx = ToolContext(workspace=settings.ensure_workspace(), device=settings.device)
+    ctx = ToolContext(
+        workspace=settings.ensure_workspace(), device=settings.device, database_url=settings.database_url
+    )
     tool = make_tool(llm=_llm_factory(settings, console) if use_llm else None)
     if resume:
         out = tool.run({"action": "status"}, ctx)

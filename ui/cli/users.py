@@ -19,7 +19,7 @@ def _db():
 
     settings = Settings()
     settings.ensure_workspace()
-    return settings.users_db
+    return settings.database  # users.sqlite, or the users of LLMTUTOR_DATABASE_URL
 
 
 @users_app.command("add")

@@ -7,19 +7,19 @@ every user and assistant message, whitespace-normalised) against its thread. The
 history before its last user message has that key, and finds the thread again. A conversation
 the tutor has never seen (edited, or from before a restart of another workspace) starts a thread.
 
-SQLite in the workspace: the mapping survives restarts and is shared by server processes.
+SQLite in the workspace, or the `conversations` schema of the Postgres database of
+LLMTUTOR_DATABASE_URL: the mapping survives restarts and is shared by server processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from llmtutor.sqlite import migrate
+from llmtutor.database import Connection, Database, connect
 
 DB_FILE = "conversations.sqlite"
 MIGRATIONS = (
@@ -42,19 +42,14 @@ def conversation_key(learner_id: str, persona: str, turns: Iterable[tuple[str, s
 
 
 @contextmanager
-def _connect(workspace: Path) -> Iterator[sqlite3.Connection]:
-    path = Path(workspace) / DB_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-        migrate(con, MIGRATIONS, name=str(path))
+def _connect(workspace: Path | Database) -> Iterator[Connection]:
+    """`workspace`: the folder (conversations.sqlite in it), or the workspace's Database."""
+    location = workspace.location(DB_FILE) if isinstance(workspace, Database) else Path(workspace) / DB_FILE
+    with connect(location, MIGRATIONS, schema="conversations", name=str(location), wal=True) as con:
         yield con
-    finally:
-        con.close()
 
 
-def find_thread(workspace: Path, key: str, learner_id: str) -> str | None:
+def find_thread(workspace: Path | Database, key: str, learner_id: str) -> str | None:
     with _connect(workspace) as con:
         row = con.execute(
             "SELECT thread_id FROM conversation_keys WHERE key = ? AND learner_id = ?", (key, learner_id)
@@ -62,9 +57,11 @@ def find_thread(workspace: Path, key: str, learner_id: str) -> str | None:
     return row[0] if row else None
 
 
-def remember(workspace: Path, key: str, learner_id: str, thread_id: str) -> None:
+def remember(workspace: Path | Database, key: str, learner_id: str, thread_id: str) -> None:
     with _connect(workspace) as con:
         con.execute(
-            "INSERT OR REPLACE INTO conversation_keys (key, learner_id, thread_id) VALUES (?, ?, ?)",
+            "INSERT INTO conversation_keys (key, learner_id, thread_id) VALUES (?, ?, ?) ON CONFLICT (key) "
+            "DO UPDATE SET learner_id = excluded.learner_id, thread_id = excluded.thread_id, "
+            "created_at = CURRENT_TIMESTAMP",
             (key, learner_id, thread_id),
         )

@@ -85,7 +85,9 @@ def persona_of(tutor: Tutor, model: str) -> str:
     if name.startswith(MODEL_PREFIX + "-") and name[len(MODEL_PREFIX) + 1 :] in tutor.personas:
         return name[len(MODEL_PREFIX) + 1 :]
     known = ", ".join(model_ids(tutor))
-    raise UnknownModelError(f"no model {name[:64]!r} here; the models are {known}", "GET /v1/models lists them")
+    raise UnknownModelError(
+        f"no model {name[:64]!r} here; the models are {known}", "GET /v1/models lists them"
+    )
 
 
 def model_ids(tutor: Tutor) -> list[str]:
@@ -110,7 +112,7 @@ def plan_turn(tutor: Tutor, request: ChatCompletionRequest, learner_id: str) -> 
         raise ToolInputError("the last message must be the learner's (role user)", "end `messages` with it")
     history, text = turns[:-1], turns[-1][1]
     key = conversation_key(learner_id, persona, history)
-    shown = (history and conversations.find_thread(tutor.settings.workspace, key, learner_id)) or (
+    shown = (history and conversations.find_thread(tutor.settings.database, key, learner_id)) or (
         "oai-" + uuid.uuid4().hex[:12]
     )
     return Turn(shown=shown, persona=persona, text=text, history=history)
@@ -221,7 +223,7 @@ def add_routes(
     def remember(turn: Turn, learner_id: str, completion: Completion) -> None:
         answered = [*turn.history, ("user", turn.text), ("assistant", "".join(completion.text))]
         key = conversation_key(learner_id, turn.persona, answered)
-        conversations.remember(tutor.settings.workspace, key, learner_id, turn.shown)
+        conversations.remember(tutor.settings.database, key, learner_id, turn.shown)
 
     @app.get("/v1/models")
     def list_models(user: Any = Depends(learner)) -> dict[str, Any]:

@@ -154,7 +154,7 @@ def create_app(tutor: Tutor | None = None):
     tutor = tutor or Tutor()
     app = FastAPI(title="llmtutor", version="0.1.0")
     app.add_middleware(BodyGuard, max_bytes=tutor.settings.max_request_bytes)
-    users_db = tutor.settings.users_db
+    users_db = tutor.settings.database  # users.sqlite, or Postgres
     approvals = Approvals()
     turns = threading.BoundedSemaphore(tutor.settings.max_concurrent_turns)
 

@@ -62,14 +62,9 @@ def shared_models_dir(models_dir: Path) -> Path:
     once per learner would fill the disk and their quota with copies."""
     folder = Path(models_dir)
     learner, learners = folder.parent, folder.parent.parent
-    # exactly the layout learner_space makes, in a workspace with users (not a folder that merely
-    # happens to be called learners/)
-    if (
-        folder.name == "models"
-        and learners.name == LEARNERS_DIR
-        and _LEARNER_ID.match(learner.name)
-        and (learners.parent / "users.sqlite").is_file()
-    ):
+    # Exactly the layout learner_space makes, whatever keeps the learners (users.sqlite, Postgres,
+    # or the public demo's per-visitor learners, who have no user row at all).
+    if folder.name == "models" and learners.name == LEARNERS_DIR and _LEARNER_ID.match(learner.name):
         return learners.parent / "models"
     return folder
 

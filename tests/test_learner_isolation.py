@@ -75,14 +75,17 @@ def test_each_learner_has_a_space_and_the_local_learner_keeps_the_workspace(tmp_
             learner_space(tmp_path, bad)
 
 
-def test_the_bundled_models_conversion_is_shared_only_in_a_workspace_with_users(tmp_path):
+def test_the_bundled_models_conversion_is_shared_by_every_learner(tmp_path):
     from llmtutor.hf_models import DEFAULT_HF_FOLDER, default_hf_dir
 
-    alice = ToolContext(workspace=tmp_path, learner_id="alice")
-    assert default_hf_dir(alice.models_dir) == alice.models_dir / DEFAULT_HF_FOLDER
-    (tmp_path / "users.sqlite").touch()  # a shared server: one 540 MB conversion for everyone
-    assert default_hf_dir(alice.models_dir) == tmp_path / "models" / DEFAULT_HF_FOLDER
+    # One 540 MB conversion for everyone, however learners are kept (users.sqlite, Postgres, the
+    # public demo's visitors): only a learner's own models/ in the learner_space layout shares it.
+    for learner in ("alice", "demo_abc123"):
+        space = ToolContext(workspace=tmp_path, learner_id=learner)
+        assert default_hf_dir(space.models_dir) == tmp_path / "models" / DEFAULT_HF_FOLDER
     assert default_hf_dir(tmp_path / "models") == tmp_path / "models" / DEFAULT_HF_FOLDER
+    elsewhere = tmp_path / "projects" / "learners" / "x" / "other"
+    assert default_hf_dir(elsewhere) == elsewhere / DEFAULT_HF_FOLDER
 
 
 # ----- names ---------------------------------------------------------------------------------

@@ -254,8 +254,17 @@ class Tutor:
 
     def pending_approval(self, thread_id: str) -> bool:
         """Whether the conversation is paused at an expensive tool's approval."""
+        return self.pending_request(thread_id) is not None
+
+    def pending_request(self, thread_id: str) -> dict[str, Any] | None:
+        """The approval request the conversation is paused at (tool, args, plan, message, as the
+        `approval` event had it), or None: a UI restores it after a reload."""
         state = self.graph.get_state({"configurable": {"thread_id": thread_id}})
-        return bool(state and any(task.interrupts for task in state.tasks))
+        for task in state.tasks if state else ():
+            for waiting in task.interrupts:
+                value = waiting.value if isinstance(waiting.value, dict) else {"message": str(waiting.value)}
+                return {**value, "thread_id": thread_id}
+        return None
 
     def require_pending(self, thread_id: str) -> None:
         if not self.pending_approval(thread_id):

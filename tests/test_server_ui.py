@@ -69,12 +69,14 @@ def test_gradio_folds_events_into_chat_messages(tutor):
     history = [{"role": "user", "content": "cheap"}]
     *_, (final, pending, plot) = apply_events(tutor, tutor.stream("cheap", thread_id="ui"), history)
     assert pending is None and plot is None
-    step = final[1]
-    assert step["metadata"]["title"] == "🛠 Tool: cheap_count" and step["metadata"]["status"] == "done"
-    assert "counter total = 3" in step["content"]
+    step, result = final[1], final[2]
+    # The call is a small detail (its arguments inside); the result is the message itself.
+    assert step["metadata"]["title"].startswith("🛠 cheap_count") and step["metadata"]["status"] == "done"
+    assert '"n": 3' in step["content"] and "counter total" not in step["content"]
+    assert result == {"role": "assistant", "content": "counter total = 3"}
     # The default small model writes no explanation, and this toy tool has no template: the
     # result is the whole reply (no model text under it).
-    assert final[-1] is step and len(final) == 2
+    assert len(final) == 3
 
     *_, (final, pending, _) = apply_events(tutor, tutor.stream("big", thread_id="ui2"), [])
     assert pending["tool"] == "big_count" and "approval" in final[-1]["metadata"]["title"]
@@ -246,3 +248,51 @@ def test_tools_tab_approval_over_the_web_stays_in_its_browser_session(tmp_path):
         assert calls == ["expensive"]
     finally:
         server.should_exit = True
+
+
+def test_gradio_api_endpoints_are_named_and_internal_ones_private(tutor):
+    """gradio_client users (Spaces demos) get named endpoints, documented in the README; the page's
+    own events (timers, restoring, pickers, examples) are not callable from outside."""
+    demo = build_app(tutor)
+    public = sorted(f.api_name for f in demo.fns.values() if f.api_visibility != "private")
+    assert public == sorted(
+        [
+            "respond",
+            "approve",
+            "decline",
+            "stop",
+            "jobs",
+            "job_log",
+            "cancel_job",
+            "resume_job",
+            "upload_dataset",
+            "progress",
+            "run_tool",
+            "approve_tool",
+            "cancel_tool",
+        ]
+    )
+    info = demo.get_api_info()["named_endpoints"]
+    assert set(info) == {f"/{name}" for name in public}
+    assert [p["parameter_name"] for p in info["/respond"]["parameters"]] == [
+        "message",
+        "history",
+        "persona",
+        "model",
+    ]
+
+
+def test_web_conversations_are_listed_per_learner(tmp_path):
+    from llmtutor.ui import gradio_history as chats
+
+    chats.touch(tmp_path, "u_a", "t1", "What is LoRA and why does it save memory? " * 3, "tutor")
+    chats.touch(tmp_path, "u_b", "t2", "hi")
+    (mine,) = chats.list_chats(tmp_path, "u_a")
+    assert mine.thread_id == "t1" and mine.title.endswith("…") and len(mine.title) == chats.TITLE_CHARS
+    assert not chats.rename(tmp_path, "u_a", "t2", "mine")  # another learner's conversation
+    assert (
+        chats.rename(tmp_path, "u_a", "t1", "LoRA") and chats.list_chats(tmp_path, "u_a")[0].title == "LoRA"
+    )
+    assert not chats.delete(tmp_path, "u_b", "t1")
+    assert chats.delete(tmp_path, "u_a", "t1") and chats.list_chats(tmp_path, "u_a") == []
+    assert [c.thread_id for c in chats.list_chats(tmp_path, "u_b")] == ["t2"]

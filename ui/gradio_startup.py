@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,33 +25,38 @@ BANNER = "⏳ **Preparing the course index** (first start only, about a minute):
 
 
 class IndexWarmup:
-    """The course index, prepared once in a background thread; `ready` is set when it is done
-    (or failed: the question then runs and the search reports the cause itself)."""
+    """The course index, prepared once in a background thread by `start()`; `ready` is set when
+    it is done (or failed: the question then runs and the search reports the cause itself).
+    Until `start()`, nothing waits: the search prepares the index itself, as without the app."""
 
-    def __init__(self, tutor: Tutor) -> None:
+    def __init__(self, tutor: Tutor, build: Callable[[], None] | None = None) -> None:
         self.tutor = tutor
         self.ready = threading.Event()
+        self.ready.set()
         self.error: str | None = None
+        self._build_index = build or self._ensure_index
         self._thread: threading.Thread | None = None
-        if "search_course" not in tutor.registry:
-            self.ready.set()  # nothing to prepare
 
     def start(self) -> IndexWarmup:
-        if not self.ready.is_set() and self._thread is None:
-            self._thread = threading.Thread(target=self._build, daemon=True, name="course-index")
+        if self._thread is None and "search_course" in self.tutor.registry:
+            self.ready.clear()
+            self._thread = threading.Thread(target=self._run, daemon=True, name="course-index")
             self._thread.start()
         return self
 
-    def _build(self) -> None:
+    def _ensure_index(self) -> None:
         from llmtutor.tools.search_course import ensure_course_index
 
         def report(stage: str, step: int | None = None, total: int | None = None, message: str = "") -> None:
             if step is not None and total and step == total:
                 print(f"course index: {stage} {step}/{total} {message}".strip(), flush=True)
 
+        print(f"Preparing the course index in {self.tutor.settings.index_dir} …", flush=True)
+        ensure_course_index(self.tutor.settings.index_dir, progress=report)
+
+    def _run(self) -> None:
         try:
-            print(f"Preparing the course index in {self.tutor.settings.index_dir} …", flush=True)
-            ensure_course_index(self.tutor.settings.index_dir, progress=report)
+            self._build_index()
         except Exception as exc:  # noqa: BLE001 - reported; the search itself says what is wrong
             self.error = f"{type(exc).__name__}: {exc}"
             logging.getLogger(__name__).warning("could not prepare the course index: %s", self.error)

@@ -122,15 +122,16 @@ def tools_tab(demo: Any, tutor: Tutor, learner: Callable[[Any], User], with_requ
     tool_help = gr.Markdown()
     tool_args = gr.Code(language="json", label="Arguments (JSON)")
     run_btn = gr.Button("Run", variant="primary")
-    tool_out = gr.Markdown()
+    tool_out = gr.Markdown(label="Result")
     with gr.Row(visible=False) as approval_row:
         approve_btn = gr.Button("Approve and run", variant="primary")
         cancel_btn = gr.Button("Cancel", variant="stop")
     tool_plot = gr.Image(label="Plot", type="filepath", interactive=False)
 
     outputs = [tool_out, tool_plot, plan_state, approval_row]
-    tool_name.change(tool_template, tool_name, [tool_args, tool_help])
-    demo.load(tool_template, tool_name, [tool_args, tool_help])
+    # Filling the form is the page's own business: no API endpoint (gradio_client users call run_tool).
+    tool_name.change(tool_template, tool_name, [tool_args, tool_help], api_visibility="private")
+    demo.load(tool_template, tool_name, [tool_args, tool_help], api_visibility="private")
     run_btn.click(run_tool, [tool_name, tool_args, plan_state], outputs, api_name="run_tool")
     approve_btn.click(approve_tool, [tool_name, tool_args, plan_state], outputs, api_name="approve_tool")
     cancel_btn.click(cancel_tool, [plan_state], [tool_out, plan_state, approval_row], api_name="cancel_tool")

@@ -63,7 +63,7 @@ def welcome_markdown(tutor: Tutor) -> str:
         lines += ["", f"**Labs:** {labs}"]
     lines += [
         "",
-        "**Personas** (pick one on the right):",
+        "**Personas** (pick one above the chat):",
         personas,
         "",
         "Type **/help** for every command · 输入 **/help** 查看全部命令。 Try an example below.",

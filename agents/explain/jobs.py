@@ -76,9 +76,10 @@ def explain_job(output: dict[str, Any], args: dict[str, Any], language: str) -> 
         else:
             command = f"LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={name} llmtutor chat"
         said.append(
-            f"下一步：和它对话 `{command}`，或者评估它（“evaluate {name}”）。"
+            f"下一步：在网页的模型菜单里选它对话（或 `{command}`），或者评估它（“evaluate {name}”）。"
             if zh
-            else f"Next: chat with it (`{command}`) or evaluate it (“evaluate {name}”)."
+            else f"Next: chat with it (pick it in the web app's model menu, or `{command}`) or evaluate "
+            f"it (“evaluate {name}”)."
         )
     elif output.get("kind") == "evaluate":
         said.append(

@@ -368,14 +368,17 @@ def serve(
     if with_ui:
         import gradio as gr
 
-        from llmtutor.ui.gradio_app import allowed_paths, build_app, login
+        from llmtutor.ui.gradio_app import CSS, allowed_paths, build_app, login
 
+        web = build_app(tutor)
+        web.warmup.start()  # the course index in the background: the server listens at once
         api = gr.mount_gradio_app(
             api,
-            build_app(tutor),
+            web,
             path="/ui",
             allowed_paths=allowed_paths(tutor),
             auth=login(tutor.settings.database) if shared else None,  # learners sign in with their key
+            css=CSS,
         )
     uvicorn.run(api, host=host, port=port)
 

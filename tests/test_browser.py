@@ -165,6 +165,9 @@ def test_approval_runs_a_job_with_progress_then_shows_its_result_and_the_jobs_pa
     row.wait_for()
     assert "demo" in row.inner_text() and "100%" in row.inner_text()
     page.wait_for_function("document.querySelector('#job-log').innerText.length > 0")
+    # The training loss per step, drawn from the job's progress events.
+    page.locator("#job-loss").wait_for(state="visible", timeout=30_000)
+    page.wait_for_selector("#job-loss canvas, #job-loss svg", timeout=15_000)
 
 
 def test_stop_cancels_the_turn_and_its_job_which_resumes_from_the_jobs_panel(page):

@@ -296,3 +296,15 @@ def test_web_conversations_are_listed_per_learner(tmp_path):
     assert not chats.delete(tmp_path, "u_b", "t1")
     assert chats.delete(tmp_path, "u_a", "t1") and chats.list_chats(tmp_path, "u_a") == []
     assert [c.thread_id for c in chats.list_chats(tmp_path, "u_b")] == ["t2"]
+
+
+def test_the_jobs_tab_draws_the_loss_of_training_events_only():
+    from llmtutor.ui.gradio_jobs import loss_points
+
+    events = [
+        {"stage": "load", "message": "model"},
+        {"stage": "train", "step": 1, "total": 3, "loss": 2.5},
+        {"stage": "train", "step": 2, "total": 3, "loss": float("nan")},
+        {"stage": "train", "step": 3, "total": 3, "loss": 1.25},
+    ]
+    assert loss_points(events) == [(1.0, 2.5), (3.0, 1.25)]

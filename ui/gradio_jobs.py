@@ -119,6 +119,16 @@ def jobs_table(jobs_list: list[Any], workspace: Any, tracker: EtaTracker) -> str
     return f"<table class='jobs-table'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def loss_points(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(step, loss) of a job's training events, in order: the curve the Jobs tab draws."""
+    points = []
+    for event in events:
+        step, loss = event.get("step"), event.get("loss")
+        if isinstance(step, int | float) and isinstance(loss, int | float) and loss == loss:  # not NaN
+            points.append((float(step), float(loss)))
+    return points
+
+
 def jobs_tab(session: Session) -> dict[str, Any]:
     """The tab's components and events; called inside `gr.Tab("Jobs")`. Returns the timer (the
     app pauses it on other tabs) and the refresh function."""
@@ -137,7 +147,7 @@ def jobs_tab(session: Session) -> dict[str, Any]:
         try:
             listed = mine(request)
         except LLMTutorError as exc:
-            return user_message(exc), gr.update(), ""
+            return user_message(exc), gr.update(), "", gr.update()
         choices = [(f"{j.id} · {j.kind} · {j.status}", j.id) for j in listed]
         ids = [j.id for j in listed]
         chosen = selected if selected in ids else (ids[0] if ids else None)
@@ -145,7 +155,22 @@ def jobs_tab(session: Session) -> dict[str, Any]:
             jobs_table(listed, workspace, tracker),
             gr.update(choices=choices, value=chosen),
             log(chosen, request),
+            curve(chosen, request),
         )
+
+    def curve(job_id: str | None, request: Any) -> Any:
+        """The selected job's training loss per step (hidden when it has none)."""
+        import pandas as pd
+
+        points: list[tuple[float, float]] = []
+        if job_id:
+            try:
+                jobs.owned(workspace, job_id, session.learner(request).id)
+                points = loss_points(list(jobs.iter_events(workspace, job_id)))
+            except LLMTutorError:
+                points = []
+        frame = pd.DataFrame(points, columns=["step", "loss"])
+        return gr.update(value=frame, visible=len(points) > 1)
 
     def log(job_id: str | None, request: Any) -> str:
         if not job_id:
@@ -157,8 +182,8 @@ def jobs_tab(session: Session) -> dict[str, Any]:
             return user_message(exc)
 
     @session.with_request
-    def show_log(job_id: str | None, request=None) -> str:
-        return log(job_id, request)
+    def show_log(job_id: str | None, request=None):
+        return log(job_id, request), curve(job_id, request)
 
     def act(action: str):
         @session.with_request
@@ -185,12 +210,15 @@ def jobs_tab(session: Session) -> dict[str, Any]:
         refresh_btn = gr.Button("Refresh", scale=1, elem_id="job-refresh")
     note = gr.Markdown(label="Job action", elem_id="job-note")
     logs = gr.Code(label="Log (last 40 lines)", language=None, interactive=False, elem_id="job-log")
+    loss_curve = gr.LinePlot(
+        x="step", y="loss", title="Training loss", visible=False, elem_id="job-loss", height=260
+    )
     timer = gr.Timer(REFRESH_S, active=False)
 
-    outputs = [table, picked, logs]
+    outputs = [table, picked, logs, loss_curve]
     timer.tick(refresh, picked, outputs, show_progress="hidden", api_visibility="private")
     refresh_btn.click(refresh, picked, outputs, api_name="jobs")
-    picked.input(show_log, picked, logs, api_name="job_log")
+    picked.input(show_log, picked, [logs, loss_curve], api_name="job_log")
     cancel_btn.click(act("cancel"), picked, note, api_name="cancel_job").then(
         refresh, picked, outputs, api_visibility="private"
     )

@@ -43,17 +43,23 @@ class JobOutput(BaseModel):
         if self.model_name and self.model_kind == "gguf":
             lines += [
                 "",
-                f"Registered as **{self.model_name}** (GGUF): chat with it in the tutor with "
-                f"`LLMTUTOR_CHAT_MODEL={self.model_name} llmtutor chat` (llama.cpp), or in Ollama: "
+                f"Registered as **{self.model_name}** (GGUF): chat with it in the tutor (pick it in the web "
+                f"app's model menu, or `LLMTUTOR_CHAT_MODEL={self.model_name} llmtutor chat`), or in Ollama: "
                 f"`ollama create {self.model_name} -f {self.output_dir}/Modelfile`; evaluate it with "
                 f'"evaluate {self.model_name}".',
             ]
-        elif self.model_name:
+        elif self.model_name and self.model_kind in ("merged", "full"):
             lines += [
                 "",
                 f'Registered as **{self.model_name}**: evaluate it ("evaluate {self.model_name}"), merge '
-                f"or quantize it, or chat with it: `LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={self.model_name} "
-                "llmtutor chat`.",
+                "or quantize it, or chat with it (pick it in the web app's model menu, or "
+                f"`LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={self.model_name} llmtutor chat`).",
+            ]
+        elif self.model_name:  # an adapter or a bitsandbytes model: not a chat model by itself
+            lines += [
+                "",
+                f'Registered as **{self.model_name}** ({self.model_kind}): evaluate it ("evaluate '
+                f'{self.model_name}"), or merge it into its base to chat with it.',
             ]
         return "\n".join(lines)
 

@@ -73,8 +73,15 @@ def explain_job(output: dict[str, Any], args: dict[str, Any], language: str) -> 
         said.append(f"新模型已注册为 **{name}**。" if zh else f"The new model is registered as **{name}**.")
         if kind == "gguf":
             command = f"LLMTUTOR_CHAT_MODEL={name} llmtutor chat"
-        else:
+        elif kind in ("merged", "full"):
             command = f"LLMTUTOR_BACKEND=hf LLMTUTOR_CHAT_MODEL={name} llmtutor chat"
+        else:  # an adapter or a bitsandbytes model is no chat model by itself
+            said.append(
+                f"下一步：评估它（“evaluate {name}”），或把它合并进基础模型后再对话。"
+                if zh
+                else f"Next: evaluate it (“evaluate {name}”), or merge it into its base to chat with it."
+            )
+            return sentences(said, language)
         said.append(
             f"下一步：在网页的模型菜单里选它对话（或 `{command}`），或者评估它（“evaluate {name}”）。"
             if zh

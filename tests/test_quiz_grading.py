@@ -57,6 +57,9 @@ def test_a_reversal_built_from_the_key_words_is_wrong():
     result = grade(calculus, reversed_answer)
     assert result.verdict == "wrong" and result.score < grading.PARTIAL_AT
     assert any("integrates" in m and "differentiates" in m for m in result.misconceptions)
+    # The learner is shown their own words against the notes' (a template over the grade).
+    said, notes = next((a, r) for a, r in result.contradictions if "integrates" in a)
+    assert "integrates" in said and "differentiates" in notes
     lora = grade(
         short("scientist.sft", "en", "LoRA"),
         "LoRA updates all the pre-trained weights directly but in lower precision, so it needs more memory.",
@@ -135,3 +138,38 @@ def dev_agreement() -> tuple[int, int]:
 def test_agreement_with_the_teacher_on_the_dev_set(dev_agreement):
     agree, total = dev_agreement
     assert agree / total >= 0.85, f"{agree}/{total}: the grader regressed (92% when written)"
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("en", "You wrote “the chain rule integrates the layers”, but the notes say “"), ("zh", "你写的是“")],
+)
+def test_the_feedback_sets_the_learners_words_against_the_notes(language, expected):
+    from types import SimpleNamespace
+
+    from llmtutor.knowledge.quiz.flow import Feedback
+    from llmtutor.knowledge.quiz.render import render
+
+    feedback = Feedback(
+        number=1,
+        kind="short",
+        prompt="How is calculus used in training?",
+        answer="…",
+        verdict="wrong",
+        correct=False,
+        score=0.1,
+        correct_answer="The chain rule differentiates a composition of functions.",
+        contradictions=[
+            ("the chain rule integrates the layers.", "the chain rule differentiates a composition")
+        ],
+        module_id="fundamentals.math",
+        module_title="Mathematics",
+        source="notes/fundamentals-1-math.md",
+        heading="Calculus",
+        passage="…",
+    )
+    out = SimpleNamespace(
+        language=language, feedback=feedback, question=None, summary=None, notes=[], session_id="s1"
+    )
+    shown = render(out)
+    assert expected in shown and "differentiates a composition" in shown

@@ -51,6 +51,7 @@ class Feedback(BaseModel):
     explanation: str = ""
     matched_terms: list[str] = []
     missing_terms: list[str] = []
+    contradictions: list[tuple[str, str]] = []  # (what the answer said, what the notes say)
     judge: str = ""
     module_id: str
     module_title: str
@@ -378,6 +379,7 @@ def _feedback(session: QuizSession, question: Question, record: AnswerRecord, nu
         explanation=question.explanation,
         matched_terms=record.grade.matched_terms,
         missing_terms=record.grade.missing_terms,
+        contradictions=record.grade.contradictions,
         judge=record.judge_feedback,
         module_id=question.module_id,
         module_title=_title(default_bank(), question.module_id, session.language),

@@ -78,6 +78,8 @@ class Grade(BaseModel):
     covered_points: list[str] = []  # short answers: reference points the answer covers
     missed_points: list[str] = []
     misconceptions: list[str] = []  # answer statements that contradict the reference
+    # the same, as (the answer's clause, the reference clause it contradicts), for the feedback
+    contradictions: list[tuple[str, str]] = []
     method: Literal["", "rubric", "rubric_content", "lexical"] = ""  # rubric_content: no embedding model
 
 
@@ -264,6 +266,7 @@ def grade_short(question: Question, answer: str) -> Grade:
             ],
             "missed_points": [p.text for (p, _), s in zip(points, scores, strict=True) if s < POINT_COVERED],
             "misconceptions": [m.describe() for m in found],
+            "contradictions": [(m.answer, m.reference) for m in found],
             "method": method,
         }
     )

@@ -25,6 +25,7 @@ _TEXT = {
         "right": "Right answer: **{answer}**",
         "reference": "Reference answer from the notes:",
         "terms": "Key terms used: {used}. Missing: {missing}.",
+        "contradiction": "You wrote “{said}”, but the notes say “{notes}”.",
         "none": "none",
         "source": "Source: {source} — {heading}",
         "mastery": "Mastery of {module}: {value:.0%}",
@@ -47,6 +48,7 @@ _TEXT = {
         "right": "正确答案：**{answer}**",
         "reference": "笔记中的参考答案：",
         "terms": "用到的关键术语：{used}。缺少：{missing}。",
+        "contradiction": "你写的是“{said}”，但笔记中说的是“{notes}”。",
         "none": "无",
         "source": "来源：{source} — {heading}",
         "mastery": "“{module}”掌握度：{value:.0%}",
@@ -78,6 +80,8 @@ def render(out: QuizOutput) -> str:
                         missing=", ".join(fb.missing_terms) or t["none"],
                     )
                 )
+            for said, notes in fb.contradictions[:2]:  # the learner's own words against the notes'
+                parts.append(t["contradiction"].format(said=said.strip(" .。"), notes=notes.strip(" .。")))
             if fb.kind == "short":
                 parts.append(t["reference"] + "\n\n> " + fb.correct_answer)
             else:

@@ -48,6 +48,15 @@ CLOSE_SIDEBAR_ON_PHONES = """() => {
 }"""
 
 
+# Runs in the browser as the message is sent (also for a message that waited for the running turn):
+# the inputs go on unchanged and the box empties at once, ready for the next message.
+CLEAR_BOX_JS = """(...args) => {
+  const box = document.querySelector('#message textarea');
+  if (box) { box.value = ''; box.dispatchEvent(new Event('input', { bubbles: true })); }
+  return args;
+}"""
+
+
 def build_app(
     tutor: Tutor | None = None,
     *,
@@ -93,10 +102,12 @@ def build_app(
         history = list(history or [])
         thread_id = thread_id or new_thread_id()
         if not (message or "").strip():
-            yield history, None, thread_id, hidden, ""
+            yield history, None, thread_id, hidden, gr.update()
             return
         history.append(user_bubble(message))
-        yield history, None, thread_id, hidden, ""
+        # The box is cleared in the browser when the message is sent (CLEAR_BOX_JS), never from
+        # here: by the time this runs the learner may already be typing the next message.
+        yield history, None, thread_id, hidden, gr.update()
         try:
             user = session.learner(request)
             stored = session.stored(request, thread_id)
@@ -247,6 +258,7 @@ def build_app(
             chat_out,
             api_name="respond",
             trigger_mode="always_last",
+            js=CLEAR_BOX_JS,
         ).then(past.listing, thread_state, listed_out, show_progress="hidden", **private)
         decided_out = [chatbot, pending_state, approval_row]
         decided_in = [chatbot, pending_state, thread_state, model]

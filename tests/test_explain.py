@@ -467,3 +467,25 @@ def test_the_stream_carries_only_the_final_text(tmp_path):
     ):
         streamed(small, message, thread_id=f"small-{i}")
     assert json.dumps(answer)  # events stay JSON-serialisable for the SSE server
+
+
+def test_sentence_vectors_are_computed_once_per_embedder():
+    import numpy as np
+
+    from llmtutor.agents.explain.similarity import embed_rows
+
+    calls: list[list[str]] = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return np.array([[float(len(t)), 1.0] for t in texts])
+
+    first = embed_rows(embed, ["alpha", "be", "alpha"])
+    assert first.tolist() == [[5.0, 1.0], [2.0, 1.0], [5.0, 1.0]] and calls == [["alpha", "be"]]
+    again = embed_rows(embed, ["be", "gamma"])
+    assert again.tolist() == [[2.0, 1.0], [5.0, 1.0]] and calls[-1] == ["gamma"]
+
+    def other(texts):  # another embedder never reads the first one's vectors
+        return np.zeros((len(texts), 2))
+
+    assert embed_rows(other, ["alpha"]).tolist() == [[0.0, 0.0]]

@@ -10,6 +10,8 @@ term, so "why can LoRA reduce memory" needs LoRA more than it needs "reduce".
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,21 +41,43 @@ def make_embed(model_path: str | None = None) -> Embed:
     return Embedder(model_path or None).embed
 
 
+# Sentence vectors already computed, per embedder: answers are composed from the same course
+# passages again and again (every learner, every persona), and embedding their sentences was most
+# of an answer's time to first token. ~6k course sentences × 384 floats ≈ 9 MB at most.
+_ROW_CACHE_SIZE = 20_000
+_row_cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+_row_cache_lock = threading.Lock()
+_owners: dict[int, object] = {}  # keeps each embedder alive, so its id is never another's
+
+
 def embed_rows(embed: Embed | None, texts: Sequence[str]) -> np.ndarray | None:
     """Unit vectors of the texts, or None when no embedder can run (callers fall back to words)."""
     if embed is None or not texts:
         return None
     texts = list(texts)
+    model = getattr(embed, "__self__", embed)  # a bound `Embedder.embed`: its embedder
+    owner = id(model)
+    with _row_cache_lock:
+        _owners.setdefault(owner, model)
+        known = {t: _row_cache[(owner, t)] for t in texts if (owner, t) in _row_cache}
+    missing = list(dict.fromkeys(t for t in texts if t not in known))
     try:
         # Batches of SMALL_BATCH run on one torch thread: with the cores busy (llama.cpp, a tool,
         # retrieval) that is several times faster than one big multi-threaded batch (measured).
-        rows = [
-            np.asarray(embed(texts[i : i + SMALL_BATCH]), dtype=np.float32)
-            for i in range(0, len(texts), SMALL_BATCH)
-        ]
-        return np.concatenate(rows)
+        for i in range(0, len(missing), SMALL_BATCH):
+            batch = missing[i : i + SMALL_BATCH]
+            rows = np.asarray(embed(batch), dtype=np.float32)
+            known.update(zip(batch, rows, strict=True))
     except Exception:  # a missing or broken embedding model must not break an answer
         return None
+    with _row_cache_lock:
+        for text in missing:
+            _row_cache[(owner, text)] = known[text]
+        for text in texts:
+            _row_cache.move_to_end((owner, text))
+        while len(_row_cache) > _ROW_CACHE_SIZE:
+            _row_cache.popitem(last=False)
+    return np.stack([known[t] for t in texts])
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeBackend
 from langgraph.checkpoint.memory import InMemorySaver
+from live_server import serving
 
 from llmtutor.agents.routing.router import RouteDecision
 from llmtutor.agents.tutor import Tutor
@@ -87,11 +88,8 @@ def test_visitors_outputs_expire_and_registered_learners_data_stays(tmp_path):
 
 
 def test_each_browser_session_is_its_own_visitor(tmp_path):
-    import socket
-    import threading
 
     import gradio as gr
-    import uvicorn
     from fastapi import FastAPI
     from gradio_client import Client
 
@@ -105,23 +103,12 @@ def test_each_browser_session_is_its_own_visitor(tmp_path):
         checkpointer=InMemorySaver(),
     )
     app = gr.mount_gradio_app(FastAPI(), build_app(tutor), path="/ui")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    try:
-        url = f"http://127.0.0.1:{port}/ui/"
+    with serving(app) as base:
+        url = f"{base}/ui/"
         for n in range(2):
             Client(url, verbose=False).predict(f"hello {n}", [], "tutor", api_name="/respond")
         owners = {thread.split(":", 1)[0] for thread in tutor.graph.checkpointer.storage}
         assert len(owners) == 2 and all(o.startswith("demo_") for o in owners)
-    finally:
-        server.should_exit = True
 
 
 def test_the_app_for_spaces_is_the_demo():

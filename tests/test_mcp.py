@@ -4,10 +4,7 @@ on a real uvicorn server (learners' keys, progress notifications, plan → appro
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 
 import anyio
@@ -15,6 +12,7 @@ import httpx
 import pytest
 from fakes import FakeBackend, ScriptedRouter, make_registry
 from langgraph.checkpoint.memory import InMemorySaver
+from live_server import serving
 
 from llmtutor.agents.tutor import Tutor
 from llmtutor.settings import Settings
@@ -62,7 +60,6 @@ def test_stdio_serves_every_tool_with_its_schema_and_runs_them(tmp_path):
 
 @pytest.fixture()
 def server(tmp_path):
-    import uvicorn
 
     calls: list[str] = []
     tutor = Tutor(
@@ -73,17 +70,8 @@ def server(tmp_path):
         checkpointer=InMemorySaver(),
     )
     keys = {name: add_user(tutor.settings.users_db, name)[1] for name in ("ana", "bo")}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    served = uvicorn.Server(uvicorn.Config(create_app(tutor), port=port, log_level="warning"))
-    threading.Thread(target=served.run, daemon=True).start()
-    for _ in range(100):
-        if served.started:
-            break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/mcp", keys, calls
-    served.should_exit = True
+    with serving(create_app(tutor)) as url:
+        yield f"{url}/mcp", keys, calls
 
 
 def _session(url: str, key: str):

@@ -8,6 +8,7 @@ import pytest
 from fakes import FakeBackend, ScriptedRouter, make_registry
 from fastapi.testclient import TestClient
 from langgraph.checkpoint.memory import InMemorySaver
+from live_server import serving
 
 from llmtutor.agents.tutor import Tutor
 from llmtutor.settings import Settings
@@ -210,12 +211,8 @@ def test_tools_tab_plans_for_the_local_learner_too_and_shows_refusals(tmp_path):
 
 
 def test_tools_tab_approval_over_the_web_stays_in_its_browser_session(tmp_path):
-    import socket
-    import threading
-    import time
 
     import gradio as gr
-    import uvicorn
     from fastapi import FastAPI
     from gradio_client import Client
 
@@ -224,17 +221,8 @@ def test_tools_tab_approval_over_the_web_stays_in_its_browser_session(tmp_path):
     calls: list[str] = []
     tutor, *_ = _tools_tab(tmp_path, calls)
     app = gr.mount_gradio_app(FastAPI(), build_app(tutor), path="/ui", allowed_paths=allowed_paths(tutor))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    try:
-        url = f"http://127.0.0.1:{port}/ui/"
+    with serving(app) as base:
+        url = f"{base}/ui/"
         mine, other = Client(url, verbose=False), Client(url, verbose=False)
         assert "expensive tool" in mine.predict("big_count", '{"n": 1}', api_name="/run_tool")[0]
         assert other.predict("big_count", '{"n": 1}', api_name="/approve_tool")[0].startswith(
@@ -246,8 +234,6 @@ def test_tools_tab_approval_over_the_web_stays_in_its_browser_session(tmp_path):
             "Nothing to approve"
         )
         assert calls == ["expensive"]
-    finally:
-        server.should_exit = True
 
 
 def test_gradio_api_endpoints_are_named_and_internal_ones_private(tutor):

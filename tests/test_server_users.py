@@ -12,6 +12,7 @@ import pytest
 from fakes import FakeBackend, ScriptedRouter, make_registry
 from fastapi.testclient import TestClient
 from langgraph.checkpoint.memory import InMemorySaver
+from live_server import serving
 
 from llmtutor.agents.tutor import Tutor
 from llmtutor.errors import AuthenticationError, ConfigError
@@ -263,12 +264,8 @@ def test_quizzes_and_their_records_belong_to_their_learner(shared):
 
 
 def test_the_web_ui_asks_learners_to_sign_in_and_keeps_them_apart(tmp_path):
-    import socket
-    import threading
-    import time
 
     import gradio as gr
-    import uvicorn
     from fastapi import FastAPI
     from gradio_client import Client
 
@@ -285,17 +282,8 @@ def test_the_web_ui_asks_learners_to_sign_in_and_keeps_them_apart(tmp_path):
         allowed_paths=allowed_paths(tutor),
         auth=login(tutor.settings.users_db),
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{port}/ui/"
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    try:
+    with serving(app) as base:
+        url = f"{base}/ui/"
         with pytest.raises(ValueError):
             Client(url, auth=("ana", bo_key), verbose=False)  # a key signs in only its own learner
         with pytest.raises(ValueError):
@@ -308,8 +296,6 @@ def test_the_web_ui_asks_learners_to_sign_in_and_keeps_them_apart(tmp_path):
         bo_client = Client(url, auth=("bo", bo_key), verbose=False)
         refused = bo_client.predict("big_count", '{"n": 1}', api_name="/run_tool")[0]
         assert "expensive" in refused and calls == []  # no approval-free runs from the Tools tab
-    finally:
-        server.should_exit = True
 
 
 def test_stopping_one_conversation_leaves_the_others_running(tmp_path):

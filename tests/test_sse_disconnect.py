@@ -4,14 +4,13 @@ unfinished answer is not kept, and the server goes on serving (a real uvicorn se
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 
 import httpx
 import pytest
 from fakes import ScriptedRouter, SlowBackend, make_registry
 from langgraph.checkpoint.memory import InMemorySaver
+from live_server import serving
 
 from llmtutor.agents.tutor import Tutor
 from llmtutor.settings import Settings
@@ -22,7 +21,6 @@ QUESTION = "What is attention in transformers?"  # no tool: the model writes the
 
 @pytest.fixture()
 def served(tmp_path):
-    import uvicorn
 
     backend = SlowBackend(words=200, delay_s=0.05)  # a 10 s generation
     tutor = Tutor(
@@ -32,17 +30,8 @@ def served(tmp_path):
         router=ScriptedRouter(),
         checkpointer=InMemorySaver(),
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(tutor), port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", tutor, backend
-    server.should_exit = True
+    with serving(create_app(tutor)) as url:
+        yield url, tutor, backend
 
 
 def _events(lines) -> list[tuple[str, dict]]:
